@@ -1,0 +1,399 @@
+//! The CRM entities the portal mirrors, as typed values. Field names follow the EVI
+//! export (camelCase), so one mapping serves the import, the mirror and the API.
+
+use crate::ids::{
+    AccountNumber, ContractNumber, CustomerNumber, DocumentId, InstallationId, LoginId, MaloId,
+    MeterNumber, ProductId, RegisterCode,
+};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use time::{Date, OffsetDateTime};
+
+/// ISO 8601 calendar dates (`2026-12-01`) in serde.
+pub mod iso_date {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use time::{Date, format_description::BorrowedFormatItem, macros::format_description};
+
+    pub const FORMAT: &[BorrowedFormatItem<'static>] = format_description!("[year]-[month]-[day]");
+
+    pub fn serialize<S: Serializer>(d: &Date, s: S) -> Result<S::Ok, S::Error> {
+        let text = d.format(FORMAT).map_err(serde::ser::Error::custom)?;
+        s.serialize_str(&text)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Date, D::Error> {
+        let raw = String::deserialize(d)?;
+        Date::parse(&raw, FORMAT).map_err(|_| serde::de::Error::custom("expected a date YYYY-MM-DD"))
+    }
+
+    pub mod option {
+        use super::*;
+
+        pub fn serialize<S: Serializer>(d: &Option<Date>, s: S) -> Result<S::Ok, S::Error> {
+            match d {
+                Some(d) => super::serialize(d, s),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Date>, D::Error> {
+            match Option::<String>::deserialize(d)? {
+                None => Ok(None),
+                Some(raw) => Date::parse(&raw, FORMAT)
+                    .map(Some)
+                    .map_err(|_| serde::de::Error::custom("expected a date YYYY-MM-DD")),
+            }
+        }
+    }
+
+    pub fn format(d: Date) -> String {
+        d.format(FORMAT).unwrap_or_default()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum PartnerType {
+    Person,
+    Organization,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Address {
+    pub street: String,
+    pub house_number: String,
+    pub postal_code: String,
+    pub city: String,
+    pub country: String,
+}
+
+/// Business partner (Geschäftspartner): a person or an organisation; the customer number
+/// is its key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BusinessPartner {
+    pub partner_number: CustomerNumber,
+    pub partner_type: PartnerType,
+    pub salutation: Option<String>,
+    pub title: Option<String>,
+    pub first_name: Option<String>,
+    /// The last name of a person; the name of an organisation.
+    pub last_name: String,
+    pub address: Address,
+    pub phone: Option<String>,
+    pub mobile: Option<String>,
+    pub fax: Option<String>,
+    pub email: Option<String>,
+    pub notification_consent: bool,
+    pub account_manager: Option<String>,
+}
+
+impl BusinessPartner {
+    /// The name a customer types to identify himself: last name, or the organisation's name.
+    pub fn identifying_name(&self) -> &str {
+        &self.last_name
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum PaymentMethod {
+    SepaDirectDebit,
+    BankTransfer,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BankAccount {
+    pub holder: String,
+    pub iban: String,
+    pub bic: Option<String>,
+    pub bank_name: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SepaMandate {
+    pub reference: String,
+    pub status: String,
+    #[serde(with = "iso_date")]
+    pub signed_on: Date,
+    pub creditor_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BillRecipient {
+    pub name: String,
+    pub address: Address,
+}
+
+/// Contract account (Vertragskonto) as exported, bank details included.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ContractAccount {
+    pub account_number: AccountNumber,
+    pub partner_number: CustomerNumber,
+    pub billing_address: Address,
+    pub bill_recipient: Option<BillRecipient>,
+    pub payment_method: PaymentMethod,
+    pub bank_account: Option<BankAccount>,
+    pub payout_account: Option<BankAccount>,
+    pub mandate: Option<SepaMandate>,
+}
+
+/// Bank details of one contract account (Bankverbindung), mirrored on their own so that
+/// reading an account's address never reads its IBAN.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BankDetails {
+    pub partner_number: CustomerNumber,
+    pub account_number: AccountNumber,
+    pub payment_method: PaymentMethod,
+    pub bank_account: Option<BankAccount>,
+    pub payout_account: Option<BankAccount>,
+    pub mandate: Option<SepaMandate>,
+}
+
+/// Contract account as mirrored: the account without its bank details.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContractAccountRecord {
+    pub partner_number: CustomerNumber,
+    pub account_number: AccountNumber,
+    pub billing_address: Address,
+    pub bill_recipient: Option<BillRecipient>,
+}
+
+/// Consumption point (Verbrauchsstelle) with its market location id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConsumptionPoint {
+    pub malo_id: MaloId,
+    pub address: Address,
+}
+
+/// Contract (Vertrag).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Contract {
+    pub contract_number: ContractNumber,
+    pub account_number: AccountNumber,
+    pub product_id: ProductId,
+    #[serde(with = "iso_date")]
+    pub start_date: Date,
+    #[serde(with = "iso_date::option", default)]
+    pub end_date: Option<Date>,
+    pub installation_id: InstallationId,
+    pub consumption_point: ConsumptionPoint,
+}
+
+/// Installation (Anlage); its account is the "Anlagenkonto".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Installation {
+    pub installation_id: InstallationId,
+    pub contract_number: ContractNumber,
+    pub meter_numbers: Vec<MeterNumber>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Commodity {
+    Electricity,
+    Gas,
+    Water,
+    Heat,
+}
+
+/// One register of a meter: single-tariff, or HT / NT.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Register {
+    pub code: RegisterCode,
+    pub obis: String,
+    /// Digits before the decimal point: the meter rolls over at 10^digits.
+    pub digits: u32,
+    /// Decimal places the register shows.
+    pub decimals: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ReadingSource {
+    Customer,
+    NetworkOperator,
+    Estimated,
+    Supplier,
+}
+
+/// The latest reading of one register.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LastReading {
+    pub register: RegisterCode,
+    #[serde(with = "iso_date")]
+    pub date: Date,
+    pub value: Decimal,
+    pub source: ReadingSource,
+}
+
+/// Meter (Zähler) with its registers and, in the mirror, the last reading per register.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Meter {
+    pub meter_number: MeterNumber,
+    pub installation_id: InstallationId,
+    pub commodity: Commodity,
+    pub unit: String,
+    pub registers: Vec<Register>,
+}
+
+/// A meter as the mirror stores it: owner, installation, contract and last readings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MeterRecord {
+    pub partner_number: CustomerNumber,
+    pub contract_number: ContractNumber,
+    #[serde(flatten)]
+    pub meter: Meter,
+    #[serde(default)]
+    pub last_readings: Vec<LastReading>,
+}
+
+impl MeterRecord {
+    pub fn last_reading(&self, register: &RegisterCode) -> Option<&LastReading> {
+        self.last_readings.iter().find(|r| &r.register == register)
+    }
+}
+
+/// Meter reading (Zählerstand).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MeterReading {
+    pub meter_number: MeterNumber,
+    pub register: RegisterCode,
+    #[serde(with = "iso_date")]
+    pub date: Date,
+    pub value: Decimal,
+    pub source: ReadingSource,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum InstallmentStatus {
+    Open,
+    InProgress,
+    Paid,
+    Overdue,
+    Cancelled,
+}
+
+/// Installment (Abschlag).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Installment {
+    #[serde(with = "iso_date")]
+    pub due_date: Date,
+    pub amount: Decimal,
+    pub status: InstallmentStatus,
+}
+
+/// Installment plan (Abschlagsplan) of a contract account.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct InstallmentPlan {
+    pub account_number: AccountNumber,
+    pub amount: Decimal,
+    pub currency: String,
+    pub due_day: u8,
+    #[serde(with = "iso_date")]
+    pub valid_from: Date,
+    pub change_locked: bool,
+    pub change_locked_reason: Option<String>,
+    pub installments: Vec<Installment>,
+}
+
+/// Document (Dokument) in the customer's inbox; the file itself is not part of the record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Document {
+    pub document_id: DocumentId,
+    pub partner_number: CustomerNumber,
+    pub account_number: Option<AccountNumber>,
+    pub category: String,
+    #[serde(with = "iso_date")]
+    pub date: Date,
+    pub title: String,
+    pub file_name: String,
+    pub media_type: String,
+}
+
+/// Product (Produkt). Prices are decimals; the low-tariff price only for HT/NT products.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Product {
+    pub product_id: ProductId,
+    pub name: String,
+    pub commodity: Commodity,
+    pub customer_type: String,
+    pub base_price_per_year: Decimal,
+    pub unit_price: Decimal,
+    #[serde(default)]
+    pub unit_price_low: Option<Decimal>,
+    pub unit: String,
+    #[serde(with = "iso_date::option", default)]
+    pub price_guarantee_until: Option<Date>,
+}
+
+/// One value of a code list (Schlüsselwert).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CodeValue {
+    pub list_name: String,
+    pub key: String,
+    pub label: String,
+    /// Department a message with this reason is routed to (message reasons only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route_to: Option<String>,
+}
+
+/// Status of a portal login as EVI knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LoginStatus {
+    #[serde(rename = "AKTIV")]
+    Active,
+    #[serde(rename = "GELÖSCHT")]
+    Deleted,
+    /// Waiting for approval by the CRM.
+    #[serde(rename = "AUSSTEHEND")]
+    Pending,
+    #[serde(rename = "GESPERRT")]
+    Locked,
+}
+
+/// Portal login (Portal-Login).
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PortalLogin {
+    pub login_id: LoginId,
+    pub username: String,
+    pub email: String,
+    pub status: LoginStatus,
+    pub partner_numbers: Vec<CustomerNumber>,
+    pub must_change_password: bool,
+    pub password_hash: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+impl std::fmt::Debug for PortalLogin {
+    // The hash stays out of every log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PortalLogin")
+            .field("login_id", &self.login_id)
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
+}

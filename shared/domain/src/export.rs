@@ -1,0 +1,367 @@
+//! The EVI export (`evi-export/1`): parsed and validated whole into a [`MirrorSnapshot`]
+//! before anything is written, so that a bad record stops the import with an error naming
+//! it (entity, key, field) and nothing is half-written.
+
+use crate::entities::*;
+use crate::ids::{AccountNumber, ContractNumber, CustomerNumber, InstallationId, MeterNumber};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+pub const FORMAT: &str = "evi-export/1";
+
+/// An entity together with the customer it belongs to: the mirror keys every customer's
+/// items by customer number, so that one customer's items of a table are one query.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Owned<T> {
+    pub partner_number: CustomerNumber,
+    #[serde(flatten)]
+    pub entity: T,
+}
+
+/// Everything an export holds, validated and with ownership resolved.
+#[derive(Debug, Clone, Default)]
+pub struct MirrorSnapshot {
+    pub partners: Vec<BusinessPartner>,
+    pub accounts: Vec<ContractAccountRecord>,
+    pub bank_details: Vec<BankDetails>,
+    pub contracts: Vec<Owned<Contract>>,
+    pub installations: Vec<Owned<Installation>>,
+    pub meters: Vec<MeterRecord>,
+    pub readings: Vec<MeterReading>,
+    pub installment_plans: Vec<Owned<InstallmentPlan>>,
+    pub documents: Vec<Document>,
+    pub products: Vec<Product>,
+    pub code_values: Vec<CodeValue>,
+    pub logins: Vec<PortalLogin>,
+}
+
+/// A record the import refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{entity} {key}: field `{field}`: {message}")]
+pub struct ImportError {
+    pub entity: &'static str,
+    pub key: String,
+    pub field: String,
+    pub message: String,
+}
+
+impl ImportError {
+    fn new(entity: &'static str, key: impl Into<String>, field: &str, message: impl Into<String>) -> Self {
+        Self { entity, key: key.into(), field: field.to_owned(), message: message.into() }
+    }
+}
+
+/// Parses an export document.
+pub fn parse_export(json: &str) -> Result<MirrorSnapshot, ImportError> {
+    let doc: Value = serde_json::from_str(json)
+        .map_err(|e| ImportError::new("export", "-", "-", format!("not JSON: {e}")))?;
+    let format = doc.get("format").and_then(Value::as_str).unwrap_or_default();
+    if format != FORMAT {
+        return Err(ImportError::new("export", "-", "format", format!("expected \"{FORMAT}\", got \"{format}\"")));
+    }
+    Snapshot::build(&doc)
+}
+
+fn records<T: DeserializeOwned>(doc: &Value, list: &str, entity: &'static str, key_field: &str) -> Result<Vec<T>, ImportError> {
+    let Some(items) = doc.get(list) else {
+        return Ok(Vec::new());
+    };
+    let items = items
+        .as_array()
+        .ok_or_else(|| ImportError::new(entity, "-", list, "expected an array"))?;
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            serde_path_to_error::deserialize(item).map_err(|e| {
+                let key = item
+                    .get(key_field)
+                    .and_then(Value::as_str)
+                    .map_or_else(|| format!("#{i}"), str::to_owned);
+                let message = e.inner().to_string();
+                ImportError::new(entity, key, &e.path().to_string(), message)
+            })
+        })
+        .collect()
+}
+
+fn unique<'a>(entity: &'static str, field: &str, keys: impl Iterator<Item = &'a str>) -> Result<(), ImportError> {
+    let mut seen = HashSet::new();
+    for key in keys {
+        if !seen.insert(key) {
+            return Err(ImportError::new(entity, key, field, "appears more than once"));
+        }
+    }
+    Ok(())
+}
+
+struct Snapshot;
+
+impl Snapshot {
+    fn build(doc: &Value) -> Result<MirrorSnapshot, ImportError> {
+        let partners: Vec<BusinessPartner> = records(doc, "businessPartners", "businessPartner", "partnerNumber")?;
+        let accounts: Vec<ContractAccount> = records(doc, "contractAccounts", "contractAccount", "accountNumber")?;
+        let contracts: Vec<Contract> = records(doc, "contracts", "contract", "contractNumber")?;
+        let installations: Vec<Installation> = records(doc, "installations", "installation", "installationId")?;
+        let meters: Vec<Meter> = records(doc, "meters", "meter", "meterNumber")?;
+        let readings: Vec<MeterReading> = records(doc, "meterReadings", "meterReading", "meterNumber")?;
+        let plans: Vec<InstallmentPlan> = records(doc, "installmentPlans", "installmentPlan", "accountNumber")?;
+        let documents: Vec<Document> = records(doc, "documents", "document", "documentId")?;
+        let products: Vec<Product> = records(doc, "products", "product", "productId")?;
+        let logins: Vec<PortalLogin> = records(doc, "portalLogins", "portalLogin", "loginId")?;
+
+        unique("businessPartner", "partnerNumber", partners.iter().map(|p| p.partner_number.as_str()))?;
+        unique("contractAccount", "accountNumber", accounts.iter().map(|a| a.account_number.as_str()))?;
+        unique("contract", "contractNumber", contracts.iter().map(|c| c.contract_number.as_str()))?;
+        unique("installation", "installationId", installations.iter().map(|i| i.installation_id.as_str()))?;
+        unique("meter", "meterNumber", meters.iter().map(|m| m.meter_number.as_str()))?;
+        unique("installmentPlan", "accountNumber", plans.iter().map(|p| p.account_number.as_str()))?;
+        unique("document", "documentId", documents.iter().map(|d| d.document_id.as_str()))?;
+        unique("product", "productId", products.iter().map(|p| p.product_id.as_str()))?;
+        unique("portalLogin", "loginId", logins.iter().map(|l| l.login_id.as_str()))?;
+        unique("portalLogin", "username", logins.iter().map(|l| l.username.as_str()))?;
+
+        let partner_set: HashSet<&CustomerNumber> = partners.iter().map(|p| &p.partner_number).collect();
+        let product_set: HashSet<&str> = products.iter().map(|p| p.product_id.as_str()).collect();
+
+        let mut account_owner: HashMap<AccountNumber, CustomerNumber> = HashMap::new();
+        let mut account_records = Vec::new();
+        let mut bank_details = Vec::new();
+        for a in accounts {
+            let key = a.account_number.to_string();
+            if !partner_set.contains(&a.partner_number) {
+                return Err(ImportError::new("contractAccount", key, "partnerNumber", "unknown business partner"));
+            }
+            if a.payment_method == PaymentMethod::SepaDirectDebit && (a.bank_account.is_none() || a.mandate.is_none()) {
+                return Err(ImportError::new("contractAccount", key, "bankAccount", "direct debit needs a bank account and a mandate"));
+            }
+            for (field, account) in [("bankAccount", &a.bank_account), ("payoutAccount", &a.payout_account)] {
+                if let Some(acc) = account
+                    && !iban_is_valid(&acc.iban)
+                {
+                    return Err(ImportError::new("contractAccount", key, &format!("{field}.iban"), "not a valid IBAN"));
+                }
+            }
+            account_owner.insert(a.account_number.clone(), a.partner_number.clone());
+            account_records.push(ContractAccountRecord {
+                partner_number: a.partner_number.clone(),
+                account_number: a.account_number.clone(),
+                billing_address: a.billing_address,
+                bill_recipient: a.bill_recipient,
+            });
+            bank_details.push(BankDetails {
+                partner_number: a.partner_number,
+                account_number: a.account_number,
+                payment_method: a.payment_method,
+                bank_account: a.bank_account,
+                payout_account: a.payout_account,
+                mandate: a.mandate,
+            });
+        }
+
+        let mut contract_owner: HashMap<ContractNumber, (CustomerNumber, InstallationId)> = HashMap::new();
+        let mut owned_contracts = Vec::new();
+        for c in contracts {
+            let key = c.contract_number.to_string();
+            let owner = account_owner
+                .get(&c.account_number)
+                .ok_or_else(|| ImportError::new("contract", &key, "accountNumber", "unknown contract account"))?;
+            if !product_set.contains(c.product_id.as_str()) {
+                return Err(ImportError::new("contract", key, "productId", "unknown product"));
+            }
+            if c.end_date.is_some_and(|end| end < c.start_date) {
+                return Err(ImportError::new("contract", key, "endDate", "ends before it starts"));
+            }
+            contract_owner.insert(c.contract_number.clone(), (owner.clone(), c.installation_id.clone()));
+            owned_contracts.push(Owned { partner_number: owner.clone(), entity: c });
+        }
+
+        let mut installation_owner: HashMap<InstallationId, (CustomerNumber, ContractNumber)> = HashMap::new();
+        let mut owned_installations = Vec::new();
+        for i in installations {
+            let key = i.installation_id.to_string();
+            let (owner, contract_installation) = contract_owner
+                .get(&i.contract_number)
+                .ok_or_else(|| ImportError::new("installation", &key, "contractNumber", "unknown contract"))?;
+            if contract_installation != &i.installation_id {
+                return Err(ImportError::new("installation", key, "contractNumber", "the contract names another installation"));
+            }
+            installation_owner.insert(i.installation_id.clone(), (owner.clone(), i.contract_number.clone()));
+            owned_installations.push(Owned { partner_number: owner.clone(), entity: i });
+        }
+
+        let mut meter_records: BTreeMap<MeterNumber, MeterRecord> = BTreeMap::new();
+        for m in meters {
+            let key = m.meter_number.to_string();
+            let (owner, contract) = installation_owner
+                .get(&m.installation_id)
+                .ok_or_else(|| ImportError::new("meter", &key, "installationId", "unknown installation"))?;
+            if m.registers.is_empty() {
+                return Err(ImportError::new("meter", key, "registers", "a meter has at least one register"));
+            }
+            unique("meter", "registers.code", m.registers.iter().map(|r| r.code.as_str()))
+                .map_err(|e| ImportError { key: key.clone(), ..e })?;
+            if let Some(r) = m.registers.iter().find(|r| !(1..=12).contains(&r.digits) || r.decimals > 6) {
+                return Err(ImportError::new("meter", key, "registers", format!("register {} has implausible digits/decimals", r.code)));
+            }
+            meter_records.insert(
+                m.meter_number.clone(),
+                MeterRecord { partner_number: owner.clone(), contract_number: contract.clone(), meter: m, last_readings: Vec::new() },
+            );
+        }
+
+        for r in &readings {
+            let key = format!("{}/{}/{}", r.meter_number, r.register, iso_date::format(r.date));
+            let meter = meter_records
+                .get_mut(&r.meter_number)
+                .ok_or_else(|| ImportError::new("meterReading", &key, "meterNumber", "unknown meter"))?;
+            let Some(register) = meter.meter.registers.iter().find(|g| g.code == r.register) else {
+                return Err(ImportError::new("meterReading", key, "register", "the meter has no such register"));
+            };
+            if r.value.is_sign_negative() || r.value.scale() > register.decimals {
+                return Err(ImportError::new("meterReading", key, "value", "negative or more decimals than the register shows"));
+            }
+            let newer = meter.last_reading(&r.register).is_none_or(|last| r.date >= last.date);
+            if newer {
+                meter.last_readings.retain(|l| l.register != r.register);
+                meter.last_readings.push(LastReading { register: r.register.clone(), date: r.date, value: r.value, source: r.source });
+            }
+        }
+
+        let mut owned_plans = Vec::new();
+        for p in plans {
+            let owner = account_owner
+                .get(&p.account_number)
+                .ok_or_else(|| ImportError::new("installmentPlan", p.account_number.to_string(), "accountNumber", "unknown contract account"))?;
+            owned_plans.push(Owned { partner_number: owner.clone(), entity: p });
+        }
+
+        for d in &documents {
+            if !partner_set.contains(&d.partner_number) {
+                return Err(ImportError::new("document", d.document_id.to_string(), "partnerNumber", "unknown business partner"));
+            }
+            if let Some(acc) = &d.account_number
+                && account_owner.get(acc) != Some(&d.partner_number)
+            {
+                return Err(ImportError::new("document", d.document_id.to_string(), "accountNumber", "not an account of this partner"));
+            }
+        }
+
+        for l in &logins {
+            if let Some(p) = l.partner_numbers.iter().find(|p| !partner_set.contains(p)) {
+                return Err(ImportError::new("portalLogin", l.login_id.to_string(), "partnerNumbers", format!("unknown business partner {p}")));
+            }
+        }
+
+        let code_values = code_lists(doc)?;
+
+        Ok(MirrorSnapshot {
+            partners,
+            accounts: account_records,
+            bank_details,
+            contracts: owned_contracts,
+            installations: owned_installations,
+            meters: meter_records.into_values().collect(),
+            readings,
+            installment_plans: owned_plans,
+            documents,
+            products,
+            code_values,
+            logins,
+        })
+    }
+}
+
+fn code_lists(doc: &Value) -> Result<Vec<CodeValue>, ImportError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    struct Entry {
+        key: String,
+        label: String,
+        #[serde(default)]
+        route_to: Option<String>,
+    }
+    let Some(lists) = doc.get("codeLists") else {
+        return Ok(Vec::new());
+    };
+    let lists = lists
+        .as_object()
+        .ok_or_else(|| ImportError::new("codeList", "-", "codeLists", "expected an object"))?;
+    let mut values = Vec::new();
+    for (name, entries) in lists {
+        let entries: Vec<Entry> = serde_path_to_error::deserialize(entries)
+            .map_err(|e| ImportError::new("codeList", name, &e.path().to_string(), e.inner().to_string()))?;
+        unique("codeList", "key", entries.iter().map(|e| e.key.as_str())).map_err(|e| ImportError { key: format!("{name}/{}", e.key), ..e })?;
+        for e in entries {
+            if e.key.trim().is_empty() || e.label.trim().is_empty() {
+                return Err(ImportError::new("codeList", name, "key", "empty key or label"));
+            }
+            values.push(CodeValue { list_name: name.clone(), key: e.key, label: e.label, route_to: e.route_to });
+        }
+    }
+    Ok(values)
+}
+
+/// ISO 13616: country, length for the country and mod-97 check digits (`iban_validate`).
+pub fn iban_is_valid(raw: &str) -> bool {
+    let compact: String = raw.chars().filter(|c| !c.is_whitespace()).collect();
+    compact.to_ascii_uppercase().parse::<iban::Iban>().is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DEMO: &str = include_str!("../../../fixtures/crm-demo.json");
+
+    #[test]
+    fn the_demo_export_is_valid() {
+        let s = parse_export(DEMO).unwrap();
+        assert_eq!(s.partners.len(), 5);
+        assert_eq!(s.meters.len(), 6);
+        assert_eq!(s.logins.len(), 3);
+        let erika = s.meters.iter().find(|m| m.meter.meter_number.as_str() == "1EMH0012345678").unwrap();
+        assert_eq!(erika.partner_number.as_str(), "1000001");
+        assert_eq!(erika.last_readings.len(), 2);
+        let gas = s.meters.iter().find(|m| m.meter.meter_number.as_str() == "7ELS8135012345").unwrap();
+        assert_eq!(gas.last_readings[0].value.to_string(), "5532.275");
+        assert!(s.code_values.iter().any(|c| c.list_name == "messageReasons" && c.route_to.as_deref() == Some("messwesen")));
+    }
+
+    fn broken(edit: impl FnOnce(&mut Value)) -> ImportError {
+        let mut doc: Value = serde_json::from_str(DEMO).unwrap();
+        edit(&mut doc);
+        parse_export(&doc.to_string()).unwrap_err()
+    }
+
+    #[test]
+    fn a_bad_record_is_named_by_entity_key_and_field() {
+        let e = broken(|d| d["contracts"][2]["consumptionPoint"]["maloId"] = "53456789018".into());
+        assert_eq!((e.entity, e.key.as_str(), e.field.as_str()), ("contract", "5000003", "consumptionPoint.maloId"));
+
+        let e = broken(|d| d["meterReadings"][0]["register"] = "XX".into());
+        assert_eq!((e.entity, e.field.as_str()), ("meterReading", "register"));
+
+        let e = broken(|d| d["businessPartners"][1]["address"].as_object_mut().unwrap().remove("city").map(drop).unwrap());
+        assert_eq!((e.entity, e.key.as_str(), e.field.as_str()), ("businessPartner", "1000002", "address"));
+        assert!(e.message.contains("city"), "{e}");
+
+        let e = broken(|d| d["contractAccounts"][0]["bankAccount"]["iban"] = "DE89370400440532013001".into());
+        assert_eq!((e.entity, e.key.as_str(), e.field.as_str()), ("contractAccount", "800000001", "bankAccount.iban"));
+
+        let e = broken(|d| d["format"] = "evi-export/9".into());
+        assert_eq!(e.field, "format");
+    }
+
+    #[test]
+    fn iban_check_digits() {
+        assert!(iban_is_valid("DE89 3704 0044 0532 0130 00"));
+        assert!(iban_is_valid("de89370400440532013000"));
+        assert!(!iban_is_valid("DE89370400440532013001"));
+        assert!(!iban_is_valid("DE8937040044053201300"));
+        assert!(iban_is_valid("GB82WEST12345698765432"));
+    }
+}

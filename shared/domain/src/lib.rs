@@ -1,0 +1,18 @@
+//! The portal's domain: CRM entities as typed values, the rules that decide every
+//! customer request, and the ports through which the rules reach storage and messaging.
+//!
+//! Nothing here knows about AWS or HTTP. Values are parsed at the edge into the types
+//! below (`CustomerNumber`, `MeterValue`, `MaloId`, …), so an invalid value cannot exist
+//! past it.
+
+pub mod clock;
+pub mod entities;
+pub mod export;
+pub mod ids;
+pub mod meter_reading;
+pub mod names;
+pub mod plausibility;
+pub mod ports;
+pub mod requests;
+
+pub mod memory;

@@ -1,0 +1,95 @@
+//! In-memory adapters of the ports, for fast handler and rule tests.
+
+use crate::entities::{BusinessPartner, Contract, MeterRecord};
+use crate::export::{MirrorSnapshot, Owned};
+use crate::ids::{CustomerNumber, MeterNumber};
+use crate::ports::{AttemptLimiter, CustomerDirectory, RequestWriter, StoreError};
+use crate::requests::{CommitReceipt, CustomerRequest, IdempotencyScope, StoredAnswer, WriteError};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The mirror, from a snapshot.
+#[derive(Debug, Clone)]
+pub struct MemoryDirectory(Arc<MirrorSnapshot>);
+
+impl MemoryDirectory {
+    pub fn new(snapshot: MirrorSnapshot) -> Self {
+        Self(Arc::new(snapshot))
+    }
+}
+
+impl CustomerDirectory for MemoryDirectory {
+    async fn partner(&self, customer: &CustomerNumber) -> Result<Option<BusinessPartner>, StoreError> {
+        Ok(self.0.partners.iter().find(|p| &p.partner_number == customer).cloned())
+    }
+
+    async fn contracts(&self, customer: &CustomerNumber) -> Result<Vec<Owned<Contract>>, StoreError> {
+        Ok(self.0.contracts.iter().filter(|c| &c.partner_number == customer).cloned().collect())
+    }
+
+    async fn meters(&self, customer: &CustomerNumber) -> Result<Vec<MeterRecord>, StoreError> {
+        Ok(self.0.meters.iter().filter(|m| &m.partner_number == customer).cloned().collect())
+    }
+
+    async fn meter(&self, customer: &CustomerNumber, meter: &MeterNumber) -> Result<Option<MeterRecord>, StoreError> {
+        Ok(self.0.meters.iter().find(|m| &m.partner_number == customer && &m.meter.meter_number == meter).cloned())
+    }
+}
+
+/// Attempt counters in a map.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryLimiter(Arc<Mutex<HashMap<String, u32>>>);
+
+impl MemoryLimiter {
+    pub fn total(&self) -> u32 {
+        lock(&self.0).values().sum()
+    }
+}
+
+impl AttemptLimiter for MemoryLimiter {
+    async fn failures(&self, window_key: &str) -> Result<u32, StoreError> {
+        Ok(lock(&self.0).get(window_key).copied().unwrap_or(0))
+    }
+
+    async fn record_failure(&self, window_key: &str, _expires_at_epoch: i64) -> Result<u32, StoreError> {
+        let mut map = lock(&self.0);
+        let n = map.entry(window_key.to_owned()).or_insert(0);
+        *n += 1;
+        Ok(*n)
+    }
+}
+
+/// A write path that keeps committed requests in memory.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryWriter {
+    committed: Arc<Mutex<Vec<CustomerRequest>>>,
+    answers: Arc<Mutex<HashMap<String, StoredAnswer>>>,
+}
+
+impl MemoryWriter {
+    pub fn committed(&self) -> Vec<CustomerRequest> {
+        lock(&self.committed).clone()
+    }
+}
+
+impl RequestWriter for MemoryWriter {
+    async fn find_answer(&self, scope: &IdempotencyScope) -> Result<Option<StoredAnswer>, StoreError> {
+        Ok(lock(&self.answers).get(scope.as_str()).cloned())
+    }
+
+    async fn commit(&self, request: CustomerRequest) -> Result<CommitReceipt, WriteError> {
+        if let (Some(claim), Some(answer)) = (&request.idempotency, request.stored_answer()) {
+            let mut answers = lock(&self.answers);
+            if answers.contains_key(claim.scope.as_str()) {
+                return Err(WriteError::IdempotencyKeyTaken);
+            }
+            answers.insert(claim.scope.as_str().to_owned(), answer);
+        }
+        lock(&self.committed).push(request);
+        Ok(CommitReceipt { message_sent: true })
+    }
+}

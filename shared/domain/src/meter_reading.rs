@@ -1,0 +1,425 @@
+//! Capability 6, anonymous part: a customer identifies himself with customer number and
+//! last name, sees his consumption points and meters with their last readings, and
+//! submits a reading (Zählerstandsmeldung).
+
+use crate::clock::Clock;
+use crate::entities::{Address, BusinessPartner, Commodity, LastReading, MeterRecord, ReadingSource, iso_date};
+use crate::ids::{ContractNumber, CustomerNumber, IdempotencyKey, InstallationId, MaloId, MeterNumber, RegisterCode, RequestId};
+use crate::names::names_match;
+use crate::plausibility::{AcceptedValue, ReadingPolicy, RuleViolation, SubmittedValue, check_reading};
+use crate::ports::{AttemptLimiter, CustomerDirectory, RequestWriter, StoreError};
+use crate::requests::{
+    Activity, ActivityOwner, Channel, CustomerRequest, IdempotencyClaim, IdempotencyScope, RequestKind, WriteError,
+};
+use rust_decimal::Decimal;
+use serde::Serialize;
+use serde_json::{Value, json};
+use time::{Date, OffsetDateTime};
+
+/// Customer number and name as typed by the customer.
+#[derive(Debug, Clone)]
+pub struct Identification {
+    pub customer: CustomerNumber,
+    pub name: String,
+}
+
+/// An anonymous reading submission, parsed.
+#[derive(Debug, Clone)]
+pub struct AnonymousReading {
+    pub identification: Identification,
+    pub meter: MeterNumber,
+    pub reading_date: Date,
+    pub values: Vec<SubmittedValue>,
+    /// The client's key and the fingerprint of the request body.
+    pub idempotency: Option<(IdempotencyKey, String)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MeterReadingError {
+    /// Unknown customer number or a name that does not match: one answer for both.
+    #[error("customer number and name do not match")]
+    NotIdentified,
+    #[error("too many failed attempts for this customer number")]
+    TooManyAttempts,
+    #[error("no such meter for this customer")]
+    MeterNotFound,
+    #[error("the reading is not plausible")]
+    Implausible(Vec<RuleViolation>),
+    #[error("the idempotency key was used for another request")]
+    IdempotencyKeyReused,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Configuration of the anonymous capability.
+#[derive(Debug, Clone, Copy)]
+pub struct AnonymousPolicy {
+    /// Failed identifications allowed per customer number and hour.
+    pub attempts_per_hour: u32,
+    pub readings: ReadingPolicy,
+}
+
+impl Default for AnonymousPolicy {
+    fn default() -> Self {
+        Self { attempts_per_hour: 10, readings: ReadingPolicy::default() }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LastReadingView {
+    #[serde(with = "iso_date")]
+    pub date: Date,
+    pub value: Decimal,
+    pub source: ReadingSource,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RegisterView {
+    pub code: RegisterCode,
+    pub obis: String,
+    pub digits: u32,
+    pub decimals: u32,
+    pub last_reading: Option<LastReadingView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MeterView {
+    pub meter_number: MeterNumber,
+    pub commodity: Commodity,
+    pub unit: String,
+    pub registers: Vec<RegisterView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsumptionPointView {
+    pub contract_number: ContractNumber,
+    pub installation_id: InstallationId,
+    pub malo_id: MaloId,
+    pub address: Address,
+    pub meters: Vec<MeterView>,
+}
+
+/// What the lookup shows before the form is filled.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LookupView {
+    pub customer_number: CustomerNumber,
+    pub consumption_points: Vec<ConsumptionPointView>,
+}
+
+fn last_reading_view(last: &LastReading) -> LastReadingView {
+    LastReadingView { date: last.date, value: last.value, source: last.source }
+}
+
+fn meter_view(m: &MeterRecord) -> MeterView {
+    MeterView {
+        meter_number: m.meter.meter_number.clone(),
+        commodity: m.meter.commodity,
+        unit: m.meter.unit.clone(),
+        registers: m
+            .meter
+            .registers
+            .iter()
+            .map(|r| RegisterView {
+                code: r.code.clone(),
+                obis: r.obis.clone(),
+                digits: r.digits,
+                decimals: r.decimals,
+                last_reading: m.last_reading(&r.code).map(last_reading_view),
+            })
+            .collect(),
+    }
+}
+
+const IDENTIFICATION_SCOPE: &str = "anonymous-identification";
+const SUBMIT_OPERATION: &str = "anonymous-meter-reading";
+
+pub struct MeterReadingService<D, L, W, C> {
+    pub directory: D,
+    pub limiter: L,
+    pub writer: W,
+    pub clock: C,
+    pub policy: AnonymousPolicy,
+}
+
+impl<D: CustomerDirectory, L: AttemptLimiter, W: RequestWriter, C: Clock> MeterReadingService<D, L, W, C> {
+    fn window_key(&self, customer: &CustomerNumber) -> (String, i64) {
+        let now = self.clock.now();
+        let hour = now.unix_timestamp().div_euclid(3600);
+        (format!("{IDENTIFICATION_SCOPE}#{customer}#{hour}"), (hour + 2) * 3600)
+    }
+
+    /// Decides the identification from what one round of reads returned.
+    async fn identify(
+        &self,
+        who: &Identification,
+        failures: Result<u32, StoreError>,
+        partner: Result<Option<BusinessPartner>, StoreError>,
+    ) -> Result<BusinessPartner, MeterReadingError> {
+        if failures? >= self.policy.attempts_per_hour {
+            return Err(MeterReadingError::TooManyAttempts);
+        }
+        match partner? {
+            Some(p) if names_match(&who.name, p.identifying_name()) => Ok(p),
+            _ => {
+                let (key, expires) = self.window_key(&who.customer);
+                self.limiter.record_failure(&key, expires).await?;
+                Err(MeterReadingError::NotIdentified)
+            }
+        }
+    }
+
+    /// Consumption points, meters, registers and last readings of an identified customer.
+    pub async fn lookup(&self, who: &Identification) -> Result<LookupView, MeterReadingError> {
+        let (key, _) = self.window_key(&who.customer);
+        let (failures, partner, contracts, meters) = futures::join!(
+            self.limiter.failures(&key),
+            self.directory.partner(&who.customer),
+            self.directory.contracts(&who.customer),
+            self.directory.meters(&who.customer),
+        );
+        self.identify(who, failures, partner).await?;
+        let (contracts, meters) = (contracts?, meters?);
+        let today = self.clock.today();
+        let consumption_points = contracts
+            .iter()
+            .map(|c| &c.entity)
+            .filter(|c| c.end_date.is_none_or(|end| end >= today))
+            .map(|c| ConsumptionPointView {
+                contract_number: c.contract_number.clone(),
+                installation_id: c.installation_id.clone(),
+                malo_id: c.consumption_point.malo_id.clone(),
+                address: c.consumption_point.address.clone(),
+                meters: meters.iter().filter(|m| m.meter.installation_id == c.installation_id).map(meter_view).collect(),
+            })
+            .collect();
+        Ok(LookupView { customer_number: who.customer.clone(), consumption_points })
+    }
+
+    /// Checks and records a reading; returns the answer for the client (the first answer
+    /// again for a retry with the same idempotency key).
+    pub async fn submit(&self, reading: AnonymousReading) -> Result<Value, MeterReadingError> {
+        let who = &reading.identification;
+        let claim = reading.idempotency.as_ref().map(|(key, fingerprint)| IdempotencyClaim {
+            scope: IdempotencyScope::new(SUBMIT_OPERATION, who.customer.as_str(), key),
+            fingerprint: fingerprint.clone(),
+        });
+        let (window, _) = self.window_key(&who.customer);
+        let earlier = async {
+            match &claim {
+                Some(c) => self.writer.find_answer(&c.scope).await,
+                None => Ok(None),
+            }
+        };
+        let (earlier, failures, partner, meter) = futures::join!(
+            earlier,
+            self.limiter.failures(&window),
+            self.directory.partner(&who.customer),
+            self.directory.meter(&who.customer, &reading.meter),
+        );
+        if let (Some(answer), Some(claim)) = (earlier?, &claim) {
+            return replay(answer.fingerprint == claim.fingerprint, answer.body);
+        }
+        let partner = self.identify(who, failures, partner).await?;
+        let meter = meter?.ok_or(MeterReadingError::MeterNotFound)?;
+
+        let accepted = check_reading(&meter, reading.reading_date, &reading.values, self.clock.today(), &self.policy.readings)
+            .map_err(MeterReadingError::Implausible)?;
+
+        let request = reading_request(&partner, &meter, reading.reading_date, &accepted, claim, self.clock.now(), Channel::PortalAnonymous);
+        let answer = request.answer.clone();
+        let scope = request.idempotency.as_ref().map(|c| (c.scope.clone(), c.fingerprint.clone()));
+        match self.writer.commit(request).await {
+            Ok(_) => Ok(answer),
+            // A concurrent retry committed first: answer as it was answered.
+            Err(WriteError::IdempotencyKeyTaken) => {
+                let (scope, fingerprint) = scope.ok_or_else(|| StoreError("idempotency conflict without a key".into()))?;
+                let stored = self.writer.find_answer(&scope).await?.ok_or_else(|| StoreError("claimed idempotency key has no answer".into()))?;
+                replay(stored.fingerprint == fingerprint, stored.body)
+            }
+            Err(WriteError::Store(e)) => Err(e.into()),
+        }
+    }
+}
+
+fn replay(same_body: bool, body: Value) -> Result<Value, MeterReadingError> {
+    if same_body { Ok(body) } else { Err(MeterReadingError::IdempotencyKeyReused) }
+}
+
+/// The write of one reading: record, activities at the customer and the installation,
+/// message payload and the client's answer.
+pub fn reading_request(
+    partner: &BusinessPartner,
+    meter: &MeterRecord,
+    reading_date: Date,
+    accepted: &[AcceptedValue],
+    idempotency: Option<IdempotencyClaim>,
+    now: OffsetDateTime,
+    channel: Channel,
+) -> CustomerRequest {
+    let request_id = RequestId::new_random();
+    let date = iso_date::format(reading_date);
+    let registers: Vec<Value> = accepted
+        .iter()
+        .map(|v| {
+            let obis = meter.meter.registers.iter().find(|r| r.code == v.register).map(|r| r.obis.clone());
+            json!({
+                "register": v.register,
+                "obis": obis,
+                "value": v.value,
+                "consumption": v.consumption,
+                "rollover": v.rollover,
+            })
+        })
+        .collect();
+    let record = json!({
+        "meterNumber": meter.meter.meter_number,
+        "installationId": meter.meter.installation_id,
+        "contractNumber": meter.contract_number,
+        "readingDate": date,
+        "unit": meter.meter.unit,
+        "values": registers,
+    });
+    let subject = format!("Zählerstandsmeldung {} zum {}", meter.meter.meter_number, date);
+    let submitted_at = now.replace_nanosecond(now.nanosecond() / 1_000_000 * 1_000_000).unwrap_or(now);
+    let answer = json!({
+        "requestId": request_id,
+        "status": "RECEIVED",
+        "submittedAt": submitted_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+        "meterNumber": meter.meter.meter_number,
+        "readingDate": date,
+        "values": accepted,
+    });
+    CustomerRequest {
+        request_id,
+        kind: RequestKind::MeterReadingSubmission,
+        customer: partner.partner_number.clone(),
+        channel,
+        submitted_at,
+        payload: record.clone(),
+        record,
+        activities: vec![
+            Activity { owner: ActivityOwner::Customer(partner.partner_number.clone()), activity_type: "METER_READING_SUBMITTED", subject: subject.clone() },
+            Activity { owner: ActivityOwner::Installation(meter.meter.installation_id.clone()), activity_type: "METER_READING_SUBMITTED", subject },
+        ],
+        idempotency,
+        answer,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::FixedClock;
+    use crate::export::parse_export;
+    use crate::ids::IdempotencyKey;
+    use crate::memory::{MemoryDirectory, MemoryLimiter, MemoryWriter};
+    use std::str::FromStr;
+    use time::macros::{date, datetime};
+
+    type Service = MeterReadingService<MemoryDirectory, MemoryLimiter, MemoryWriter, FixedClock>;
+
+    fn service() -> Service {
+        let snapshot = parse_export(include_str!("../../../fixtures/crm-demo.json")).unwrap();
+        MeterReadingService {
+            directory: MemoryDirectory::new(snapshot),
+            limiter: MemoryLimiter::default(),
+            writer: MemoryWriter::default(),
+            clock: FixedClock(datetime!(2026-12-01 09:00 UTC)),
+            policy: AnonymousPolicy::default(),
+        }
+    }
+
+    fn erika(name: &str) -> Identification {
+        Identification { customer: CustomerNumber::parse("1000001").unwrap(), name: name.into() }
+    }
+
+    fn reading(ht: &str, nt: &str, key: Option<&str>) -> AnonymousReading {
+        AnonymousReading {
+            identification: erika("Mustermann"),
+            meter: MeterNumber::parse("1EMH0012345678").unwrap(),
+            reading_date: date!(2026 - 12 - 01),
+            values: [("HT", ht), ("NT", nt)]
+                .iter()
+                .map(|(c, v)| SubmittedValue { register: RegisterCode::parse(c).unwrap(), value: Decimal::from_str(v).unwrap() })
+                .collect(),
+            idempotency: key.map(|k| (IdempotencyKey::parse(k).unwrap(), format!("fp-{ht}-{nt}"))),
+        }
+    }
+
+
+    #[test]
+    fn lookup_shows_consumption_points_and_last_readings() {
+        let view = futures::executor::block_on(service().lookup(&erika("  MUSTERMANN "))).unwrap();
+        assert_eq!(view.consumption_points.len(), 1);
+        let point = &view.consumption_points[0];
+        assert_eq!(point.malo_id.as_str(), "51234567895");
+        let registers = &point.meters[0].registers;
+        assert_eq!(registers.len(), 2);
+        assert!(registers.iter().all(|r| r.last_reading.as_ref().unwrap().date == date!(2026 - 11 - 30)));
+    }
+
+    #[test]
+    fn unknown_number_and_wrong_name_get_the_same_answer_and_count() {
+        let s = service();
+        let wrong = futures::executor::block_on(s.lookup(&erika("Musterfrau"))).unwrap_err();
+        let unknown = futures::executor::block_on(s.lookup(&Identification { customer: CustomerNumber::parse("9999999").unwrap(), name: "Mustermann".into() })).unwrap_err();
+        assert_eq!(wrong.to_string(), unknown.to_string());
+        assert!(matches!(wrong, MeterReadingError::NotIdentified));
+        assert_eq!(s.limiter.total(), 2);
+    }
+
+    #[test]
+    fn attempts_are_limited_per_customer_number() {
+        let s = service();
+        for _ in 0..10 {
+            assert!(matches!(futures::executor::block_on(s.lookup(&erika("x"))), Err(MeterReadingError::NotIdentified)));
+        }
+        // Even the right name is refused now, until the window has passed.
+        assert!(matches!(futures::executor::block_on(s.lookup(&erika("Mustermann"))), Err(MeterReadingError::TooManyAttempts)));
+    }
+
+    #[test]
+    fn a_submission_writes_record_two_activities_and_one_message() {
+        let s = service();
+        let answer = futures::executor::block_on(s.submit(reading("29800", "19700", None))).unwrap();
+        assert_eq!(answer["status"], "RECEIVED");
+        let committed = s.writer.committed();
+        assert_eq!(committed.len(), 1);
+        let owners: Vec<String> = committed[0].activities.iter().map(|a| a.owner.key()).collect();
+        assert_eq!(owners, ["BP#1000001", "INST#A-7000001"]);
+        assert_eq!(committed[0].envelope().event_type, "meter-reading.submitted");
+    }
+
+    #[test]
+    fn a_retry_with_the_same_key_returns_the_first_answer_and_writes_nothing() {
+        let s = service();
+        let first = futures::executor::block_on(s.submit(reading("29800", "19700", Some("k-1")))).unwrap();
+        let again = futures::executor::block_on(s.submit(reading("29800", "19700", Some("k-1")))).unwrap();
+        assert_eq!(first, again);
+        assert_eq!(s.writer.committed().len(), 1);
+        let other = futures::executor::block_on(s.submit(reading("29801", "19700", Some("k-1")))).unwrap_err();
+        assert!(matches!(other, MeterReadingError::IdempotencyKeyReused));
+    }
+
+    #[test]
+    fn an_implausible_reading_writes_nothing() {
+        let s = service();
+        let err = futures::executor::block_on(s.submit(reading("100", "19700", None))).unwrap_err();
+        let MeterReadingError::Implausible(v) = err else { panic!("{err:?}") };
+        assert_eq!(v[0].code(), "READING_BELOW_LAST_READING");
+        assert!(s.writer.committed().is_empty());
+    }
+
+    #[test]
+    fn another_customers_meter_is_not_found() {
+        let s = service();
+        let mut r = reading("29800", "19700", None);
+        r.meter = MeterNumber::parse("1ESY1160012345").unwrap();
+        assert!(matches!(futures::executor::block_on(s.submit(r)), Err(MeterReadingError::MeterNotFound)));
+    }
+}

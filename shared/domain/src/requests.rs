@@ -1,0 +1,169 @@
+//! Customer requests as the write path carries them: the transaction record for third
+//! systems, the activities in the CRM's contact log, the downstream message and the
+//! answer given to the client, all decided by the rules before anything is written.
+
+use crate::ids::{CustomerNumber, IdempotencyKey, InstallationId, RequestId};
+use crate::ports::StoreError;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+/// The request types, each with its own transaction table and event type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RequestKind {
+    /// Zählerstandsmeldung.
+    MeterReadingSubmission,
+}
+
+impl RequestKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::MeterReadingSubmission => "METER_READING_SUBMISSION",
+        }
+    }
+
+    /// Event type of the downstream message (`schemas/events/`).
+    pub fn event_type(self) -> &'static str {
+        match self {
+            Self::MeterReadingSubmission => "meter-reading.submitted",
+        }
+    }
+}
+
+/// How the customer reached us.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Channel {
+    PortalAnonymous,
+    Portal,
+}
+
+/// Where an activity is filed in the CRM's contact log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ActivityOwner {
+    Customer(CustomerNumber),
+    Installation(InstallationId),
+}
+
+impl ActivityOwner {
+    pub fn key(&self) -> String {
+        match self {
+            Self::Customer(c) => format!("BP#{c}"),
+            Self::Installation(i) => format!("INST#{i}"),
+        }
+    }
+}
+
+/// Activity (Aktivität) in the CRM's contact log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Activity {
+    pub owner: ActivityOwner,
+    pub activity_type: &'static str,
+    pub subject: String,
+}
+
+/// The scope of an `Idempotency-Key`: the same key from another caller or for another
+/// operation is another key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct IdempotencyScope(String);
+
+impl IdempotencyScope {
+    pub fn new(operation: &str, subject: &str, key: &IdempotencyKey) -> Self {
+        Self(format!("{operation}#{subject}#{}", key.as_str()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An idempotency key claimed by a request, with the fingerprint of its body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyClaim {
+    pub scope: IdempotencyScope,
+    pub fingerprint: String,
+}
+
+/// SHA-256 of the canonical JSON of a request body (keys sorted, no whitespace).
+pub fn fingerprint(body: &Value) -> String {
+    hex::encode(Sha256::digest(body.to_string().as_bytes()))
+}
+
+/// The answer given to the first request under a key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredAnswer {
+    pub request_id: RequestId,
+    pub fingerprint: String,
+    pub body: Value,
+}
+
+/// The downstream message's envelope (`schemas/events/envelope.schema.json`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventEnvelope {
+    pub event_type: &'static str,
+    pub event_version: u32,
+    pub request_id: RequestId,
+    pub customer_number: CustomerNumber,
+    pub channel: Channel,
+    #[serde(with = "time::serde::rfc3339")]
+    pub occurred_at: OffsetDateTime,
+    pub payload: Value,
+}
+
+/// Everything one customer request writes, decided before the write.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CustomerRequest {
+    pub request_id: RequestId,
+    pub kind: RequestKind,
+    pub customer: CustomerNumber,
+    pub channel: Channel,
+    pub submitted_at: OffsetDateTime,
+    /// The transaction record's request-specific fields.
+    pub record: Value,
+    pub activities: Vec<Activity>,
+    pub payload: Value,
+    pub idempotency: Option<IdempotencyClaim>,
+    pub answer: Value,
+}
+
+impl CustomerRequest {
+    pub fn envelope(&self) -> EventEnvelope {
+        EventEnvelope {
+            event_type: self.kind.event_type(),
+            event_version: 1,
+            request_id: self.request_id,
+            customer_number: self.customer.clone(),
+            channel: self.channel,
+            occurred_at: self.submitted_at,
+            payload: self.payload.clone(),
+        }
+    }
+
+    pub fn stored_answer(&self) -> Option<StoredAnswer> {
+        self.idempotency.as_ref().map(|claim| StoredAnswer {
+            request_id: self.request_id,
+            fingerprint: claim.fingerprint.clone(),
+            body: self.answer.clone(),
+        })
+    }
+}
+
+/// What the write path reports after a commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommitReceipt {
+    /// False when the message could not be sent yet; the relay sends it later.
+    pub message_sent: bool,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum WriteError {
+    /// Another request claimed the same idempotency key first (a concurrent retry).
+    #[error("idempotency key already claimed")]
+    IdempotencyKeyTaken,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
