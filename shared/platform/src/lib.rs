@@ -1,0 +1,11 @@
+//! What every function shares beyond the domain: typed configuration, the AWS clients,
+//! the DynamoDB and SQS adapters of the domain's ports (the one write path and its relay
+//! among them), the CRM import, and the HTTP glue (schemas, problem details, bodies).
+
+pub mod aws;
+pub mod config;
+pub mod dynamo;
+pub mod http;
+pub mod import;
+pub mod schemas;
+pub mod write_path;

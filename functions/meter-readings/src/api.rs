@@ -1,0 +1,249 @@
+//! HTTP mapping of the meter-reading capability: request bodies to domain commands,
+//! domain outcomes to answers.
+
+use http::{Method, StatusCode};
+use jsonschema::Validator;
+use lambda_http::{Body, Request, RequestExt, Response};
+use portal_domain::clock::{Clock, SystemClock};
+use portal_domain::entities::iso_date;
+use portal_domain::ids::{CustomerNumber, MeterNumber, RegisterCode};
+use portal_domain::meter_reading::{AnonymousPolicy, AnonymousReading, Identification, MeterReadingError, MeterReadingService};
+use portal_domain::plausibility::{Field, SubmittedValue};
+use portal_domain::ports::{AttemptLimiter, CustomerDirectory, RequestWriter};
+use portal_domain::requests::fingerprint;
+use portal_platform::aws::Clients;
+use portal_platform::config::Config;
+use portal_platform::dynamo::{DynamoDirectory, DynamoLimiter};
+use portal_platform::http::{FieldError, Problem, idempotency_key, json_response, read_json, request_id, route};
+use portal_platform::schemas;
+use portal_platform::write_path::WritePath;
+use rust_decimal::Decimal;
+use serde::Deserialize;
+use std::convert::Infallible;
+use time::Date;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LookupBody {
+    customer_number: CustomerNumber,
+    last_name: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SubmitBody {
+    customer_number: CustomerNumber,
+    last_name: String,
+    meter_number: MeterNumber,
+    #[serde(with = "iso_date")]
+    reading_date: Date,
+    values: Vec<ValueBody>,
+}
+
+#[derive(Deserialize)]
+struct ValueBody {
+    register: RegisterCode,
+    value: Decimal,
+}
+
+pub struct Api<D, L, W, C> {
+    service: MeterReadingService<D, L, W, C>,
+    lookup_schema: Validator,
+    submit_schema: Validator,
+}
+
+impl Api<DynamoDirectory, DynamoLimiter, WritePath, SystemClock> {
+    /// Everything built once per process: configuration, clients, compiled schemas.
+    pub async fn from_env() -> Result<Self, lambda_http::Error> {
+        let config = Config::from_env()?;
+        let clients = Clients::from_env().await;
+        let service = MeterReadingService {
+            directory: DynamoDirectory::new(clients.dynamo.clone(), config.tables.clone()),
+            limiter: DynamoLimiter::new(clients.dynamo.clone(), &config.tables),
+            writer: WritePath::new(clients.dynamo, clients.sqs, config.tables.clone(), config.requests_queue_url.clone()),
+            clock: SystemClock,
+            policy: AnonymousPolicy { attempts_per_hour: config.anonymous_attempts_per_hour, ..AnonymousPolicy::default() },
+        };
+        Ok(Self::new(service)?)
+    }
+}
+
+impl<D: CustomerDirectory, L: AttemptLimiter, W: RequestWriter, C: Clock> Api<D, L, W, C> {
+    pub fn new(service: MeterReadingService<D, L, W, C>) -> Result<Self, schemas::SchemaError> {
+        Ok(Self {
+            service,
+            lookup_schema: schemas::compile("anonymous-meter-reading-lookup.request.schema.json")?,
+            submit_schema: schemas::compile("anonymous-meter-reading.request.schema.json")?,
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(request_id = tracing::field::Empty, path = req.raw_http_path()))]
+    pub async fn handle(&self, req: Request) -> Result<Response<Body>, Infallible> {
+        let id = request_id(&req);
+        tracing::Span::current().record("request_id", id.as_str());
+        let (method, path) = route(&req);
+        let answer = match (method, path.as_str()) {
+            (Method::POST, "/v1/anonymous/meter-readings/lookup") => self.lookup(&req, &id).await,
+            (Method::POST, "/v1/anonymous/meter-readings") => self.submit(&req, &id).await,
+            _ => Err(Problem::not_found()),
+        };
+        Ok(answer.unwrap_or_else(|problem| problem.to_response(&id)))
+    }
+
+    async fn lookup(&self, req: &Request, id: &str) -> Result<Response<Body>, Problem> {
+        let (body, _) = read_json::<LookupBody>(req, &self.lookup_schema)?;
+        let who = Identification { customer: body.customer_number, name: body.last_name };
+        let view = self.service.lookup(&who).await.map_err(|e| problem(e, id))?;
+        Ok(json_response(StatusCode::OK, &view, id))
+    }
+
+    async fn submit(&self, req: &Request, id: &str) -> Result<Response<Body>, Problem> {
+        let key = idempotency_key(req)?;
+        let (body, raw) = read_json::<SubmitBody>(req, &self.submit_schema)?;
+        let reading = AnonymousReading {
+            identification: Identification { customer: body.customer_number, name: body.last_name },
+            meter: body.meter_number,
+            reading_date: body.reading_date,
+            values: body.values.into_iter().map(|v| SubmittedValue { register: v.register, value: v.value }).collect(),
+            idempotency: key.map(|k| (k, fingerprint(&raw))),
+        };
+        let answer = self.service.submit(reading).await.map_err(|e| problem(e, id))?;
+        Ok(json_response(StatusCode::ACCEPTED, &answer, id))
+    }
+}
+
+/// The documented answer for every outcome of the capability.
+fn problem(error: MeterReadingError, request_id: &str) -> Problem {
+    match error {
+        MeterReadingError::NotIdentified => Problem::new(StatusCode::NOT_FOUND, "CUSTOMER_NOT_FOUND", "No customer matches this customer number and name."),
+        MeterReadingError::TooManyAttempts => Problem::new(StatusCode::TOO_MANY_REQUESTS, "TOO_MANY_ATTEMPTS", "Too many failed attempts for this customer number. Try again in an hour."),
+        MeterReadingError::MeterNotFound => Problem::new(StatusCode::NOT_FOUND, "METER_NOT_FOUND", "The customer has no meter with this number."),
+        MeterReadingError::IdempotencyKeyReused => Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "IDEMPOTENCY_KEY_REUSED", "This Idempotency-Key was used for a different request."),
+        MeterReadingError::Implausible(violations) => {
+            let errors: Vec<FieldError> = violations
+                .iter()
+                .map(|v| FieldError {
+                    pointer: match v.field() {
+                        Field::ReadingDate => "/readingDate".to_owned(),
+                        Field::Values => "/values".to_owned(),
+                        Field::Value(i) => format!("/values/{i}/value"),
+                    },
+                    code: v.code().to_owned(),
+                    message: v.message(),
+                })
+                .collect();
+            let first = &violations[0];
+            Problem::new(StatusCode::UNPROCESSABLE_ENTITY, first.code(), first.message()).with_errors(errors)
+        }
+        MeterReadingError::Store(e) => Problem::unexpected(request_id, &e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use portal_domain::clock::FixedClock;
+    use portal_domain::export::parse_export;
+    use portal_domain::memory::{MemoryDirectory, MemoryLimiter, MemoryWriter};
+    use serde_json::{Value, json};
+    use time::macros::datetime;
+
+    type TestApi = Api<MemoryDirectory, MemoryLimiter, MemoryWriter, FixedClock>;
+
+    fn api() -> TestApi {
+        let snapshot = parse_export(include_str!("../../../fixtures/crm-demo.json")).unwrap();
+        Api::new(MeterReadingService {
+            directory: MemoryDirectory::new(snapshot),
+            limiter: MemoryLimiter::default(),
+            writer: MemoryWriter::default(),
+            clock: FixedClock(datetime!(2026-12-01 09:00 UTC)),
+            policy: AnonymousPolicy::default(),
+        })
+        .unwrap()
+    }
+
+    /// A real API Gateway HTTP API (payload 2.0) event, as Lambda receives it.
+    fn event(path: &str, body: &Value, idempotency_key: Option<&str>) -> Request {
+        let mut e: Value = serde_json::from_str(include_str!("../tests/fixtures/apigw-v2-post.json")).unwrap();
+        e["rawPath"] = json!(path);
+        e["routeKey"] = json!(format!("POST {path}"));
+        e["requestContext"]["http"]["path"] = json!(path);
+        e["requestContext"]["routeKey"] = json!(format!("POST {path}"));
+        e["body"] = json!(body.to_string());
+        if let Some(k) = idempotency_key {
+            e["headers"]["idempotency-key"] = json!(k);
+        }
+        lambda_http::request::from_str(&e.to_string()).unwrap()
+    }
+
+    fn call(api: &TestApi, req: Request) -> (StatusCode, Value) {
+        let res = futures::executor::block_on(api.handle(req)).unwrap();
+        let Body::Text(text) = res.body() else { panic!("no text body") };
+        (res.status(), serde_json::from_str(text).unwrap())
+    }
+
+    fn reading(ht: &str) -> Value {
+        json!({
+            "customerNumber": "1000001", "lastName": " mustermann ", "meterNumber": "1EMH0012345678",
+            "readingDate": "2026-12-01", "values": [{"register": "HT", "value": ht}, {"register": "NT", "value": "19650"}]
+        })
+    }
+
+    #[test]
+    fn lookup_answers_with_the_response_schema() {
+        let (status, body) = call(&api(), event("/v1/anonymous/meter-readings/lookup", &json!({"customerNumber": "1000001", "lastName": "Mustermann"}), None));
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let schema = schemas::compile("anonymous-meter-reading-lookup.response.schema.json").unwrap();
+        assert!(schema.is_valid(&body), "{body}");
+        assert_eq!(body["consumptionPoints"][0]["meters"][0]["registers"][0]["lastReading"]["value"], "29735");
+    }
+
+    #[test]
+    fn submission_is_accepted_once_per_idempotency_key() {
+        let api = api();
+        let (status, first) = call(&api, event("/v1/anonymous/meter-readings", &reading("29800"), Some("key-1")));
+        assert_eq!(status, StatusCode::ACCEPTED, "{first}");
+        assert!(schemas::compile("meter-reading-receipt.response.schema.json").unwrap().is_valid(&first), "{first}");
+        let (status, again) = call(&api, event("/v1/anonymous/meter-readings", &reading("29800"), Some("key-1")));
+        assert_eq!((status, &again), (StatusCode::ACCEPTED, &first));
+        assert_eq!(api.service.writer.committed().len(), 1);
+    }
+
+    #[test]
+    fn implausible_reading_is_422_with_the_rule_code_and_pointer() {
+        let (status, body) = call(&api(), event("/v1/anonymous/meter-readings", &reading("100"), None));
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(body["code"], "READING_BELOW_LAST_READING");
+        assert_eq!(body["errors"][0]["pointer"], "/values/0/value");
+    }
+
+    #[test]
+    fn invalid_input_is_400_naming_the_field() {
+        let mut body = reading("29800");
+        body["readingDate"] = json!("2026-02-30");
+        let (status, problem) = call(&api(), event("/v1/anonymous/meter-readings", &body, None));
+        assert_eq!((status, problem["code"].as_str()), (StatusCode::BAD_REQUEST, Some("VALIDATION_FAILED")));
+        assert_eq!(problem["errors"][0]["pointer"], "/readingDate");
+
+        body["readingDate"] = json!("2026-12-01");
+        body["values"][0]["value"] = json!(29800);
+        let (status, problem) = call(&api(), event("/v1/anonymous/meter-readings", &body, None));
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(problem["errors"][0]["pointer"], "/values/0/value");
+    }
+
+    #[test]
+    fn wrong_name_and_unknown_customer_answer_alike() {
+        let api = api();
+        let (s1, wrong) = call(&api, event("/v1/anonymous/meter-readings/lookup", &json!({"customerNumber": "1000001", "lastName": "Muster"}), None));
+        let (s2, unknown) = call(&api, event("/v1/anonymous/meter-readings/lookup", &json!({"customerNumber": "1999999", "lastName": "Mustermann"}), None));
+        assert_eq!((s1, s2), (StatusCode::NOT_FOUND, StatusCode::NOT_FOUND));
+        assert_eq!((&wrong["code"], &wrong["detail"]), (&unknown["code"], &unknown["detail"]));
+    }
+
+    #[test]
+    fn unknown_routes_are_404_problems() {
+        let (status, body) = call(&api(), event("/v1/anonymous/nothing", &json!({}), None));
+        assert_eq!((status, body["code"].as_str()), (StatusCode::NOT_FOUND, Some("NOT_FOUND")));
+    }
+}

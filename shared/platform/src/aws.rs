@@ -1,0 +1,59 @@
+//! AWS SDK clients, built once per process and shared by every invocation.
+//!
+//! Endpoints come from the SDK's own settings (`AWS_ENDPOINT_URL`, `AWS_REGION`, …), so
+//! the same binary talks to AWS, to LocalStack or to the local emulator.
+
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextMut;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+
+#[derive(Debug, Clone)]
+pub struct Clients {
+    pub dynamo: aws_sdk_dynamodb::Client,
+    pub sqs: aws_sdk_sqs::Client,
+}
+
+impl Clients {
+    /// Clients from the standard AWS configuration chain.
+    pub async fn from_env() -> Self {
+        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        Self::from_sdk_config(&config, None)
+    }
+
+    /// Clients from a given configuration; `emulator_account` adds the emulator's
+    /// account header so that each test gets its own tables and queues.
+    pub fn from_sdk_config(config: &aws_config::SdkConfig, emulator_account: Option<&str>) -> Self {
+        let mut dynamo = aws_sdk_dynamodb::config::Builder::from(config);
+        let mut sqs = aws_sdk_sqs::config::Builder::from(config);
+        if let Some(account) = emulator_account {
+            dynamo = dynamo.interceptor(EmulatorAccount(account.to_owned()));
+            sqs = sqs.interceptor(EmulatorAccount(account.to_owned()));
+        }
+        Self {
+            dynamo: aws_sdk_dynamodb::Client::from_conf(dynamo.build()),
+            sqs: aws_sdk_sqs::Client::from_conf(sqs.build()),
+        }
+    }
+}
+
+/// Sends the AWS emulator's `x-moto-account-id` header: one isolated account per test.
+#[derive(Debug, Clone)]
+pub struct EmulatorAccount(pub String);
+
+impl Intercept for EmulatorAccount {
+    fn name(&self) -> &'static str {
+        "EmulatorAccount"
+    }
+
+    fn modify_before_signing(
+        &self,
+        context: &mut BeforeTransmitInterceptorContextMut<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        context.request_mut().headers_mut().insert("x-moto-account-id", self.0.clone());
+        Ok(())
+    }
+}

@@ -1,0 +1,84 @@
+//! Configuration, read once from the environment. Table and queue names come from the
+//! SAM template (`infra/template.yaml`, `Globals.Function.Environment`).
+
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("environment variable {0} is not set")]
+    Missing(&'static str),
+    #[error("environment variable {0} is invalid: {1}")]
+    Invalid(&'static str, String),
+}
+
+/// Physical names of the mirror and transaction tables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tables {
+    pub business_partners: String,
+    pub contract_accounts: String,
+    pub bank_details: String,
+    pub contracts: String,
+    pub installations: String,
+    pub meters: String,
+    pub meter_readings: String,
+    pub installment_plans: String,
+    pub documents: String,
+    pub products: String,
+    pub code_lists: String,
+    pub portal_logins: String,
+    pub activities: String,
+    pub meter_reading_submissions: String,
+    pub outbox: String,
+    pub idempotency_keys: String,
+    pub rate_limits: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub tables: Arc<Tables>,
+    pub requests_queue_url: String,
+    pub anonymous_attempts_per_hour: u32,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Builds the configuration from any key/value source (the environment, a file).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let req = |k: &'static str| get(k).filter(|v| !v.is_empty()).ok_or(ConfigError::Missing(k));
+        let tables = Tables {
+            business_partners: req("TABLE_BUSINESS_PARTNERS")?,
+            contract_accounts: req("TABLE_CONTRACT_ACCOUNTS")?,
+            bank_details: req("TABLE_BANK_DETAILS")?,
+            contracts: req("TABLE_CONTRACTS")?,
+            installations: req("TABLE_INSTALLATIONS")?,
+            meters: req("TABLE_METERS")?,
+            meter_readings: req("TABLE_METER_READINGS")?,
+            installment_plans: req("TABLE_INSTALLMENT_PLANS")?,
+            documents: req("TABLE_DOCUMENTS")?,
+            products: req("TABLE_PRODUCTS")?,
+            code_lists: req("TABLE_CODE_LISTS")?,
+            portal_logins: req("TABLE_PORTAL_LOGINS")?,
+            activities: req("TABLE_ACTIVITIES")?,
+            meter_reading_submissions: req("TABLE_METER_READING_SUBMISSIONS")?,
+            outbox: req("TABLE_OUTBOX")?,
+            idempotency_keys: req("TABLE_IDEMPOTENCY_KEYS")?,
+            rate_limits: req("TABLE_RATE_LIMITS")?,
+        };
+        let attempts = match get("ANONYMOUS_ATTEMPTS_PER_HOUR") {
+            None => 10,
+            Some(v) => v
+                .parse::<u32>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| ConfigError::Invalid("ANONYMOUS_ATTEMPTS_PER_HOUR", v))?,
+        };
+        Ok(Self {
+            tables: Arc::new(tables),
+            requests_queue_url: req("REQUESTS_QUEUE_URL")?,
+            anonymous_attempts_per_hour: attempts,
+        })
+    }
+}

@@ -1,0 +1,154 @@
+//! DynamoDB adapters of the read ports. Items are mapped with `serde_dynamo` here and
+//! nowhere else; the domain never sees an `AttributeValue`.
+
+use crate::config::Tables;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_smithy_types::error::display::DisplayErrorContext;
+use portal_domain::entities::{BusinessPartner, Contract, MeterRecord};
+use portal_domain::export::Owned;
+use portal_domain::ids::{CustomerNumber, MeterNumber};
+use portal_domain::ports::{AttemptLimiter, CustomerDirectory, StoreError};
+use serde::de::DeserializeOwned;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+pub type Item = HashMap<String, AttributeValue>;
+
+/// A storage error with the SDK's full context, for the log (never for the client).
+pub fn store_error(operation: &str, err: impl std::error::Error) -> StoreError {
+    StoreError(format!("{operation}: {}", DisplayErrorContext(err)))
+}
+
+pub fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+pub fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+pub fn from_item<T: DeserializeOwned>(table: &str, item: Item) -> Result<T, StoreError> {
+    serde_dynamo::from_item(item).map_err(|e| StoreError(format!("item of {table} does not map: {e}")))
+}
+
+pub fn to_item<T: serde::Serialize>(value: &T) -> Result<Item, StoreError> {
+    serde_dynamo::to_item(value).map_err(|e| StoreError(format!("value does not map to an item: {e}")))
+}
+
+/// Reads one item by key.
+async fn get<T: DeserializeOwned>(client: &Client, table: &str, key: Item) -> Result<Option<T>, StoreError> {
+    let out = client
+        .get_item()
+        .table_name(table)
+        .set_key(Some(key))
+        .send()
+        .await
+        .map_err(|e| store_error("GetItem", e))?;
+    out.item.map(|item| from_item(table, item)).transpose()
+}
+
+/// All items of one partition (one customer's items of a table), every page.
+async fn partition<T: DeserializeOwned>(client: &Client, table: &str, key_name: &str, key: &str) -> Result<Vec<T>, StoreError> {
+    let items: Vec<Item> = client
+        .query()
+        .table_name(table)
+        .key_condition_expression("#k = :k")
+        .expression_attribute_names("#k", key_name)
+        .expression_attribute_values(":k", s(key))
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| store_error("Query", e))?;
+    items.into_iter().map(|item| from_item(table, item)).collect()
+}
+
+/// The mirror of one customer's master data.
+#[derive(Debug, Clone)]
+pub struct DynamoDirectory {
+    client: Client,
+    tables: Arc<Tables>,
+}
+
+impl DynamoDirectory {
+    pub fn new(client: Client, tables: Arc<Tables>) -> Self {
+        Self { client, tables }
+    }
+}
+
+impl CustomerDirectory for DynamoDirectory {
+    async fn partner(&self, customer: &CustomerNumber) -> Result<Option<BusinessPartner>, StoreError> {
+        let key = HashMap::from([("partnerNumber".to_owned(), s(customer.as_str()))]);
+        get(&self.client, &self.tables.business_partners, key).await
+    }
+
+    async fn contracts(&self, customer: &CustomerNumber) -> Result<Vec<Owned<Contract>>, StoreError> {
+        partition(&self.client, &self.tables.contracts, "partnerNumber", customer.as_str()).await
+    }
+
+    async fn meters(&self, customer: &CustomerNumber) -> Result<Vec<MeterRecord>, StoreError> {
+        partition(&self.client, &self.tables.meters, "partnerNumber", customer.as_str()).await
+    }
+
+    async fn meter(&self, customer: &CustomerNumber, meter: &MeterNumber) -> Result<Option<MeterRecord>, StoreError> {
+        // The owner is part of the key: another customer's meter is simply not there.
+        let key = HashMap::from([
+            ("partnerNumber".to_owned(), s(customer.as_str())),
+            ("meterNumber".to_owned(), s(meter.as_str())),
+        ]);
+        get(&self.client, &self.tables.meters, key).await
+    }
+}
+
+/// Fixed-window attempt counters in the rate-limit table (TTL cleans up old windows).
+#[derive(Debug, Clone)]
+pub struct DynamoLimiter {
+    client: Client,
+    table: String,
+}
+
+impl DynamoLimiter {
+    pub fn new(client: Client, tables: &Tables) -> Self {
+        Self { client, table: tables.rate_limits.clone() }
+    }
+}
+
+impl AttemptLimiter for DynamoLimiter {
+    async fn failures(&self, window_key: &str) -> Result<u32, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("limitKey", s(window_key))
+            .projection_expression("failures")
+            .send()
+            .await
+            .map_err(|e| store_error("GetItem", e))?;
+        Ok(count(out.item.as_ref()))
+    }
+
+    async fn record_failure(&self, window_key: &str, expires_at_epoch: i64) -> Result<u32, StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("limitKey", s(window_key))
+            .update_expression("ADD failures :one SET expiresAt = :exp")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":exp", n(expires_at_epoch))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(|e| store_error("UpdateItem", e))?;
+        Ok(count(out.attributes.as_ref()))
+    }
+}
+
+fn count(item: Option<&Item>) -> u32 {
+    item.and_then(|i| i.get("failures"))
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}

@@ -1,0 +1,218 @@
+//! The HTTP edge every function shares: one error type mapped once to RFC 9457 problem
+//! details, request bodies read with a size limit, validated against their JSON Schema
+//! and parsed into typed requests, and JSON answers.
+
+use http::{HeaderValue, StatusCode, header};
+use jsonschema::Validator;
+use lambda_http::{Body, Request, RequestExt, Response};
+use portal_domain::ids::IdempotencyKey;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+/// Largest request body the JSON endpoints accept.
+pub const MAX_JSON_BODY: usize = 16 * 1024;
+
+/// One field-level finding in a 400 or 422 answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub pointer: String,
+    pub code: String,
+    pub message: String,
+}
+
+/// An answer other than success: status, stable code, human-readable detail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub detail: String,
+    pub errors: Vec<FieldError>,
+}
+
+impl Problem {
+    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+        Self { status, code, detail: detail.into(), errors: Vec::new() }
+    }
+
+    pub fn with_errors(mut self, errors: Vec<FieldError>) -> Self {
+        self.errors = errors;
+        self
+    }
+
+    pub fn not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "NOT_FOUND", "There is no such resource.")
+    }
+
+    pub fn internal() -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR", "The request could not be completed. Quote the request id when you contact us.")
+    }
+
+    /// Logs an unexpected error with the request id and answers the generic 500.
+    pub fn unexpected(request_id: &str, error: &dyn std::fmt::Display) -> Self {
+        tracing::error!(request_id, error = %error, "unexpected error");
+        Self::internal()
+    }
+
+    pub fn to_response(&self, request_id: &str) -> Response<Body> {
+        let title = self.status.canonical_reason().unwrap_or("Error");
+        let mut body = json!({
+            "type": format!("urn:evi-portal:problem:{}", self.code.to_ascii_lowercase().replace('_', "-")),
+            "title": title,
+            "status": self.status.as_u16(),
+            "detail": self.detail,
+            "code": self.code,
+            "requestId": request_id,
+        });
+        if !self.errors.is_empty() {
+            body["errors"] = json!(self.errors);
+        }
+        respond(self.status, "application/problem+json", &body, request_id)
+    }
+}
+
+fn respond(status: StatusCode, content_type: &'static str, body: &impl Serialize, request_id: &str) -> Response<Body> {
+    let text = serde_json::to_string(body).unwrap_or_else(|_| "{}".to_owned());
+    let mut response = Response::new(Body::Text(text));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Ok(id) = HeaderValue::from_str(request_id) {
+        headers.insert("x-request-id", id);
+    }
+    response
+}
+
+/// A JSON answer.
+pub fn json_response(status: StatusCode, body: &impl Serialize, request_id: &str) -> Response<Body> {
+    respond(status, "application/json", body, request_id)
+}
+
+/// The invocation's request id (Lambda's, which is also in every log line).
+pub fn request_id(req: &Request) -> String {
+    req.lambda_context_ref().map(|c| c.request_id.clone()).unwrap_or_else(|| "local".to_owned())
+}
+
+/// The route a request asks for: method and path, without stage prefix or query.
+pub fn route(req: &Request) -> (http::Method, String) {
+    (req.method().clone(), req.raw_http_path().trim_end_matches('/').to_owned())
+}
+
+/// The optional `Idempotency-Key` header.
+pub fn idempotency_key(req: &Request) -> Result<Option<IdempotencyKey>, Problem> {
+    let Some(raw) = req.headers().get("idempotency-key") else { return Ok(None) };
+    let text = raw.to_str().map_err(|_| invalid_key())?;
+    IdempotencyKey::parse(text).map(Some).map_err(|_| invalid_key())
+}
+
+fn invalid_key() -> Problem {
+    Problem::new(StatusCode::BAD_REQUEST, "INVALID_IDEMPOTENCY_KEY", "The Idempotency-Key header must hold 1 to 128 visible ASCII characters.")
+}
+
+/// Reads a JSON body: size limit, media type, syntax, schema, then typed parsing.
+/// Returns the typed request and the parsed JSON (for fingerprints).
+pub fn read_json<T: DeserializeOwned>(req: &Request, schema: &Validator) -> Result<(T, Value), Problem> {
+    if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
+        let ct = ct.to_str().unwrap_or_default().to_ascii_lowercase();
+        if !(ct.starts_with("application/json") || ct.contains("+json")) {
+            return Err(Problem::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "UNSUPPORTED_MEDIA_TYPE", "Send the request body as application/json."));
+        }
+    }
+    let bytes: &[u8] = req.body().as_ref();
+    if bytes.len() > MAX_JSON_BODY {
+        return Err(Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", format!("The request body may hold at most {MAX_JSON_BODY} bytes.")));
+    }
+    if bytes.is_empty() {
+        return Err(Problem::new(StatusCode::BAD_REQUEST, "MALFORMED_JSON", "The request needs a JSON body."));
+    }
+    let value: Value = serde_json::from_slice(bytes)
+        .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "MALFORMED_JSON", format!("The body is not valid JSON (line {}, column {}).", e.line(), e.column())))?;
+    let errors: Vec<FieldError> = schema
+        .iter_errors(&value)
+        .take(20)
+        .map(|e| {
+            let mut pointer = e.instance_path().as_str().to_owned();
+            if let jsonschema::error::ValidationErrorKind::Required { property } = e.kind() {
+                pointer = format!("{pointer}/{}", property.as_str().unwrap_or_default());
+            }
+            // `masked` leaves the offending value out: it may be personal data.
+            FieldError { pointer, code: e.kind().keyword().to_owned(), message: e.masked().to_string() }
+        })
+        .collect();
+    if !errors.is_empty() {
+        return Err(validation_failed(errors));
+    }
+    let typed = serde_path_to_error::deserialize(&value).map_err(|e| {
+        let pointer = format!("/{}", e.path().to_string().replace('.', "/").replace('[', "/").replace(']', ""));
+        validation_failed(vec![FieldError { pointer, code: "format".to_owned(), message: e.inner().to_string() }])
+    })?;
+    Ok((typed, value))
+}
+
+fn validation_failed(errors: Vec<FieldError>) -> Problem {
+    let detail = match errors.first() {
+        Some(first) if errors.len() == 1 => format!("Invalid field {}: {}", first.pointer, first.message),
+        _ => format!("{} fields are invalid.", errors.len()),
+    };
+    Problem::new(StatusCode::BAD_REQUEST, "VALIDATION_FAILED", detail).with_errors(errors)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema() -> Validator {
+        crate::schemas::compile("anonymous-meter-reading-lookup.request.schema.json").unwrap()
+    }
+
+    fn request(body: &str) -> Request {
+        let mut req = Request::new(Body::Text(body.to_owned()));
+        req.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        req
+    }
+
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Lookup {
+        #[allow(dead_code)]
+        customer_number: portal_domain::ids::CustomerNumber,
+    }
+
+    #[test]
+    fn a_missing_field_is_named_by_its_pointer() {
+        let p = read_json::<Lookup>(&request(r#"{"customerNumber":"1000001"}"#), &schema()).unwrap_err();
+        assert_eq!(p.code, "VALIDATION_FAILED");
+        assert_eq!(p.errors[0].pointer, "/lastName");
+        assert_eq!(p.errors[0].code, "required");
+    }
+
+    #[test]
+    fn wrong_types_and_unknown_fields_are_refused_without_echoing_values() {
+        let p = read_json::<Lookup>(&request(r#"{"customerNumber":"secret-42","lastName":"x","extra":1}"#), &schema()).unwrap_err();
+        let pointers: Vec<&str> = p.errors.iter().map(|e| e.pointer.as_str()).collect();
+        assert!(pointers.contains(&"/customerNumber"), "{pointers:?}");
+        assert!(p.errors.iter().any(|e| e.code == "additionalProperties"));
+        assert!(p.errors.iter().all(|e| !e.message.contains("secret-42")), "{:?}", p.errors);
+    }
+
+    #[test]
+    fn oversized_and_malformed_bodies() {
+        let big = format!(r#"{{"customerNumber":"1","lastName":"{}"}}"#, "x".repeat(MAX_JSON_BODY));
+        assert_eq!(read_json::<Lookup>(&request(&big), &schema()).unwrap_err().status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(read_json::<Lookup>(&request("{"), &schema()).unwrap_err().code, "MALFORMED_JSON");
+        assert_eq!(read_json::<Lookup>(&request(""), &schema()).unwrap_err().code, "MALFORMED_JSON");
+    }
+
+    #[test]
+    fn problem_responses_carry_code_and_request_id() {
+        let r = Problem::new(StatusCode::CONFLICT, "SOMETHING_TAKEN", "taken").to_response("req-1");
+        assert_eq!(r.status(), StatusCode::CONFLICT);
+        assert_eq!(r.headers()[header::CONTENT_TYPE], "application/problem+json");
+        let Body::Text(text) = r.body() else { panic!() };
+        let v: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(v["code"], "SOMETHING_TAKEN");
+        assert_eq!(v["requestId"], "req-1");
+        assert!(crate::schemas::compile("problem.schema.json").unwrap().is_valid(&v));
+    }
+}

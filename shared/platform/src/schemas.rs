@@ -1,0 +1,88 @@
+//! The JSON Schemas of `schemas/`, embedded in every binary and compiled once per
+//! process. `$ref`s between them resolve from this list, never from the network.
+
+use jsonschema::{Retrieve, Uri, Validator};
+use serde_json::Value;
+
+/// Base URI of every schema's `$id`.
+pub const BASE_URI: &str = "https://schemas.evi-portal.example/v1/";
+
+/// Every schema file, by its path under `schemas/`.
+pub const ALL: &[(&str, &str)] = &[
+    ("common.schema.json", include_str!("../../../schemas/common.schema.json")),
+    ("problem.schema.json", include_str!("../../../schemas/problem.schema.json")),
+    ("anonymous-meter-reading-lookup.request.schema.json", include_str!("../../../schemas/anonymous-meter-reading-lookup.request.schema.json")),
+    ("anonymous-meter-reading-lookup.response.schema.json", include_str!("../../../schemas/anonymous-meter-reading-lookup.response.schema.json")),
+    ("anonymous-meter-reading.request.schema.json", include_str!("../../../schemas/anonymous-meter-reading.request.schema.json")),
+    ("meter-reading-receipt.response.schema.json", include_str!("../../../schemas/meter-reading-receipt.response.schema.json")),
+    ("events/envelope.schema.json", include_str!("../../../schemas/events/envelope.schema.json")),
+    ("events/meter-reading-submitted.schema.json", include_str!("../../../schemas/events/meter-reading-submitted.schema.json")),
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaError {
+    #[error("unknown schema {0}")]
+    Unknown(String),
+    #[error("schema {0} is not JSON: {1}")]
+    NotJson(String, serde_json::Error),
+    #[error("schema {0} does not compile: {1}")]
+    Invalid(String, String),
+}
+
+pub fn source(path: &str) -> Result<Value, SchemaError> {
+    let (_, text) = ALL.iter().find(|(p, _)| *p == path).ok_or_else(|| SchemaError::Unknown(path.to_owned()))?;
+    serde_json::from_str(text).map_err(|e| SchemaError::NotJson(path.to_owned(), e))
+}
+
+/// Resolves `$ref`s to the embedded schemas.
+struct Embedded;
+
+impl Retrieve for Embedded {
+    fn retrieve(&self, uri: &Uri<String>) -> Result<Value, Box<dyn std::error::Error + Send + Sync>> {
+        let path = uri.as_str().strip_prefix(BASE_URI).ok_or_else(|| format!("no embedded schema for {}", uri.as_str()))?;
+        Ok(source(path)?)
+    }
+}
+
+/// Compiles one schema (and whatever it references).
+pub fn compile(path: &str) -> Result<Validator, SchemaError> {
+    let schema = source(path)?;
+    jsonschema::options()
+        .with_retriever(Embedded)
+        .should_validate_formats(true)
+        .build(&schema)
+        .map_err(|e| SchemaError::Invalid(path.to_owned(), e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_schema_compiles_and_its_examples_validate() {
+        for (path, _) in ALL {
+            let validator = compile(path).unwrap();
+            let schema = source(path).unwrap();
+            for example in schema.get("examples").and_then(Value::as_array).into_iter().flatten() {
+                assert!(validator.is_valid(example), "example of {path} does not validate");
+            }
+        }
+    }
+
+    #[test]
+    fn every_schema_file_is_listed() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../schemas");
+        let mut files = Vec::new();
+        for sub in ["", "events"] {
+            for entry in std::fs::read_dir(dir.join(sub)).unwrap() {
+                let name = entry.unwrap().file_name().into_string().unwrap();
+                if name.ends_with(".schema.json") {
+                    files.push(if sub.is_empty() { name } else { format!("{sub}/{name}") });
+                }
+            }
+        }
+        for f in files {
+            assert!(ALL.iter().any(|(p, _)| *p == f), "{f} is not embedded in schemas::ALL");
+        }
+    }
+}
