@@ -1,1 +1,24 @@
-fn main() {}
+//! Outbox relay. On AWS an EventBridge schedule invokes it every minute; locally
+//! `cargo run -p relay -- --once` sends everything pending and prints what it did.
+
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use portal_platform::{aws::Clients, config::Config, write_path::Relay};
+use serde_json::Value;
+
+/// Entries younger than this may still be sent by their own request.
+const GRACE: time::Duration = time::Duration::seconds(30);
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let config = Config::from_env()?;
+    let clients = Clients::from_env().await;
+    let relay = Relay::new(clients.dynamo, clients.sqs, &config.tables, config.requests_queue_url);
+    if std::env::args().any(|a| a == "--once") {
+        let report = relay.run(time::Duration::ZERO).await?;
+        println!("{}", serde_json::to_string(&report)?);
+        return Ok(());
+    }
+    let relay = &relay;
+    lambda_runtime::run(service_fn(move |_: LambdaEvent<Value>| async move { relay.run(GRACE).await.map_err(Error::from) })).await
+}
