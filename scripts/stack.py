@@ -94,6 +94,7 @@ def main():
     variables = template["Globals"]["Function"]["Environment"]["Variables"]
     env = {k: resolve(v, template, stack_name) for k, v in variables.items()}
     env.update(LOCAL_ENV)
+    env["PORTAL_STACK_NAME"] = stack_name
     env_file.parent.mkdir(parents=True, exist_ok=True)
     env_file.write_text("".join(f"{k}={v}\n" for k, v in sorted(env.items())))
     kinds = [r["Type"] for r in template["Resources"].values()]

@@ -1,0 +1,172 @@
+//! Test harness: a fresh, isolated copy of the stack on the AWS emulator for each test
+//! (its own emulator account, tables and queues created from `infra/template.yaml`),
+//! with the real SDK clients, and helpers to read back what a test caused.
+
+use aws_sdk_dynamodb::types::{AttributeValue, Select};
+use portal_domain::clock::FixedClock;
+use portal_domain::meter_reading::{AnonymousPolicy, MeterReadingService};
+use portal_platform::aws::Clients;
+use portal_platform::config::Config;
+use portal_platform::dynamo::{DynamoDirectory, DynamoLimiter};
+use portal_platform::write_path::{Relay, WritePath};
+use serde_json::Value;
+use std::collections::HashMap;
+
+pub const EMULATOR: &str = "http://127.0.0.1:4566";
+pub const REGION: &str = "eu-central-1";
+
+/// The environment `scripts/test` wrote for the test stack (names resolved from the template).
+pub fn test_env() -> HashMap<String, String> {
+    let path = std::env::var("PORTAL_TEST_ENV")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../.local/test.env").to_owned());
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+        panic!("{path} is missing: run the tests with scripts/test, which starts the emulator and writes it")
+    });
+    text.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.to_owned(), v.to_owned())).collect()
+}
+
+pub type Service = MeterReadingService<DynamoDirectory, DynamoLimiter, WritePath, FixedClock>;
+
+/// One test's own copy of the stack.
+pub struct Stack {
+    pub account: String,
+    pub config: Config,
+    pub clients: Clients,
+    pub sdk: aws_config::SdkConfig,
+}
+
+fn random_account() -> String {
+    let n = uuid::Uuid::new_v4().as_u128() % 900_000_000_000 + 100_000_000_000;
+    n.to_string()
+}
+
+pub async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new(REGION))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "tests"))
+        .load()
+        .await
+}
+
+/// Creates the template's tables and queues in a new emulator account.
+pub async fn isolated_stack() -> Stack {
+    let env = test_env();
+    let account = random_account();
+    let stack_name = env.get("PORTAL_STACK_NAME").expect("PORTAL_STACK_NAME in the test env").clone();
+    let template = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/template.yaml")).unwrap();
+    let response = reqwest::Client::new()
+        .post(format!("{EMULATOR}/"))
+        .header("x-moto-account-id", &account)
+        .header("authorization", format!("AWS4-HMAC-SHA256 Credential=test/20260101/{REGION}/cloudformation/aws4_request, SignedHeaders=host, Signature=0"))
+        .form(&[("Action", "CreateStack"), ("Version", "2010-05-15"), ("StackName", &stack_name), ("TemplateBody", &template)])
+        .send()
+        .await
+        .expect("the AWS emulator answers on 127.0.0.1:4566 (start it with scripts/test)");
+    assert!(response.status().is_success(), "CreateStack: {}", response.text().await.unwrap_or_default());
+
+    let default_account = "/123456789012/";
+    let config = Config::from_lookup(|k| {
+        env.get(k).map(|v| {
+            if k == "REQUESTS_QUEUE_URL" { v.replace(default_account, &format!("/{account}/")) } else { v.clone() }
+        })
+    })
+    .unwrap();
+    let sdk = sdk_config(EMULATOR).await;
+    let clients = Clients::from_sdk_config(&sdk, Some(&account));
+    Stack { account, config, clients, sdk }
+}
+
+/// An isolated stack with the demo CRM export imported.
+pub async fn isolated_stack_with_demo() -> Stack {
+    let stack = isolated_stack().await;
+    let snapshot = portal_domain::export::parse_export(DEMO_EXPORT).unwrap();
+    portal_platform::import::write_snapshot(&stack.clients.dynamo, &stack.config.tables, &snapshot).await.unwrap();
+    stack
+}
+
+pub const DEMO_EXPORT: &str = include_str!("../../fixtures/crm-demo.json");
+
+impl Stack {
+    /// Clients of this account whose SQS endpoint is dead: every send fails.
+    pub fn clients_with_sqs_down(&self) -> Clients {
+        let mut down = self.sdk.to_builder();
+        down.set_endpoint_url(Some("http://127.0.0.1:9".to_owned()));
+        let sqs_down = Clients::from_sdk_config(&down.build(), Some(&self.account)).sqs;
+        Clients { dynamo: self.clients.dynamo.clone(), sqs: sqs_down }
+    }
+
+    pub fn write_path(&self, clients: &Clients) -> WritePath {
+        WritePath::new(
+            clients.dynamo.clone(),
+            clients.sqs.clone(),
+            self.config.tables.clone(),
+            self.config.requests_queue_url.clone(),
+        )
+    }
+
+    pub fn relay(&self) -> Relay {
+        Relay::new(
+            self.clients.dynamo.clone(),
+            self.clients.sqs.clone(),
+            &self.config.tables,
+            self.config.requests_queue_url.clone(),
+        )
+    }
+
+    /// The meter-reading service wired to this stack, at a fixed time.
+    pub fn service(&self, clients: &Clients, clock: FixedClock) -> Service {
+        MeterReadingService {
+            directory: DynamoDirectory::new(clients.dynamo.clone(), self.config.tables.clone()),
+            limiter: DynamoLimiter::new(clients.dynamo.clone(), &self.config.tables),
+            writer: self.write_path(clients),
+            clock,
+            policy: AnonymousPolicy::default(),
+        }
+    }
+
+    pub async fn count(&self, table: &str) -> usize {
+        let out = self.clients.dynamo.scan().table_name(table).select(Select::Count).send().await.unwrap();
+        out.count as usize
+    }
+
+    pub async fn items(&self, table: &str) -> Vec<HashMap<String, AttributeValue>> {
+        self.clients.dynamo.scan().table_name(table).send().await.unwrap().items.unwrap_or_default()
+    }
+
+    /// Receives (and deletes) every message now on the requests queue.
+    pub async fn drain_queue(&self) -> Vec<Value> {
+        drain(&self.clients.sqs, &self.config.requests_queue_url).await
+    }
+}
+
+pub async fn drain(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Vec<Value> {
+    let mut bodies = Vec::new();
+    loop {
+        let out = sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(0)
+            .send()
+            .await
+            .unwrap();
+        let messages = out.messages.unwrap_or_default();
+        if messages.is_empty() {
+            return bodies;
+        }
+        for m in messages {
+            bodies.push(serde_json::from_str(m.body().unwrap_or_default()).unwrap());
+            sqs.delete_message()
+                .queue_url(queue_url)
+                .receipt_handle(m.receipt_handle().unwrap_or_default())
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+}
+
+pub fn s(item: &HashMap<String, AttributeValue>, key: &str) -> String {
+    item.get(key).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default()
+}

@@ -7,7 +7,9 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use portal_domain::clock::{Clock, SystemClock};
 use portal_domain::entities::iso_date;
 use portal_domain::ids::{CustomerNumber, MeterNumber, RegisterCode};
-use portal_domain::meter_reading::{AnonymousPolicy, AnonymousReading, Identification, MeterReadingError, MeterReadingService};
+use portal_domain::meter_reading::{
+    AnonymousPolicy, AnonymousReading, Identification, MeterReadingError, MeterReadingService,
+};
 use portal_domain::plausibility::{Field, SubmittedValue};
 use portal_domain::ports::{AttemptLimiter, CustomerDirectory, RequestWriter};
 use portal_domain::requests::fingerprint;
@@ -60,9 +62,17 @@ impl Api<DynamoDirectory, DynamoLimiter, WritePath, SystemClock> {
         let service = MeterReadingService {
             directory: DynamoDirectory::new(clients.dynamo.clone(), config.tables.clone()),
             limiter: DynamoLimiter::new(clients.dynamo.clone(), &config.tables),
-            writer: WritePath::new(clients.dynamo, clients.sqs, config.tables.clone(), config.requests_queue_url.clone()),
+            writer: WritePath::new(
+                clients.dynamo,
+                clients.sqs,
+                config.tables.clone(),
+                config.requests_queue_url.clone(),
+            ),
             clock: SystemClock,
-            policy: AnonymousPolicy { attempts_per_hour: config.anonymous_attempts_per_hour, ..AnonymousPolicy::default() },
+            policy: AnonymousPolicy {
+                attempts_per_hour: config.anonymous_attempts_per_hour,
+                ..AnonymousPolicy::default()
+            },
         };
         Ok(Self::new(service)?)
     }
@@ -115,10 +125,24 @@ impl<D: CustomerDirectory, L: AttemptLimiter, W: RequestWriter, C: Clock> Api<D,
 /// The documented answer for every outcome of the capability.
 fn problem(error: MeterReadingError, request_id: &str) -> Problem {
     match error {
-        MeterReadingError::NotIdentified => Problem::new(StatusCode::NOT_FOUND, "CUSTOMER_NOT_FOUND", "No customer matches this customer number and name."),
-        MeterReadingError::TooManyAttempts => Problem::new(StatusCode::TOO_MANY_REQUESTS, "TOO_MANY_ATTEMPTS", "Too many failed attempts for this customer number. Try again in an hour."),
-        MeterReadingError::MeterNotFound => Problem::new(StatusCode::NOT_FOUND, "METER_NOT_FOUND", "The customer has no meter with this number."),
-        MeterReadingError::IdempotencyKeyReused => Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "IDEMPOTENCY_KEY_REUSED", "This Idempotency-Key was used for a different request."),
+        MeterReadingError::NotIdentified => Problem::new(
+            StatusCode::NOT_FOUND,
+            "CUSTOMER_NOT_FOUND",
+            "No customer matches this customer number and name.",
+        ),
+        MeterReadingError::TooManyAttempts => Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "TOO_MANY_ATTEMPTS",
+            "Too many failed attempts for this customer number. Try again in an hour.",
+        ),
+        MeterReadingError::MeterNotFound => {
+            Problem::new(StatusCode::NOT_FOUND, "METER_NOT_FOUND", "The customer has no meter with this number.")
+        }
+        MeterReadingError::IdempotencyKeyReused => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "IDEMPOTENCY_KEY_REUSED",
+            "This Idempotency-Key was used for a different request.",
+        ),
         MeterReadingError::Implausible(violations) => {
             let errors: Vec<FieldError> = violations
                 .iter()
@@ -191,7 +215,14 @@ mod tests {
 
     #[test]
     fn lookup_answers_with_the_response_schema() {
-        let (status, body) = call(&api(), event("/v1/anonymous/meter-readings/lookup", &json!({"customerNumber": "1000001", "lastName": "Mustermann"}), None));
+        let (status, body) = call(
+            &api(),
+            event(
+                "/v1/anonymous/meter-readings/lookup",
+                &json!({"customerNumber": "1000001", "lastName": "Mustermann"}),
+                None,
+            ),
+        );
         assert_eq!(status, StatusCode::OK, "{body}");
         let schema = schemas::compile("anonymous-meter-reading-lookup.response.schema.json").unwrap();
         assert!(schema.is_valid(&body), "{body}");
@@ -235,8 +266,22 @@ mod tests {
     #[test]
     fn wrong_name_and_unknown_customer_answer_alike() {
         let api = api();
-        let (s1, wrong) = call(&api, event("/v1/anonymous/meter-readings/lookup", &json!({"customerNumber": "1000001", "lastName": "Muster"}), None));
-        let (s2, unknown) = call(&api, event("/v1/anonymous/meter-readings/lookup", &json!({"customerNumber": "1999999", "lastName": "Mustermann"}), None));
+        let (s1, wrong) = call(
+            &api,
+            event(
+                "/v1/anonymous/meter-readings/lookup",
+                &json!({"customerNumber": "1000001", "lastName": "Muster"}),
+                None,
+            ),
+        );
+        let (s2, unknown) = call(
+            &api,
+            event(
+                "/v1/anonymous/meter-readings/lookup",
+                &json!({"customerNumber": "1999999", "lastName": "Mustermann"}),
+                None,
+            ),
+        );
         assert_eq!((s1, s2), (StatusCode::NOT_FOUND, StatusCode::NOT_FOUND));
         assert_eq!((&wrong["code"], &wrong["detail"]), (&unknown["code"], &unknown["detail"]));
     }

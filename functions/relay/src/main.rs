@@ -20,5 +20,8 @@ async fn main() -> Result<(), Error> {
         return Ok(());
     }
     let relay = &relay;
-    lambda_runtime::run(service_fn(move |_: LambdaEvent<Value>| async move { relay.run(GRACE).await.map_err(Error::from) })).await
+    lambda_runtime::run(service_fn(
+        move |_: LambdaEvent<Value>| async move { relay.run(GRACE).await.map_err(Error::from) },
+    ))
+    .await
 }

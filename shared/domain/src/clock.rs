@@ -9,9 +9,7 @@ pub trait Clock: Send + Sync {
 
     /// Today's date in Europe/Berlin.
     fn today(&self) -> Date {
-        self.now()
-            .to_timezone(timezones::db::europe::BERLIN)
-            .date()
+        self.now().to_timezone(timezones::db::europe::BERLIN).date()
     }
 }
 

@@ -2,8 +2,8 @@
 //! export (camelCase), so one mapping serves the import, the mirror and the API.
 
 use crate::ids::{
-    AccountNumber, ContractNumber, CustomerNumber, DocumentId, InstallationId, LoginId, MaloId,
-    MeterNumber, ProductId, RegisterCode,
+    AccountNumber, ContractNumber, CustomerNumber, DocumentId, InstallationId, LoginId, MaloId, MeterNumber, ProductId,
+    RegisterCode,
 };
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};

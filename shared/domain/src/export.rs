@@ -56,8 +56,8 @@ impl ImportError {
 
 /// Parses an export document.
 pub fn parse_export(json: &str) -> Result<MirrorSnapshot, ImportError> {
-    let doc: Value = serde_json::from_str(json)
-        .map_err(|e| ImportError::new("export", "-", "-", format!("not JSON: {e}")))?;
+    let doc: Value =
+        serde_json::from_str(json).map_err(|e| ImportError::new("export", "-", "-", format!("not JSON: {e}")))?;
     let format = doc.get("format").and_then(Value::as_str).unwrap_or_default();
     if format != FORMAT {
         return Err(ImportError::new("export", "-", "format", format!("expected \"{FORMAT}\", got \"{format}\"")));
@@ -65,22 +65,22 @@ pub fn parse_export(json: &str) -> Result<MirrorSnapshot, ImportError> {
     Snapshot::build(&doc)
 }
 
-fn records<T: DeserializeOwned>(doc: &Value, list: &str, entity: &'static str, key_field: &str) -> Result<Vec<T>, ImportError> {
+fn records<T: DeserializeOwned>(
+    doc: &Value,
+    list: &str,
+    entity: &'static str,
+    key_field: &str,
+) -> Result<Vec<T>, ImportError> {
     let Some(items) = doc.get(list) else {
         return Ok(Vec::new());
     };
-    let items = items
-        .as_array()
-        .ok_or_else(|| ImportError::new(entity, "-", list, "expected an array"))?;
+    let items = items.as_array().ok_or_else(|| ImportError::new(entity, "-", list, "expected an array"))?;
     items
         .iter()
         .enumerate()
         .map(|(i, item)| {
             serde_path_to_error::deserialize(item).map_err(|e| {
-                let key = item
-                    .get(key_field)
-                    .and_then(Value::as_str)
-                    .map_or_else(|| format!("#{i}"), str::to_owned);
+                let key = item.get(key_field).and_then(Value::as_str).map_or_else(|| format!("#{i}"), str::to_owned);
                 let message = e.inner().to_string();
                 ImportError::new(entity, key, &e.path().to_string(), message)
             })
@@ -136,7 +136,12 @@ impl Snapshot {
                 return Err(ImportError::new("contractAccount", key, "partnerNumber", "unknown business partner"));
             }
             if a.payment_method == PaymentMethod::SepaDirectDebit && (a.bank_account.is_none() || a.mandate.is_none()) {
-                return Err(ImportError::new("contractAccount", key, "bankAccount", "direct debit needs a bank account and a mandate"));
+                return Err(ImportError::new(
+                    "contractAccount",
+                    key,
+                    "bankAccount",
+                    "direct debit needs a bank account and a mandate",
+                ));
             }
             for (field, account) in [("bankAccount", &a.bank_account), ("payoutAccount", &a.payout_account)] {
                 if let Some(acc) = account
@@ -187,7 +192,12 @@ impl Snapshot {
                 .get(&i.contract_number)
                 .ok_or_else(|| ImportError::new("installation", &key, "contractNumber", "unknown contract"))?;
             if contract_installation != &i.installation_id {
-                return Err(ImportError::new("installation", key, "contractNumber", "the contract names another installation"));
+                return Err(ImportError::new(
+                    "installation",
+                    key,
+                    "contractNumber",
+                    "the contract names another installation",
+                ));
             }
             installation_owner.insert(i.installation_id.clone(), (owner.clone(), i.contract_number.clone()));
             owned_installations.push(Owned { partner_number: owner.clone(), entity: i });
@@ -205,11 +215,21 @@ impl Snapshot {
             unique("meter", "registers.code", m.registers.iter().map(|r| r.code.as_str()))
                 .map_err(|e| ImportError { key: key.clone(), ..e })?;
             if let Some(r) = m.registers.iter().find(|r| !(1..=12).contains(&r.digits) || r.decimals > 6) {
-                return Err(ImportError::new("meter", key, "registers", format!("register {} has implausible digits/decimals", r.code)));
+                return Err(ImportError::new(
+                    "meter",
+                    key,
+                    "registers",
+                    format!("register {} has implausible digits/decimals", r.code),
+                ));
             }
             meter_records.insert(
                 m.meter_number.clone(),
-                MeterRecord { partner_number: owner.clone(), contract_number: contract.clone(), meter: m, last_readings: Vec::new() },
+                MeterRecord {
+                    partner_number: owner.clone(),
+                    contract_number: contract.clone(),
+                    meter: m,
+                    last_readings: Vec::new(),
+                },
             );
         }
 
@@ -222,37 +242,67 @@ impl Snapshot {
                 return Err(ImportError::new("meterReading", key, "register", "the meter has no such register"));
             };
             if r.value.is_sign_negative() || r.value.scale() > register.decimals {
-                return Err(ImportError::new("meterReading", key, "value", "negative or more decimals than the register shows"));
+                return Err(ImportError::new(
+                    "meterReading",
+                    key,
+                    "value",
+                    "negative or more decimals than the register shows",
+                ));
             }
             let newer = meter.last_reading(&r.register).is_none_or(|last| r.date >= last.date);
             if newer {
                 meter.last_readings.retain(|l| l.register != r.register);
-                meter.last_readings.push(LastReading { register: r.register.clone(), date: r.date, value: r.value, source: r.source });
+                meter.last_readings.push(LastReading {
+                    register: r.register.clone(),
+                    date: r.date,
+                    value: r.value,
+                    source: r.source,
+                });
             }
         }
 
         let mut owned_plans = Vec::new();
         for p in plans {
-            let owner = account_owner
-                .get(&p.account_number)
-                .ok_or_else(|| ImportError::new("installmentPlan", p.account_number.to_string(), "accountNumber", "unknown contract account"))?;
+            let owner = account_owner.get(&p.account_number).ok_or_else(|| {
+                ImportError::new(
+                    "installmentPlan",
+                    p.account_number.to_string(),
+                    "accountNumber",
+                    "unknown contract account",
+                )
+            })?;
             owned_plans.push(Owned { partner_number: owner.clone(), entity: p });
         }
 
         for d in &documents {
             if !partner_set.contains(&d.partner_number) {
-                return Err(ImportError::new("document", d.document_id.to_string(), "partnerNumber", "unknown business partner"));
+                return Err(ImportError::new(
+                    "document",
+                    d.document_id.to_string(),
+                    "partnerNumber",
+                    "unknown business partner",
+                ));
             }
             if let Some(acc) = &d.account_number
                 && account_owner.get(acc) != Some(&d.partner_number)
             {
-                return Err(ImportError::new("document", d.document_id.to_string(), "accountNumber", "not an account of this partner"));
+                return Err(ImportError::new(
+                    "document",
+                    d.document_id.to_string(),
+                    "accountNumber",
+                    "not an account of this partner",
+                ));
             }
         }
 
         for l in &logins {
             if let Some(p) = l.partner_numbers.iter().find(|p| !partner_set.contains(p)) {
-                return Err(ImportError::new("portalLogin", l.login_id.to_string(), "partnerNumbers", format!("unknown business partner {p}")));
+                return Err(ImportError::new(
+                    "portalLogin",
+                    l.login_id.to_string(),
+                    "partnerNumbers",
+                    format!("unknown business partner {p}"),
+                ));
             }
         }
 
@@ -287,14 +337,14 @@ fn code_lists(doc: &Value) -> Result<Vec<CodeValue>, ImportError> {
     let Some(lists) = doc.get("codeLists") else {
         return Ok(Vec::new());
     };
-    let lists = lists
-        .as_object()
-        .ok_or_else(|| ImportError::new("codeList", "-", "codeLists", "expected an object"))?;
+    let lists =
+        lists.as_object().ok_or_else(|| ImportError::new("codeList", "-", "codeLists", "expected an object"))?;
     let mut values = Vec::new();
     for (name, entries) in lists {
         let entries: Vec<Entry> = serde_path_to_error::deserialize(entries)
             .map_err(|e| ImportError::new("codeList", name, &e.path().to_string(), e.inner().to_string()))?;
-        unique("codeList", "key", entries.iter().map(|e| e.key.as_str())).map_err(|e| ImportError { key: format!("{name}/{}", e.key), ..e })?;
+        unique("codeList", "key", entries.iter().map(|e| e.key.as_str()))
+            .map_err(|e| ImportError { key: format!("{name}/{}", e.key), ..e })?;
         for e in entries {
             if e.key.trim().is_empty() || e.label.trim().is_empty() {
                 return Err(ImportError::new("codeList", name, "key", "empty key or label"));
@@ -328,7 +378,9 @@ mod tests {
         assert_eq!(erika.last_readings.len(), 2);
         let gas = s.meters.iter().find(|m| m.meter.meter_number.as_str() == "7ELS8135012345").unwrap();
         assert_eq!(gas.last_readings[0].value.to_string(), "5532.275");
-        assert!(s.code_values.iter().any(|c| c.list_name == "messageReasons" && c.route_to.as_deref() == Some("messwesen")));
+        assert!(
+            s.code_values.iter().any(|c| c.list_name == "messageReasons" && c.route_to.as_deref() == Some("messwesen"))
+        );
     }
 
     fn broken(edit: impl FnOnce(&mut Value)) -> ImportError {
@@ -345,7 +397,8 @@ mod tests {
         let e = broken(|d| d["meterReadings"][0]["register"] = "XX".into());
         assert_eq!((e.entity, e.field.as_str()), ("meterReading", "register"));
 
-        let e = broken(|d| d["businessPartners"][1]["address"].as_object_mut().unwrap().remove("city").map(drop).unwrap());
+        let e =
+            broken(|d| d["businessPartners"][1]["address"].as_object_mut().unwrap().remove("city").map(drop).unwrap());
         assert_eq!((e.entity, e.key.as_str(), e.field.as_str()), ("businessPartner", "1000002", "address"));
         assert!(e.message.contains("city"), "{e}");
 

@@ -53,9 +53,7 @@ fn digits(s: &str, min: usize, max: usize) -> bool {
 }
 
 fn upper_alnum_dash(s: &str, max: usize) -> bool {
-    (1..=max).contains(&s.len())
-        && s.bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-')
+    (1..=max).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-')
 }
 
 id_type!(
@@ -143,9 +141,7 @@ impl RequestId {
     }
 
     pub fn parse(raw: &str) -> Result<Self, InvalidId> {
-        uuid::Uuid::parse_str(raw)
-            .map(Self)
-            .map_err(|_| InvalidId("a request id is a UUID"))
+        uuid::Uuid::parse_str(raw).map(Self).map_err(|_| InvalidId("a request id is a UUID"))
     }
 }
 
@@ -164,9 +160,7 @@ impl IdempotencyKey {
         if (1..=128).contains(&raw.len()) && raw.bytes().all(|b| b.is_ascii_graphic()) {
             Ok(Self(raw.to_owned()))
         } else {
-            Err(InvalidId(
-                "an Idempotency-Key has 1 to 128 visible ASCII characters",
-            ))
+            Err(InvalidId("an Idempotency-Key has 1 to 128 visible ASCII characters"))
         }
     }
 
@@ -182,14 +176,7 @@ mod tests {
 
     #[test]
     fn demo_malo_ids_are_valid() {
-        for id in [
-            "51234567895",
-            "52345678901",
-            "53456789017",
-            "54567890123",
-            "55678901239",
-            "56789012345",
-        ] {
+        for id in ["51234567895", "52345678901", "53456789017", "54567890123", "55678901239", "56789012345"] {
             assert!(MaloId::parse(id).is_ok(), "{id}");
         }
     }

@@ -4,7 +4,9 @@
 
 use crate::clock::Clock;
 use crate::entities::{Address, BusinessPartner, Commodity, LastReading, MeterRecord, ReadingSource, iso_date};
-use crate::ids::{ContractNumber, CustomerNumber, IdempotencyKey, InstallationId, MaloId, MeterNumber, RegisterCode, RequestId};
+use crate::ids::{
+    ContractNumber, CustomerNumber, IdempotencyKey, InstallationId, MaloId, MeterNumber, RegisterCode, RequestId,
+};
 use crate::names::names_match;
 use crate::plausibility::{AcceptedValue, ReadingPolicy, RuleViolation, SubmittedValue, check_reading};
 use crate::ports::{AttemptLimiter, CustomerDirectory, RequestWriter, StoreError};
@@ -194,7 +196,11 @@ impl<D: CustomerDirectory, L: AttemptLimiter, W: RequestWriter, C: Clock> MeterR
                 installation_id: c.installation_id.clone(),
                 malo_id: c.consumption_point.malo_id.clone(),
                 address: c.consumption_point.address.clone(),
-                meters: meters.iter().filter(|m| m.meter.installation_id == c.installation_id).map(meter_view).collect(),
+                meters: meters
+                    .iter()
+                    .filter(|m| m.meter.installation_id == c.installation_id)
+                    .map(meter_view)
+                    .collect(),
             })
             .collect();
         Ok(LookupView { customer_number: who.customer.clone(), consumption_points })
@@ -227,18 +233,32 @@ impl<D: CustomerDirectory, L: AttemptLimiter, W: RequestWriter, C: Clock> MeterR
         let partner = self.identify(who, failures, partner).await?;
         let meter = meter?.ok_or(MeterReadingError::MeterNotFound)?;
 
-        let accepted = check_reading(&meter, reading.reading_date, &reading.values, self.clock.today(), &self.policy.readings)
-            .map_err(MeterReadingError::Implausible)?;
+        let accepted =
+            check_reading(&meter, reading.reading_date, &reading.values, self.clock.today(), &self.policy.readings)
+                .map_err(MeterReadingError::Implausible)?;
 
-        let request = reading_request(&partner, &meter, reading.reading_date, &accepted, claim, self.clock.now(), Channel::PortalAnonymous);
+        let request = reading_request(
+            &partner,
+            &meter,
+            reading.reading_date,
+            &accepted,
+            claim,
+            self.clock.now(),
+            Channel::PortalAnonymous,
+        );
         let answer = request.answer.clone();
         let scope = request.idempotency.as_ref().map(|c| (c.scope.clone(), c.fingerprint.clone()));
         match self.writer.commit(request).await {
             Ok(_) => Ok(answer),
             // A concurrent retry committed first: answer as it was answered.
             Err(WriteError::IdempotencyKeyTaken) => {
-                let (scope, fingerprint) = scope.ok_or_else(|| StoreError("idempotency conflict without a key".into()))?;
-                let stored = self.writer.find_answer(&scope).await?.ok_or_else(|| StoreError("claimed idempotency key has no answer".into()))?;
+                let (scope, fingerprint) =
+                    scope.ok_or_else(|| StoreError("idempotency conflict without a key".into()))?;
+                let stored = self
+                    .writer
+                    .find_answer(&scope)
+                    .await?
+                    .ok_or_else(|| StoreError("claimed idempotency key has no answer".into()))?;
                 replay(stored.fingerprint == fingerprint, stored.body)
             }
             Err(WriteError::Store(e)) => Err(e.into()),
@@ -303,8 +323,16 @@ pub fn reading_request(
         payload: record.clone(),
         record,
         activities: vec![
-            Activity { owner: ActivityOwner::Customer(partner.partner_number.clone()), activity_type: "METER_READING_SUBMITTED", subject: subject.clone() },
-            Activity { owner: ActivityOwner::Installation(meter.meter.installation_id.clone()), activity_type: "METER_READING_SUBMITTED", subject },
+            Activity {
+                owner: ActivityOwner::Customer(partner.partner_number.clone()),
+                activity_type: "METER_READING_SUBMITTED",
+                subject: subject.clone(),
+            },
+            Activity {
+                owner: ActivityOwner::Installation(meter.meter.installation_id.clone()),
+                activity_type: "METER_READING_SUBMITTED",
+                subject,
+            },
         ],
         idempotency,
         answer,
@@ -345,12 +373,14 @@ mod tests {
             reading_date: date!(2026 - 12 - 01),
             values: [("HT", ht), ("NT", nt)]
                 .iter()
-                .map(|(c, v)| SubmittedValue { register: RegisterCode::parse(c).unwrap(), value: Decimal::from_str(v).unwrap() })
+                .map(|(c, v)| SubmittedValue {
+                    register: RegisterCode::parse(c).unwrap(),
+                    value: Decimal::from_str(v).unwrap(),
+                })
                 .collect(),
             idempotency: key.map(|k| (IdempotencyKey::parse(k).unwrap(), format!("fp-{ht}-{nt}"))),
         }
     }
-
 
     #[test]
     fn lookup_shows_consumption_points_and_last_readings() {
@@ -367,7 +397,11 @@ mod tests {
     fn unknown_number_and_wrong_name_get_the_same_answer_and_count() {
         let s = service();
         let wrong = futures::executor::block_on(s.lookup(&erika("Musterfrau"))).unwrap_err();
-        let unknown = futures::executor::block_on(s.lookup(&Identification { customer: CustomerNumber::parse("9999999").unwrap(), name: "Mustermann".into() })).unwrap_err();
+        let unknown = futures::executor::block_on(s.lookup(&Identification {
+            customer: CustomerNumber::parse("9999999").unwrap(),
+            name: "Mustermann".into(),
+        }))
+        .unwrap_err();
         assert_eq!(wrong.to_string(), unknown.to_string());
         assert!(matches!(wrong, MeterReadingError::NotIdentified));
         assert_eq!(s.limiter.total(), 2);
@@ -377,10 +411,16 @@ mod tests {
     fn attempts_are_limited_per_customer_number() {
         let s = service();
         for _ in 0..10 {
-            assert!(matches!(futures::executor::block_on(s.lookup(&erika("x"))), Err(MeterReadingError::NotIdentified)));
+            assert!(matches!(
+                futures::executor::block_on(s.lookup(&erika("x"))),
+                Err(MeterReadingError::NotIdentified)
+            ));
         }
         // Even the right name is refused now, until the window has passed.
-        assert!(matches!(futures::executor::block_on(s.lookup(&erika("Mustermann"))), Err(MeterReadingError::TooManyAttempts)));
+        assert!(matches!(
+            futures::executor::block_on(s.lookup(&erika("Mustermann"))),
+            Err(MeterReadingError::TooManyAttempts)
+        ));
     }
 
     #[test]

@@ -8,11 +8,7 @@ use unicode_normalization::UnicodeNormalization;
 /// The comparable form of a name: NFC, lower case, single spaces.
 pub fn normalize_name(raw: &str) -> String {
     let composed: String = raw.nfc().collect();
-    composed
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .to_lowercase()
+    composed.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase()
 }
 
 /// Whether a typed name identifies the CRM name.

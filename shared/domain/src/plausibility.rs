@@ -104,7 +104,9 @@ impl RuleViolation {
             }
             Self::Negative { .. } => "a meter value cannot be negative".to_owned(),
             Self::TooManyDecimals { allowed, .. } => format!("this register shows {allowed} decimal places"),
-            Self::ExceedsMeterDigits { digits, .. } => format!("this register has only {digits} digits before the decimal point"),
+            Self::ExceedsMeterDigits { digits, .. } => {
+                format!("this register has only {digits} digits before the decimal point")
+            }
             Self::BelowLastReading { last_value, .. } => {
                 format!("the value is below the last reading ({last_value}) and is not a plausible meter rollover")
             }
@@ -129,7 +131,8 @@ pub fn check_reading(
     let same_set = values.len() == registers.len()
         && registers.iter().all(|r| values.iter().filter(|v| v.register == r.code).count() == 1);
     if !same_set {
-        violations.push(RuleViolation::RegisterSetMismatch { expected: registers.iter().map(|r| r.code.clone()).collect() });
+        violations
+            .push(RuleViolation::RegisterSetMismatch { expected: registers.iter().map(|r| r.code.clone()).collect() });
         return Err(violations);
     }
 
@@ -143,7 +146,8 @@ pub fn check_reading(
         if let Some(last) = &previous
             && reading_date < last.date
         {
-            violations.push(RuleViolation::DateBeforeLastReading { register: register.code.clone(), last_date: last.date });
+            violations
+                .push(RuleViolation::DateBeforeLastReading { register: register.code.clone(), last_date: last.date });
         }
         if value.is_sign_negative() {
             violations.push(RuleViolation::Negative { index });
@@ -171,7 +175,13 @@ pub fn check_reading(
                 }
             }
         };
-        accepted.push(AcceptedValue { register: register.code.clone(), value: submitted.value, consumption, rollover, previous });
+        accepted.push(AcceptedValue {
+            register: register.code.clone(),
+            value: submitted.value,
+            consumption,
+            rollover,
+            previous,
+        });
     }
 
     if violations.is_empty() { Ok(accepted) } else { Err(violations) }
@@ -201,13 +211,23 @@ mod tests {
                 unit: "kWh".into(),
                 registers: registers
                     .iter()
-                    .map(|(c, digits, decimals, _)| Register { code: code(c), obis: "1-0:1.8.0".into(), digits: *digits, decimals: *decimals })
+                    .map(|(c, digits, decimals, _)| Register {
+                        code: code(c),
+                        obis: "1-0:1.8.0".into(),
+                        digits: *digits,
+                        decimals: *decimals,
+                    })
                     .collect(),
             },
             last_readings: registers
                 .iter()
                 .filter_map(|(c, _, _, last)| {
-                    last.map(|v| LastReading { register: code(c), date: date!(2026 - 11 - 30), value: Decimal::from_str(v).unwrap(), source: ReadingSource::Customer })
+                    last.map(|v| LastReading {
+                        register: code(c),
+                        date: date!(2026 - 11 - 30),
+                        value: Decimal::from_str(v).unwrap(),
+                        source: ReadingSource::Customer,
+                    })
                 })
                 .collect(),
         }
@@ -226,7 +246,9 @@ mod tests {
     #[test]
     fn a_plausible_ht_nt_reading_is_accepted_with_its_consumption() {
         let m = meter(&[("HT", 6, 0, Some("24000")), ("NT", 6, 0, Some("19613"))]);
-        let ok = check_reading(&m, TODAY, &values(&[("NT", "19650"), ("HT", "24100")]), TODAY, &ReadingPolicy::default()).unwrap();
+        let ok =
+            check_reading(&m, TODAY, &values(&[("NT", "19650"), ("HT", "24100")]), TODAY, &ReadingPolicy::default())
+                .unwrap();
         assert_eq!(ok.len(), 2);
         assert_eq!(ok[0].register.as_str(), "HT");
         assert_eq!(ok[0].consumption, Some(Decimal::from(100)));
@@ -237,21 +259,48 @@ mod tests {
     fn each_rule_has_its_code() {
         let p = ReadingPolicy::default();
         let m = meter(&[("HT", 6, 0, Some("24000")), ("NT", 6, 0, Some("19613"))]);
-        assert_eq!(codes(check_reading(&m, date!(2026 - 12 - 02), &values(&[("HT", "24001"), ("NT", "19614")]), TODAY, &p)), ["READING_DATE_IN_FUTURE"]);
-        assert_eq!(codes(check_reading(&m, date!(2026 - 11 - 29), &values(&[("HT", "24001"), ("NT", "19614")]), TODAY, &p)), ["READING_DATE_BEFORE_LAST_READING", "READING_DATE_BEFORE_LAST_READING"]);
+        assert_eq!(
+            codes(check_reading(&m, date!(2026 - 12 - 02), &values(&[("HT", "24001"), ("NT", "19614")]), TODAY, &p)),
+            ["READING_DATE_IN_FUTURE"]
+        );
+        assert_eq!(
+            codes(check_reading(&m, date!(2026 - 11 - 29), &values(&[("HT", "24001"), ("NT", "19614")]), TODAY, &p)),
+            ["READING_DATE_BEFORE_LAST_READING", "READING_DATE_BEFORE_LAST_READING"]
+        );
         assert_eq!(codes(check_reading(&m, TODAY, &values(&[("HT", "24001")]), TODAY, &p)), ["REGISTER_SET_MISMATCH"]);
-        assert_eq!(codes(check_reading(&m, TODAY, &values(&[("HT", "24001"), ("HT", "24002")]), TODAY, &p)), ["REGISTER_SET_MISMATCH"]);
-        assert_eq!(codes(check_reading(&m, TODAY, &values(&[("HT", "24001"), ("SINGLE", "1")]), TODAY, &p)), ["REGISTER_SET_MISMATCH"]);
-        assert_eq!(codes(check_reading(&m, TODAY, &values(&[("HT", "24001.5"), ("NT", "19614")]), TODAY, &p)), ["READING_TOO_MANY_DECIMALS"]);
-        assert_eq!(codes(check_reading(&m, TODAY, &values(&[("HT", "1000000"), ("NT", "19614")]), TODAY, &p)), ["READING_EXCEEDS_METER_DIGITS"]);
-        assert_eq!(codes(check_reading(&m, TODAY, &values(&[("HT", "23999"), ("NT", "19614")]), TODAY, &p)), ["READING_BELOW_LAST_READING"]);
-        assert_eq!(codes(check_reading(&m, TODAY, &values(&[("HT", "-1"), ("NT", "19614")]), TODAY, &p)), ["READING_NEGATIVE"]);
+        assert_eq!(
+            codes(check_reading(&m, TODAY, &values(&[("HT", "24001"), ("HT", "24002")]), TODAY, &p)),
+            ["REGISTER_SET_MISMATCH"]
+        );
+        assert_eq!(
+            codes(check_reading(&m, TODAY, &values(&[("HT", "24001"), ("SINGLE", "1")]), TODAY, &p)),
+            ["REGISTER_SET_MISMATCH"]
+        );
+        assert_eq!(
+            codes(check_reading(&m, TODAY, &values(&[("HT", "24001.5"), ("NT", "19614")]), TODAY, &p)),
+            ["READING_TOO_MANY_DECIMALS"]
+        );
+        assert_eq!(
+            codes(check_reading(&m, TODAY, &values(&[("HT", "1000000"), ("NT", "19614")]), TODAY, &p)),
+            ["READING_EXCEEDS_METER_DIGITS"]
+        );
+        assert_eq!(
+            codes(check_reading(&m, TODAY, &values(&[("HT", "23999"), ("NT", "19614")]), TODAY, &p)),
+            ["READING_BELOW_LAST_READING"]
+        );
+        assert_eq!(
+            codes(check_reading(&m, TODAY, &values(&[("HT", "-1"), ("NT", "19614")]), TODAY, &p)),
+            ["READING_NEGATIVE"]
+        );
     }
 
     #[test]
     fn the_same_day_as_the_last_reading_is_allowed() {
         let m = meter(&[("SINGLE", 6, 0, Some("100"))]);
-        assert!(check_reading(&m, date!(2026 - 11 - 30), &values(&[("SINGLE", "100")]), TODAY, &ReadingPolicy::default()).is_ok());
+        assert!(
+            check_reading(&m, date!(2026 - 11 - 30), &values(&[("SINGLE", "100")]), TODAY, &ReadingPolicy::default())
+                .is_ok()
+        );
     }
 
     #[test]
@@ -262,16 +311,23 @@ mod tests {
         assert!(ok[0].rollover);
         assert_eq!(ok[0].consumption, Some(Decimal::from(380)));
         // 50 000 kWh in a day is no rollover but a typo.
-        assert_eq!(codes(check_reading(&m, TODAY, &values(&[("SINGLE", "50000")]), TODAY, &ReadingPolicy::default())), ["READING_BELOW_LAST_READING"]);
+        assert_eq!(
+            codes(check_reading(&m, TODAY, &values(&[("SINGLE", "50000")]), TODAY, &ReadingPolicy::default())),
+            ["READING_BELOW_LAST_READING"]
+        );
     }
 
     #[test]
     fn gas_registers_take_their_decimals_and_keep_them() {
         let m = meter(&[("SINGLE", 5, 3, Some("5532.275"))]);
-        let ok = check_reading(&m, TODAY, &values(&[("SINGLE", "5540.100")]), TODAY, &ReadingPolicy::default()).unwrap();
+        let ok =
+            check_reading(&m, TODAY, &values(&[("SINGLE", "5540.100")]), TODAY, &ReadingPolicy::default()).unwrap();
         assert_eq!(ok[0].value.to_string(), "5540.100");
         assert_eq!(ok[0].consumption.unwrap().to_string(), "7.825");
-        assert_eq!(codes(check_reading(&m, TODAY, &values(&[("SINGLE", "5540.1001")]), TODAY, &ReadingPolicy::default())), ["READING_TOO_MANY_DECIMALS"]);
+        assert_eq!(
+            codes(check_reading(&m, TODAY, &values(&[("SINGLE", "5540.1001")]), TODAY, &ReadingPolicy::default())),
+            ["READING_TOO_MANY_DECIMALS"]
+        );
     }
 
     #[test]

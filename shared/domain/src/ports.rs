@@ -14,22 +14,39 @@ pub struct StoreError(pub String);
 
 /// Read access to one customer's mirrored master data.
 pub trait CustomerDirectory: Send + Sync {
-    fn partner(&self, customer: &CustomerNumber) -> impl Future<Output = Result<Option<BusinessPartner>, StoreError>> + Send;
-    fn contracts(&self, customer: &CustomerNumber) -> impl Future<Output = Result<Vec<Owned<Contract>>, StoreError>> + Send;
+    fn partner(
+        &self,
+        customer: &CustomerNumber,
+    ) -> impl Future<Output = Result<Option<BusinessPartner>, StoreError>> + Send;
+    fn contracts(
+        &self,
+        customer: &CustomerNumber,
+    ) -> impl Future<Output = Result<Vec<Owned<Contract>>, StoreError>> + Send;
     fn meters(&self, customer: &CustomerNumber) -> impl Future<Output = Result<Vec<MeterRecord>, StoreError>> + Send;
     /// The meter if, and only if, it belongs to the customer.
-    fn meter(&self, customer: &CustomerNumber, meter: &MeterNumber) -> impl Future<Output = Result<Option<MeterRecord>, StoreError>> + Send;
+    fn meter(
+        &self,
+        customer: &CustomerNumber,
+        meter: &MeterNumber,
+    ) -> impl Future<Output = Result<Option<MeterRecord>, StoreError>> + Send;
 }
 
 /// Counts failed attempts per subject in fixed time windows.
 pub trait AttemptLimiter: Send + Sync {
     fn failures(&self, window_key: &str) -> impl Future<Output = Result<u32, StoreError>> + Send;
-    fn record_failure(&self, window_key: &str, expires_at_epoch: i64) -> impl Future<Output = Result<u32, StoreError>> + Send;
+    fn record_failure(
+        &self,
+        window_key: &str,
+        expires_at_epoch: i64,
+    ) -> impl Future<Output = Result<u32, StoreError>> + Send;
 }
 
 /// The one write path every customer request takes: transaction record, activities,
 /// idempotency claim and outbox entry in one transaction, then exactly one message.
 pub trait RequestWriter: Send + Sync {
-    fn find_answer(&self, scope: &IdempotencyScope) -> impl Future<Output = Result<Option<StoredAnswer>, StoreError>> + Send;
+    fn find_answer(
+        &self,
+        scope: &IdempotencyScope,
+    ) -> impl Future<Output = Result<Option<StoredAnswer>, StoreError>> + Send;
     fn commit(&self, request: CustomerRequest) -> impl Future<Output = Result<CommitReceipt, WriteError>> + Send;
 }

@@ -69,11 +69,10 @@ impl Config {
         };
         let attempts = match get("ANONYMOUS_ATTEMPTS_PER_HOUR") {
             None => 10,
-            Some(v) => v
-                .parse::<u32>()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| ConfigError::Invalid("ANONYMOUS_ATTEMPTS_PER_HOUR", v))?,
+            Some(v) => match v.parse::<u32>() {
+                Ok(n) if n > 0 => n,
+                _ => return Err(ConfigError::Invalid("ANONYMOUS_ATTEMPTS_PER_HOUR", v)),
+            },
         };
         Ok(Self {
             tables: Arc::new(tables),

@@ -38,18 +38,18 @@ pub fn to_item<T: serde::Serialize>(value: &T) -> Result<Item, StoreError> {
 
 /// Reads one item by key.
 async fn get<T: DeserializeOwned>(client: &Client, table: &str, key: Item) -> Result<Option<T>, StoreError> {
-    let out = client
-        .get_item()
-        .table_name(table)
-        .set_key(Some(key))
-        .send()
-        .await
-        .map_err(|e| store_error("GetItem", e))?;
+    let out =
+        client.get_item().table_name(table).set_key(Some(key)).send().await.map_err(|e| store_error("GetItem", e))?;
     out.item.map(|item| from_item(table, item)).transpose()
 }
 
 /// All items of one partition (one customer's items of a table), every page.
-async fn partition<T: DeserializeOwned>(client: &Client, table: &str, key_name: &str, key: &str) -> Result<Vec<T>, StoreError> {
+async fn partition<T: DeserializeOwned>(
+    client: &Client,
+    table: &str,
+    key_name: &str,
+    key: &str,
+) -> Result<Vec<T>, StoreError> {
     let items: Vec<Item> = client
         .query()
         .table_name(table)
@@ -147,8 +147,5 @@ impl AttemptLimiter for DynamoLimiter {
 }
 
 fn count(item: Option<&Item>) -> u32 {
-    item.and_then(|i| i.get("failures"))
-        .and_then(|v| v.as_n().ok())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
+    item.and_then(|i| i.get("failures")).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0)
 }

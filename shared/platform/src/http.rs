@@ -45,7 +45,11 @@ impl Problem {
     }
 
     pub fn internal() -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR", "The request could not be completed. Quote the request id when you contact us.")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "INTERNAL_ERROR",
+            "The request could not be completed. Quote the request id when you contact us.",
+        )
     }
 
     /// Logs an unexpected error with the request id and answers the generic 500.
@@ -107,7 +111,11 @@ pub fn idempotency_key(req: &Request) -> Result<Option<IdempotencyKey>, Problem>
 }
 
 fn invalid_key() -> Problem {
-    Problem::new(StatusCode::BAD_REQUEST, "INVALID_IDEMPOTENCY_KEY", "The Idempotency-Key header must hold 1 to 128 visible ASCII characters.")
+    Problem::new(
+        StatusCode::BAD_REQUEST,
+        "INVALID_IDEMPOTENCY_KEY",
+        "The Idempotency-Key header must hold 1 to 128 visible ASCII characters.",
+    )
 }
 
 /// Reads a JSON body: size limit, media type, syntax, schema, then typed parsing.
@@ -116,18 +124,31 @@ pub fn read_json<T: DeserializeOwned>(req: &Request, schema: &Validator) -> Resu
     if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
         let ct = ct.to_str().unwrap_or_default().to_ascii_lowercase();
         if !(ct.starts_with("application/json") || ct.contains("+json")) {
-            return Err(Problem::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "UNSUPPORTED_MEDIA_TYPE", "Send the request body as application/json."));
+            return Err(Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "UNSUPPORTED_MEDIA_TYPE",
+                "Send the request body as application/json.",
+            ));
         }
     }
     let bytes: &[u8] = req.body().as_ref();
     if bytes.len() > MAX_JSON_BODY {
-        return Err(Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", format!("The request body may hold at most {MAX_JSON_BODY} bytes.")));
+        return Err(Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PAYLOAD_TOO_LARGE",
+            format!("The request body may hold at most {MAX_JSON_BODY} bytes."),
+        ));
     }
     if bytes.is_empty() {
         return Err(Problem::new(StatusCode::BAD_REQUEST, "MALFORMED_JSON", "The request needs a JSON body."));
     }
-    let value: Value = serde_json::from_slice(bytes)
-        .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "MALFORMED_JSON", format!("The body is not valid JSON (line {}, column {}).", e.line(), e.column())))?;
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "MALFORMED_JSON",
+            format!("The body is not valid JSON (line {}, column {}).", e.line(), e.column()),
+        )
+    })?;
     let errors: Vec<FieldError> = schema
         .iter_errors(&value)
         .take(20)
@@ -144,7 +165,7 @@ pub fn read_json<T: DeserializeOwned>(req: &Request, schema: &Validator) -> Resu
         return Err(validation_failed(errors));
     }
     let typed = serde_path_to_error::deserialize(&value).map_err(|e| {
-        let pointer = format!("/{}", e.path().to_string().replace('.', "/").replace('[', "/").replace(']', ""));
+        let pointer = format!("/{}", e.path().to_string().replace(['.', '['], "/").replace(']', ""));
         validation_failed(vec![FieldError { pointer, code: "format".to_owned(), message: e.inner().to_string() }])
     })?;
     Ok((typed, value))
@@ -172,7 +193,7 @@ mod tests {
         req
     }
 
-    #[derive(serde::Deserialize)]
+    #[derive(Debug, serde::Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct Lookup {
         #[allow(dead_code)]
@@ -189,7 +210,8 @@ mod tests {
 
     #[test]
     fn wrong_types_and_unknown_fields_are_refused_without_echoing_values() {
-        let p = read_json::<Lookup>(&request(r#"{"customerNumber":"secret-42","lastName":"x","extra":1}"#), &schema()).unwrap_err();
+        let p = read_json::<Lookup>(&request(r#"{"customerNumber":"secret-42","lastName":"x","extra":1}"#), &schema())
+            .unwrap_err();
         let pointers: Vec<&str> = p.errors.iter().map(|e| e.pointer.as_str()).collect();
         assert!(pointers.contains(&"/customerNumber"), "{pointers:?}");
         assert!(p.errors.iter().any(|e| e.code == "additionalProperties"));

@@ -23,7 +23,11 @@ fn items<T: Serialize>(values: &[T]) -> Result<Vec<Item>, StoreError> {
     values.iter().map(to_item).collect()
 }
 
-pub async fn write_snapshot(client: &Client, tables: &Tables, snapshot: &MirrorSnapshot) -> Result<ImportReport, StoreError> {
+pub async fn write_snapshot(
+    client: &Client,
+    tables: &Tables,
+    snapshot: &MirrorSnapshot,
+) -> Result<ImportReport, StoreError> {
     let readings: Vec<Item> = snapshot
         .readings
         .iter()
@@ -37,17 +41,19 @@ pub async fn write_snapshot(client: &Client, tables: &Tables, snapshot: &MirrorS
     let logins: Vec<Item> = snapshot
         .logins
         .iter()
-        .map(|l| to_item(&json!({
-            "loginId": l.login_id,
-            "username": l.username.to_lowercase(),
-            "displayUsername": l.username,
-            "email": l.email,
-            "status": l.status,
-            "partnerNumbers": l.partner_numbers,
-            "mustChangePassword": l.must_change_password,
-            "passwordHash": l.password_hash,
-            "createdAt": l.created_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
-        })))
+        .map(|l| {
+            to_item(&json!({
+                "loginId": l.login_id,
+                "username": l.username.to_lowercase(),
+                "displayUsername": l.username,
+                "email": l.email,
+                "status": l.status,
+                "partnerNumbers": l.partner_numbers,
+                "mustChangePassword": l.must_change_password,
+                "passwordHash": l.password_hash,
+                "createdAt": l.created_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+            }))
+        })
         .collect::<Result<_, StoreError>>()?;
 
     let plan: Vec<(&str, Vec<Item>)> = vec![

@@ -11,12 +11,27 @@ pub const BASE_URI: &str = "https://schemas.evi-portal.example/v1/";
 pub const ALL: &[(&str, &str)] = &[
     ("common.schema.json", include_str!("../../../schemas/common.schema.json")),
     ("problem.schema.json", include_str!("../../../schemas/problem.schema.json")),
-    ("anonymous-meter-reading-lookup.request.schema.json", include_str!("../../../schemas/anonymous-meter-reading-lookup.request.schema.json")),
-    ("anonymous-meter-reading-lookup.response.schema.json", include_str!("../../../schemas/anonymous-meter-reading-lookup.response.schema.json")),
-    ("anonymous-meter-reading.request.schema.json", include_str!("../../../schemas/anonymous-meter-reading.request.schema.json")),
-    ("meter-reading-receipt.response.schema.json", include_str!("../../../schemas/meter-reading-receipt.response.schema.json")),
+    (
+        "anonymous-meter-reading-lookup.request.schema.json",
+        include_str!("../../../schemas/anonymous-meter-reading-lookup.request.schema.json"),
+    ),
+    (
+        "anonymous-meter-reading-lookup.response.schema.json",
+        include_str!("../../../schemas/anonymous-meter-reading-lookup.response.schema.json"),
+    ),
+    (
+        "anonymous-meter-reading.request.schema.json",
+        include_str!("../../../schemas/anonymous-meter-reading.request.schema.json"),
+    ),
+    (
+        "meter-reading-receipt.response.schema.json",
+        include_str!("../../../schemas/meter-reading-receipt.response.schema.json"),
+    ),
     ("events/envelope.schema.json", include_str!("../../../schemas/events/envelope.schema.json")),
-    ("events/meter-reading-submitted.schema.json", include_str!("../../../schemas/events/meter-reading-submitted.schema.json")),
+    (
+        "events/meter-reading-submitted.schema.json",
+        include_str!("../../../schemas/events/meter-reading-submitted.schema.json"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -39,7 +54,8 @@ struct Embedded;
 
 impl Retrieve for Embedded {
     fn retrieve(&self, uri: &Uri<String>) -> Result<Value, Box<dyn std::error::Error + Send + Sync>> {
-        let path = uri.as_str().strip_prefix(BASE_URI).ok_or_else(|| format!("no embedded schema for {}", uri.as_str()))?;
+        let path =
+            uri.as_str().strip_prefix(BASE_URI).ok_or_else(|| format!("no embedded schema for {}", uri.as_str()))?;
         Ok(source(path)?)
     }
 }

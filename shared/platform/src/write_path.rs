@@ -43,7 +43,12 @@ pub struct WritePath {
 }
 
 impl WritePath {
-    pub fn new(dynamo: aws_sdk_dynamodb::Client, sqs: aws_sdk_sqs::Client, tables: Arc<Tables>, queue_url: String) -> Self {
+    pub fn new(
+        dynamo: aws_sdk_dynamodb::Client,
+        sqs: aws_sdk_sqs::Client,
+        tables: Arc<Tables>,
+        queue_url: String,
+    ) -> Self {
         Self { dynamo, sqs, tables, queue_url }
     }
 
@@ -145,7 +150,8 @@ impl RequestWriter for WritePath {
             .map_err(|e| store_error("GetItem", e))?;
         let Some(item) = out.item else { return Ok(None) };
         let field = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
-        let request_id = portal_domain::ids::RequestId::parse(&field("requestId")).map_err(|e| StoreError(e.to_string()))?;
+        let request_id =
+            portal_domain::ids::RequestId::parse(&field("requestId")).map_err(|e| StoreError(e.to_string()))?;
         let body = serde_json::from_str(&field("answer")).map_err(|e| StoreError(format!("stored answer: {e}")))?;
         Ok(Some(StoredAnswer { request_id, fingerprint: field("fingerprint"), body }))
     }
@@ -162,7 +168,16 @@ impl RequestWriter for WritePath {
             }
             return Err(store_error("TransactWriteItems", err).into());
         }
-        let sent = deliver(&self.dynamo, &self.sqs, &self.tables.outbox, &self.queue_url, &request.request_id.to_string(), request.customer.as_str(), &message).await;
+        let sent = deliver(
+            &self.dynamo,
+            &self.sqs,
+            &self.tables.outbox,
+            &self.queue_url,
+            &request.request_id.to_string(),
+            request.customer.as_str(),
+            &message,
+        )
+        .await;
         Ok(CommitReceipt { message_sent: sent })
     }
 }
@@ -256,7 +271,16 @@ impl Relay {
         let mut report = RelayReport::default();
         for entry in entries {
             let field = |k: &str| entry.get(k).and_then(|v| v.as_s().ok()).map(String::as_str).unwrap_or_default();
-            let ok = deliver(&self.dynamo, &self.sqs, &self.outbox, &self.queue_url, field("requestId"), field("messageGroupId"), field("body")).await;
+            let ok = deliver(
+                &self.dynamo,
+                &self.sqs,
+                &self.outbox,
+                &self.queue_url,
+                field("requestId"),
+                field("messageGroupId"),
+                field("body"),
+            )
+            .await;
             if ok { report.sent += 1 } else { report.failed += 1 }
         }
         Ok(report)

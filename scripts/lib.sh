@@ -1,0 +1,69 @@
+# Shared by scripts/dev and scripts/test: the local tools and the AWS emulator.
+# shellcheck shell=bash
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+EMULATOR_URL=http://127.0.0.1:4566
+EMULATOR_PID=""
+WATCH_PID=""
+mkdir -p "$ROOT/.local"
+
+# Pinned tools (moto server, cargo-lambda, cfn-lint) in a project-local virtual environment,
+# installed once and again whenever requirements-dev.txt changes.
+bootstrap() {
+  local stamp="$ROOT/.venv/.requirements.sha256" want
+  want=$(sha256sum "$ROOT/requirements-dev.txt" | cut -d' ' -f1)
+  if [ ! -x "$ROOT/.venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    echo "Installing local tools into .venv ..."
+    python3 -m venv "$ROOT/.venv"
+    "$ROOT/.venv/bin/pip" install --quiet --disable-pip-version-check -r "$ROOT/requirements-dev.txt"
+    echo "$want" > "$stamp"
+  fi
+  export PATH="$ROOT/.venv/bin:$PATH"
+}
+
+emulator_up() {
+  curl -fs -o /dev/null "$EMULATOR_URL/moto-api/" 2>/dev/null
+}
+
+# Starts the emulator unless one already answers (then it is shared, never stopped here).
+start_emulator() {
+  if emulator_up; then
+    echo "AWS emulator already running on $EMULATOR_URL"
+    return
+  fi
+  "$ROOT/.venv/bin/moto_server" -H 127.0.0.1 -p 4566 > "$ROOT/.local/emulator.log" 2>&1 &
+  EMULATOR_PID=$!
+  for _ in $(seq 100); do
+    emulator_up && return
+    sleep 0.1
+  done
+  echo "The AWS emulator did not start; see .local/emulator.log" >&2
+  exit 1
+}
+
+# Serves every function at the API's paths: cargo lambda watch PORT ENV_FILE.
+start_api() {
+  cargo lambda watch -A 127.0.0.1 -P "$1" --env-file "$2" > "$ROOT/.local/api-$1.log" 2>&1 &
+  WATCH_PID=$!
+  for _ in $(seq 300); do
+    curl -s -o /dev/null "http://127.0.0.1:$1/" 2>/dev/null && return
+    sleep 0.1
+  done
+  echo "cargo lambda watch did not start; see .local/api-$1.log" >&2
+  exit 1
+}
+
+# Stops what this script started (the process group of each background job).
+stop_started() {
+  for pid in $WATCH_PID $EMULATOR_PID; do
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+  done
+  wait 2>/dev/null || true
+}
+
+load_env() {
+  set -a
+  # shellcheck disable=SC1090
+  . "$1"
+  set +a
+}

@@ -1,0 +1,7 @@
+//! Integration tests: the adapters and the whole write path against the AWS emulator
+//! over HTTP with the real SDK (each test in its own emulator account), and end-to-end
+//! tests against the functions served by `cargo lambda watch`.
+
+mod end_to_end;
+mod import;
+mod write_path;
