@@ -102,3 +102,48 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod openapi_tests {
+    use super::*;
+
+    const OPENAPI: &str = include_str!("../../../schemas/openapi.json");
+
+    fn refs<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+        match v {
+            Value::Object(m) => {
+                if let Some(Value::String(r)) = m.get("$ref") {
+                    out.push(r);
+                }
+                m.values().for_each(|v| refs(v, out));
+            }
+            Value::Array(a) => a.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn the_openapi_document_references_only_embedded_schemas_and_its_own_components() {
+        let doc: Value = serde_json::from_str(OPENAPI).unwrap();
+        assert_eq!(doc["openapi"], "3.1.0");
+        let mut found = Vec::new();
+        refs(&doc, &mut found);
+        assert!(!found.is_empty());
+        for r in found {
+            if let Some(pointer) = r.strip_prefix('#') {
+                assert!(doc.pointer(pointer).is_some(), "dangling {r}");
+            } else {
+                compile(r).unwrap_or_else(|e| panic!("{r}: {e}"));
+            }
+        }
+        // Every operation documents its error answers.
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                let responses = op["responses"].as_object().unwrap();
+                for status in ["400", "500"] {
+                    assert!(responses.contains_key(status), "{method} {path} lacks {status}");
+                }
+            }
+        }
+    }
+}
