@@ -138,6 +138,16 @@ fn problem(error: MeterReadingError, request_id: &str) -> Problem {
         MeterReadingError::MeterNotFound => {
             Problem::new(StatusCode::NOT_FOUND, "METER_NOT_FOUND", "The customer has no meter with this number.")
         }
+        MeterReadingError::RequestInProgress => Problem::new(
+            StatusCode::CONFLICT,
+            "REQUEST_IN_PROGRESS",
+            "A request with this Idempotency-Key is still being processed. Retry in a moment.",
+        ),
+        MeterReadingError::Conflict => Problem::new(
+            StatusCode::CONFLICT,
+            "CONCURRENT_UPDATE",
+            "Another reading of this meter was recorded at the same time. Check the last reading and retry.",
+        ),
         MeterReadingError::IdempotencyKeyReused => Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "IDEMPOTENCY_KEY_REUSED",
@@ -284,6 +294,103 @@ mod tests {
         );
         assert_eq!((s1, s2), (StatusCode::NOT_FOUND, StatusCode::NOT_FOUND));
         assert_eq!((&wrong["code"], &wrong["detail"]), (&unknown["code"], &unknown["detail"]));
+    }
+
+    #[test]
+    fn every_refusal_has_its_documented_status_and_code() {
+        let api = api();
+        let (status, body) = call(&api, event("/v1/anonymous/meter-readings", &reading("29800"), Some("k")));
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        let (status, body) = call(&api, event("/v1/anonymous/meter-readings", &reading("29801"), Some("k")));
+        assert_eq!((status, body["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("IDEMPOTENCY_KEY_REUSED")));
+
+        let mut oversized = event("/v1/anonymous/meter-readings", &json!({}), None);
+        *oversized.body_mut() = Body::Text(" ".repeat(portal_platform::http::MAX_JSON_BODY + 1));
+        let (status, body) = call(&api, oversized);
+        assert_eq!((status, body["code"].as_str()), (StatusCode::PAYLOAD_TOO_LARGE, Some("PAYLOAD_TOO_LARGE")));
+
+        let mut form = event("/v1/anonymous/meter-readings", &reading("29800"), None);
+        form.headers_mut().insert("content-type", "application/x-www-form-urlencoded".parse().unwrap());
+        let (status, _) = call(&api, form);
+        assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+
+        for _ in 0..10 {
+            call(
+                &api,
+                event(
+                    "/v1/anonymous/meter-readings/lookup",
+                    &json!({"customerNumber": "1000002", "lastName": "x"}),
+                    None,
+                ),
+            );
+        }
+        let (status, body) = call(
+            &api,
+            event(
+                "/v1/anonymous/meter-readings/lookup",
+                &json!({"customerNumber": "1000002", "lastName": "Müller-Lüdenscheidt"}),
+                None,
+            ),
+        );
+        assert_eq!((status, body["code"].as_str()), (StatusCode::TOO_MANY_REQUESTS, Some("TOO_MANY_ATTEMPTS")));
+    }
+
+    /// A directory whose storage is down.
+    struct Unavailable;
+
+    impl CustomerDirectory for Unavailable {
+        async fn partner(
+            &self,
+            _: &CustomerNumber,
+        ) -> Result<Option<portal_domain::entities::BusinessPartner>, portal_domain::ports::StoreError> {
+            Err(portal_domain::ports::StoreError("GetItem: connection refused to table secret-internal-name".into()))
+        }
+        async fn contracts(
+            &self,
+            _: &CustomerNumber,
+        ) -> Result<
+            Vec<portal_domain::export::Owned<portal_domain::entities::Contract>>,
+            portal_domain::ports::StoreError,
+        > {
+            Ok(Vec::new())
+        }
+        async fn meters(
+            &self,
+            _: &CustomerNumber,
+        ) -> Result<Vec<portal_domain::entities::MeterRecord>, portal_domain::ports::StoreError> {
+            Ok(Vec::new())
+        }
+        async fn meter(
+            &self,
+            _: &CustomerNumber,
+            _: &MeterNumber,
+        ) -> Result<Option<portal_domain::entities::MeterRecord>, portal_domain::ports::StoreError> {
+            Ok(None)
+        }
+    }
+
+    #[test]
+    fn a_storage_failure_is_a_generic_500_with_the_request_id() {
+        let api = Api::new(MeterReadingService {
+            directory: Unavailable,
+            limiter: MemoryLimiter::default(),
+            writer: MemoryWriter::default(),
+            clock: FixedClock(datetime!(2026-12-01 09:00 UTC)),
+            policy: AnonymousPolicy::default(),
+        })
+        .unwrap();
+        let res = futures::executor::block_on(api.handle(event(
+            "/v1/anonymous/meter-readings/lookup",
+            &json!({"customerNumber": "1000001", "lastName": "Mustermann"}),
+            None,
+        )))
+        .unwrap();
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let Body::Text(text) = res.body() else { panic!() };
+        let body: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(body["code"], "INTERNAL_ERROR");
+        assert_eq!(body["requestId"], res.headers()["x-request-id"].to_str().unwrap());
+        assert!(!text.contains("secret-internal-name"), "{text}");
     }
 
     #[test]

@@ -51,6 +51,19 @@ pub mod iso_date {
     }
 }
 
+/// Fixed-width UTC timestamps (`2026-12-01T09:00:00.000Z`): they sort as strings, which
+/// keys and index ranges rely on.
+pub mod timestamp {
+    use time::{OffsetDateTime, UtcOffset, format_description::BorrowedFormatItem, macros::format_description};
+
+    const FORMAT: &[BorrowedFormatItem<'static>] =
+        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+
+    pub fn format(t: OffsetDateTime) -> String {
+        t.to_offset(UtcOffset::UTC).format(FORMAT).unwrap_or_default()
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum PartnerType {
@@ -256,15 +269,27 @@ pub struct Meter {
 pub struct MeterRecord {
     pub partner_number: CustomerNumber,
     pub contract_number: ContractNumber,
+    /// End of the supply contract, if it ends; the meter is the customer's until then.
+    #[serde(with = "iso_date::option", default)]
+    pub contract_end_date: Option<Date>,
     #[serde(flatten)]
     pub meter: Meter,
     #[serde(default)]
     pub last_readings: Vec<LastReading>,
+    /// Incremented by every accepted reading: a reading checked against other last
+    /// readings than the stored ones is refused (optimistic concurrency).
+    #[serde(default)]
+    pub version: u64,
 }
 
 impl MeterRecord {
     pub fn last_reading(&self, register: &RegisterCode) -> Option<&LastReading> {
         self.last_readings.iter().find(|r| &r.register == register)
+    }
+
+    /// Whether the customer is still supplied through this meter on `day`.
+    pub fn is_active_on(&self, day: Date) -> bool {
+        self.contract_end_date.is_none_or(|end| end >= day)
     }
 }
 

@@ -122,7 +122,13 @@ impl Snapshot {
         unique("document", "documentId", documents.iter().map(|d| d.document_id.as_str()))?;
         unique("product", "productId", products.iter().map(|p| p.product_id.as_str()))?;
         unique("portalLogin", "loginId", logins.iter().map(|l| l.login_id.as_str()))?;
-        unique("portalLogin", "username", logins.iter().map(|l| l.username.as_str()))?;
+        let usernames: Vec<String> = logins.iter().map(|l| l.username.to_lowercase()).collect();
+        unique("portalLogin", "username", usernames.iter().map(String::as_str))?;
+        let reading_keys: Vec<String> = readings
+            .iter()
+            .map(|r| format!("{}/{}/{}", r.meter_number, r.register, iso_date::format(r.date)))
+            .collect();
+        unique("meterReading", "date", reading_keys.iter().map(String::as_str))?;
 
         let partner_set: HashSet<&CustomerNumber> = partners.iter().map(|p| &p.partner_number).collect();
         let product_set: HashSet<&str> = products.iter().map(|p| p.product_id.as_str()).collect();
@@ -167,7 +173,8 @@ impl Snapshot {
             });
         }
 
-        let mut contract_owner: HashMap<ContractNumber, (CustomerNumber, InstallationId)> = HashMap::new();
+        let mut contract_owner: HashMap<ContractNumber, (CustomerNumber, InstallationId, Option<time::Date>)> =
+            HashMap::new();
         let mut owned_contracts = Vec::new();
         for c in contracts {
             let key = c.contract_number.to_string();
@@ -180,15 +187,16 @@ impl Snapshot {
             if c.end_date.is_some_and(|end| end < c.start_date) {
                 return Err(ImportError::new("contract", key, "endDate", "ends before it starts"));
             }
-            contract_owner.insert(c.contract_number.clone(), (owner.clone(), c.installation_id.clone()));
+            contract_owner.insert(c.contract_number.clone(), (owner.clone(), c.installation_id.clone(), c.end_date));
             owned_contracts.push(Owned { partner_number: owner.clone(), entity: c });
         }
 
-        let mut installation_owner: HashMap<InstallationId, (CustomerNumber, ContractNumber)> = HashMap::new();
+        let mut installation_owner: HashMap<InstallationId, (CustomerNumber, ContractNumber, Option<time::Date>)> =
+            HashMap::new();
         let mut owned_installations = Vec::new();
         for i in installations {
             let key = i.installation_id.to_string();
-            let (owner, contract_installation) = contract_owner
+            let (owner, contract_installation, end_date) = contract_owner
                 .get(&i.contract_number)
                 .ok_or_else(|| ImportError::new("installation", &key, "contractNumber", "unknown contract"))?;
             if contract_installation != &i.installation_id {
@@ -199,14 +207,14 @@ impl Snapshot {
                     "the contract names another installation",
                 ));
             }
-            installation_owner.insert(i.installation_id.clone(), (owner.clone(), i.contract_number.clone()));
+            installation_owner.insert(i.installation_id.clone(), (owner.clone(), i.contract_number.clone(), *end_date));
             owned_installations.push(Owned { partner_number: owner.clone(), entity: i });
         }
 
         let mut meter_records: BTreeMap<MeterNumber, MeterRecord> = BTreeMap::new();
         for m in meters {
             let key = m.meter_number.to_string();
-            let (owner, contract) = installation_owner
+            let (owner, contract, end_date) = installation_owner
                 .get(&m.installation_id)
                 .ok_or_else(|| ImportError::new("meter", &key, "installationId", "unknown installation"))?;
             if m.registers.is_empty() {
@@ -227,8 +235,10 @@ impl Snapshot {
                 MeterRecord {
                     partner_number: owner.clone(),
                     contract_number: contract.clone(),
+                    contract_end_date: *end_date,
                     meter: m,
                     last_readings: Vec::new(),
+                    version: 0,
                 },
             );
         }
@@ -241,12 +251,15 @@ impl Snapshot {
             let Some(register) = meter.meter.registers.iter().find(|g| g.code == r.register) else {
                 return Err(ImportError::new("meterReading", key, "register", "the meter has no such register"));
             };
-            if r.value.is_sign_negative() || r.value.scale() > register.decimals {
+            if r.value.is_sign_negative()
+                || r.value.scale() > register.decimals
+                || r.value >= rust_decimal::Decimal::from(10u64.pow(register.digits))
+            {
                 return Err(ImportError::new(
                     "meterReading",
                     key,
                     "value",
-                    "negative or more decimals than the register shows",
+                    "negative, or more digits or decimals than the register shows",
                 ));
             }
             let newer = meter.last_reading(&r.register).is_none_or(|last| r.date >= last.date);
@@ -407,6 +420,30 @@ mod tests {
 
         let e = broken(|d| d["format"] = "evi-export/9".into());
         assert_eq!(e.field, "format");
+    }
+
+    #[test]
+    fn what_would_collide_in_the_mirror_is_refused() {
+        // Two readings of one register on one day would overwrite each other.
+        let e = broken(|d| {
+            let copy = d["meterReadings"][0].clone();
+            d["meterReadings"].as_array_mut().unwrap().push(copy);
+        });
+        assert_eq!((e.entity, e.field.as_str()), ("meterReading", "date"));
+        // Usernames are unique regardless of case.
+        let e = broken(|d| d["portalLogins"][1]["username"] = "JMueller".into());
+        assert_eq!((e.entity, e.key.as_str(), e.field.as_str()), ("portalLogin", "jmueller", "username"));
+        // A value the register cannot show.
+        let e = broken(|d| {
+            let r = d["meterReadings"]
+                .as_array_mut()
+                .unwrap()
+                .iter_mut()
+                .find(|r| r["meterNumber"] == "1EBZ0012398765")
+                .unwrap();
+            r["value"] = "100000".into();
+        });
+        assert_eq!((e.entity, e.field.as_str()), ("meterReading", "value"));
     }
 
     #[test]

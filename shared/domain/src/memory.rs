@@ -51,15 +51,14 @@ impl MemoryLimiter {
 }
 
 impl AttemptLimiter for MemoryLimiter {
-    async fn failures(&self, window_key: &str) -> Result<u32, StoreError> {
-        Ok(lock(&self.0).get(window_key).copied().unwrap_or(0))
-    }
-
-    async fn record_failure(&self, window_key: &str, _expires_at_epoch: i64) -> Result<u32, StoreError> {
+    async fn attempt(&self, window_key: &str, limit: u32, _expires_at_epoch: i64) -> Result<bool, StoreError> {
         let mut map = lock(&self.0);
         let n = map.entry(window_key.to_owned()).or_insert(0);
+        if *n >= limit {
+            return Ok(false);
+        }
         *n += 1;
-        Ok(*n)
+        Ok(true)
     }
 }
 
@@ -68,11 +67,24 @@ impl AttemptLimiter for MemoryLimiter {
 pub struct MemoryWriter {
     committed: Arc<Mutex<Vec<CustomerRequest>>>,
     answers: Arc<Mutex<HashMap<String, StoredAnswer>>>,
+    refusal: Arc<Mutex<Option<WriteError>>>,
+    race: Arc<Mutex<Option<Option<StoredAnswer>>>>,
 }
 
 impl MemoryWriter {
     pub fn committed(&self) -> Vec<CustomerRequest> {
         lock(&self.committed).clone()
+    }
+
+    /// Makes the next commit fail with `error` (to test how the rules handle it).
+    pub fn refuse_next_commit(&self, error: WriteError) {
+        *lock(&self.refusal) = Some(error);
+    }
+
+    /// Makes the next commit lose an idempotency race: another request under the same key
+    /// claimed it just before, and has committed `winner` (or is still writing: `None`).
+    pub fn lose_next_race(&self, winner: Option<StoredAnswer>) {
+        *lock(&self.race) = Some(winner);
     }
 }
 
@@ -82,6 +94,15 @@ impl RequestWriter for MemoryWriter {
     }
 
     async fn commit(&self, request: CustomerRequest) -> Result<CommitReceipt, WriteError> {
+        if let Some(error) = lock(&self.refusal).take() {
+            return Err(error);
+        }
+        if let Some(winner) = lock(&self.race).take() {
+            if let (Some(claim), Some(answer)) = (&request.idempotency, winner) {
+                lock(&self.answers).insert(claim.scope.as_str().to_owned(), answer);
+            }
+            return Err(WriteError::IdempotencyKeyTaken);
+        }
         if let (Some(claim), Some(answer)) = (&request.idempotency, request.stored_answer()) {
             let mut answers = lock(&self.answers);
             if answers.contains_key(claim.scope.as_str()) {

@@ -11,7 +11,8 @@ use crate::names::names_match;
 use crate::plausibility::{AcceptedValue, ReadingPolicy, RuleViolation, SubmittedValue, check_reading};
 use crate::ports::{AttemptLimiter, CustomerDirectory, RequestWriter, StoreError};
 use crate::requests::{
-    Activity, ActivityOwner, Channel, CustomerRequest, IdempotencyClaim, IdempotencyScope, RequestKind, WriteError,
+    Activity, ActivityOwner, Channel, CustomerRequest, IdempotencyClaim, IdempotencyScope, MirrorUpdate, RequestKind,
+    WriteError,
 };
 use rust_decimal::Decimal;
 use serde::Serialize;
@@ -49,6 +50,12 @@ pub enum MeterReadingError {
     Implausible(Vec<RuleViolation>),
     #[error("the idempotency key was used for another request")]
     IdempotencyKeyReused,
+    /// Another request under the same idempotency key is still being written.
+    #[error("a request with this idempotency key is in progress")]
+    RequestInProgress,
+    /// The meter's readings changed while this reading was checked.
+    #[error("the meter changed concurrently")]
+    Conflict,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -56,7 +63,7 @@ pub enum MeterReadingError {
 /// Configuration of the anonymous capability.
 #[derive(Debug, Clone, Copy)]
 pub struct AnonymousPolicy {
-    /// Failed identifications allowed per customer number and hour.
+    /// Identification attempts allowed per customer number and hour.
     pub attempts_per_hour: u32,
     pub readings: ReadingPolicy,
 }
@@ -149,42 +156,40 @@ pub struct MeterReadingService<D, L, W, C> {
 }
 
 impl<D: CustomerDirectory, L: AttemptLimiter, W: RequestWriter, C: Clock> MeterReadingService<D, L, W, C> {
-    fn window_key(&self, customer: &CustomerNumber) -> (String, i64) {
-        let now = self.clock.now();
-        let hour = now.unix_timestamp().div_euclid(3600);
-        (format!("{IDENTIFICATION_SCOPE}#{customer}#{hour}"), (hour + 2) * 3600)
+    /// Takes one identification attempt of the customer number's current hour.
+    async fn attempt(&self, customer: &CustomerNumber) -> Result<bool, StoreError> {
+        let hour = self.clock.now().unix_timestamp().div_euclid(3600);
+        let key = format!("{IDENTIFICATION_SCOPE}#{customer}#{hour}");
+        self.limiter.attempt(&key, self.policy.attempts_per_hour, (hour + 2) * 3600).await
     }
 
-    /// Decides the identification from what one round of reads returned.
-    async fn identify(
+    /// Decides the identification from what one round of calls returned. Every attempt
+    /// counts, so that guessing names is limited however the guesses are spread.
+    fn identify(
         &self,
         who: &Identification,
-        failures: Result<u32, StoreError>,
+        allowed: Result<bool, StoreError>,
         partner: Result<Option<BusinessPartner>, StoreError>,
     ) -> Result<BusinessPartner, MeterReadingError> {
-        if failures? >= self.policy.attempts_per_hour {
+        if !allowed? {
             return Err(MeterReadingError::TooManyAttempts);
         }
         match partner? {
             Some(p) if names_match(&who.name, p.identifying_name()) => Ok(p),
-            _ => {
-                let (key, expires) = self.window_key(&who.customer);
-                self.limiter.record_failure(&key, expires).await?;
-                Err(MeterReadingError::NotIdentified)
-            }
+            _ => Err(MeterReadingError::NotIdentified),
         }
     }
 
-    /// Consumption points, meters, registers and last readings of an identified customer.
+    /// Consumption points, meters, registers and last readings of an identified customer;
+    /// contracts that have ended are not shown.
     pub async fn lookup(&self, who: &Identification) -> Result<LookupView, MeterReadingError> {
-        let (key, _) = self.window_key(&who.customer);
-        let (failures, partner, contracts, meters) = futures::join!(
-            self.limiter.failures(&key),
+        let (allowed, partner, contracts, meters) = futures::join!(
+            self.attempt(&who.customer),
             self.directory.partner(&who.customer),
             self.directory.contracts(&who.customer),
             self.directory.meters(&who.customer),
         );
-        self.identify(who, failures, partner).await?;
+        self.identify(who, allowed, partner)?;
         let (contracts, meters) = (contracts?, meters?);
         let today = self.clock.today();
         let consumption_points = contracts
@@ -207,35 +212,41 @@ impl<D: CustomerDirectory, L: AttemptLimiter, W: RequestWriter, C: Clock> MeterR
     }
 
     /// Checks and records a reading; returns the answer for the client (the first answer
-    /// again for a retry with the same idempotency key).
+    /// again for a retry with the same idempotency key and body).
     pub async fn submit(&self, reading: AnonymousReading) -> Result<Value, MeterReadingError> {
         let who = &reading.identification;
         let claim = reading.idempotency.as_ref().map(|(key, fingerprint)| IdempotencyClaim {
             scope: IdempotencyScope::new(SUBMIT_OPERATION, who.customer.as_str(), key),
             fingerprint: fingerprint.clone(),
         });
-        let (window, _) = self.window_key(&who.customer);
         let earlier = async {
             match &claim {
                 Some(c) => self.writer.find_answer(&c.scope).await,
                 None => Ok(None),
             }
         };
-        let (earlier, failures, partner, meter) = futures::join!(
+        let (earlier, allowed, partner, meter) = futures::join!(
             earlier,
-            self.limiter.failures(&window),
+            self.attempt(&who.customer),
             self.directory.partner(&who.customer),
             self.directory.meter(&who.customer, &reading.meter),
         );
-        if let (Some(answer), Some(claim)) = (earlier?, &claim) {
-            return replay(answer.fingerprint == claim.fingerprint, answer.body);
+        // The fingerprint covers the name: an equal body is the same identified caller.
+        let earlier = earlier?;
+        if let (Some(answer), Some(claim)) = (&earlier, &claim)
+            && answer.fingerprint == claim.fingerprint
+        {
+            return Ok(answer.body.clone());
         }
-        let partner = self.identify(who, failures, partner).await?;
-        let meter = meter?.ok_or(MeterReadingError::MeterNotFound)?;
+        let partner = self.identify(who, allowed, partner)?;
+        if earlier.is_some() {
+            return Err(MeterReadingError::IdempotencyKeyReused);
+        }
+        let today = self.clock.today();
+        let meter = meter?.filter(|m| m.is_active_on(today)).ok_or(MeterReadingError::MeterNotFound)?;
 
-        let accepted =
-            check_reading(&meter, reading.reading_date, &reading.values, self.clock.today(), &self.policy.readings)
-                .map_err(MeterReadingError::Implausible)?;
+        let accepted = check_reading(&meter, reading.reading_date, &reading.values, today, &self.policy.readings)
+            .map_err(MeterReadingError::Implausible)?;
 
         let request = reading_request(
             &partner,
@@ -247,31 +258,26 @@ impl<D: CustomerDirectory, L: AttemptLimiter, W: RequestWriter, C: Clock> MeterR
             Channel::PortalAnonymous,
         );
         let answer = request.answer.clone();
-        let scope = request.idempotency.as_ref().map(|c| (c.scope.clone(), c.fingerprint.clone()));
+        let claim = request.idempotency.clone();
         match self.writer.commit(request).await {
             Ok(_) => Ok(answer),
-            // A concurrent retry committed first: answer as it was answered.
+            Err(WriteError::Conflict) => Err(MeterReadingError::Conflict),
+            // A concurrent request under the same key committed (or is committing) first.
             Err(WriteError::IdempotencyKeyTaken) => {
-                let (scope, fingerprint) =
-                    scope.ok_or_else(|| StoreError("idempotency conflict without a key".into()))?;
-                let stored = self
-                    .writer
-                    .find_answer(&scope)
-                    .await?
-                    .ok_or_else(|| StoreError("claimed idempotency key has no answer".into()))?;
-                replay(stored.fingerprint == fingerprint, stored.body)
+                let claim = claim.ok_or_else(|| StoreError("idempotency conflict without a key".into()))?;
+                match self.writer.find_answer(&claim.scope).await? {
+                    Some(stored) if stored.fingerprint == claim.fingerprint => Ok(stored.body),
+                    Some(_) => Err(MeterReadingError::IdempotencyKeyReused),
+                    None => Err(MeterReadingError::RequestInProgress),
+                }
             }
             Err(WriteError::Store(e)) => Err(e.into()),
         }
     }
 }
 
-fn replay(same_body: bool, body: Value) -> Result<Value, MeterReadingError> {
-    if same_body { Ok(body) } else { Err(MeterReadingError::IdempotencyKeyReused) }
-}
-
 /// The write of one reading: record, activities at the customer and the installation,
-/// message payload and the client's answer.
+/// the meter's new last readings, message payload and the client's answer.
 pub fn reading_request(
     partner: &BusinessPartner,
     meter: &MeterRecord,
@@ -309,11 +315,21 @@ pub fn reading_request(
     let answer = json!({
         "requestId": request_id,
         "status": "RECEIVED",
-        "submittedAt": submitted_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+        "submittedAt": crate::entities::timestamp::format(submitted_at),
         "meterNumber": meter.meter.meter_number,
         "readingDate": date,
         "values": accepted,
     });
+    let mut last_readings = meter.last_readings.clone();
+    for v in accepted {
+        last_readings.retain(|l| l.register != v.register);
+        last_readings.push(LastReading {
+            register: v.register.clone(),
+            date: reading_date,
+            value: v.value,
+            source: ReadingSource::Customer,
+        });
+    }
     CustomerRequest {
         request_id,
         kind: RequestKind::MeterReadingSubmission,
@@ -334,6 +350,12 @@ pub fn reading_request(
                 subject,
             },
         ],
+        mirror_updates: vec![MirrorUpdate::MeterLastReadings {
+            customer: partner.partner_number.clone(),
+            meter: meter.meter.meter_number.clone(),
+            last_readings,
+            expected_version: meter.version,
+        }],
         idempotency,
         answer,
     }
@@ -394,6 +416,61 @@ mod tests {
     }
 
     #[test]
+    fn meters_of_ended_contracts_are_neither_shown_nor_read() {
+        let mut snapshot = parse_export(include_str!("../../../fixtures/crm-demo.json")).unwrap();
+        snapshot.contracts.iter_mut().for_each(|c| c.entity.end_date = Some(date!(2026 - 11 - 30)));
+        snapshot.meters.iter_mut().for_each(|m| m.contract_end_date = Some(date!(2026 - 11 - 30)));
+        let mut s = service();
+        s.directory = MemoryDirectory::new(snapshot);
+        let view = futures::executor::block_on(s.lookup(&erika("Mustermann"))).unwrap();
+        assert!(view.consumption_points.is_empty());
+        let refused = futures::executor::block_on(s.submit(reading("29800", "19700", None))).unwrap_err();
+        assert!(matches!(refused, MeterReadingError::MeterNotFound), "{refused:?}");
+    }
+
+    #[test]
+    fn the_accepted_reading_becomes_the_meters_last_reading_if_the_meter_did_not_change() {
+        let s = service();
+        futures::executor::block_on(s.submit(reading("29800", "19700", None))).unwrap();
+        let committed = s.writer.committed();
+        let [MirrorUpdate::MeterLastReadings { last_readings, expected_version, .. }] =
+            committed[0].mirror_updates.as_slice()
+        else {
+            panic!("no meter update")
+        };
+        assert_eq!(*expected_version, 0);
+        let ht = last_readings.iter().find(|l| l.register.as_str() == "HT").unwrap();
+        assert_eq!(
+            (ht.value, ht.date, ht.source),
+            (Decimal::from(29800), date!(2026 - 12 - 01), ReadingSource::Customer)
+        );
+
+        s.writer.refuse_next_commit(WriteError::Conflict);
+        let conflict = futures::executor::block_on(s.submit(reading("29900", "19700", None))).unwrap_err();
+        assert!(matches!(conflict, MeterReadingError::Conflict), "{conflict:?}");
+    }
+
+    #[test]
+    fn a_key_claimed_concurrently_answers_with_the_winners_answer_or_in_progress() {
+        let s = service();
+        // The other request is still writing: nothing stored yet.
+        s.writer.lose_next_race(None);
+        let pending = futures::executor::block_on(s.submit(reading("29800", "19700", Some("k-race")))).unwrap_err();
+        assert!(matches!(pending, MeterReadingError::RequestInProgress), "{pending:?}");
+
+        // The other request committed the same body first: its answer is ours.
+        let winner = crate::requests::StoredAnswer {
+            request_id: RequestId::new_random(),
+            fingerprint: "fp-29800-19700".into(),
+            body: json!({"requestId": "the winner's"}),
+        };
+        s.writer.lose_next_race(Some(winner.clone()));
+        let answer = futures::executor::block_on(s.submit(reading("29800", "19700", Some("k-race")))).unwrap();
+        assert_eq!(answer, winner.body);
+        assert!(s.writer.committed().is_empty());
+    }
+
+    #[test]
     fn unknown_number_and_wrong_name_get_the_same_answer_and_count() {
         let s = service();
         let wrong = futures::executor::block_on(s.lookup(&erika("Musterfrau"))).unwrap_err();
@@ -421,6 +498,12 @@ mod tests {
             futures::executor::block_on(s.lookup(&erika("Mustermann"))),
             Err(MeterReadingError::TooManyAttempts)
         ));
+        // Another customer number has its own window.
+        let other = Identification {
+            customer: CustomerNumber::parse("1000002").unwrap(),
+            name: "Müller-Lüdenscheidt".into(),
+        };
+        assert!(futures::executor::block_on(s.lookup(&other)).is_ok());
     }
 
     #[test]

@@ -1,14 +1,15 @@
 //! Matching a name typed by a customer against the CRM's name.
 //!
-//! Case, surrounding and repeated whitespace and Unicode composition are ignored;
-//! umlauts are compared as given (`Müller` is not `Mueller`), as the CRM stores them.
+//! Case (Unicode case folding: `GROSS` is `Groß`), surrounding and repeated whitespace and
+//! Unicode composition are ignored; umlauts are compared as given (`Müller` is not
+//! `Mueller`), as the CRM stores them.
 
 use unicode_normalization::UnicodeNormalization;
 
-/// The comparable form of a name: NFC, lower case, single spaces.
+/// The comparable form of a name: NFC, case-folded, single spaces.
 pub fn normalize_name(raw: &str) -> String {
     let composed: String = raw.nfc().collect();
-    composed.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase()
+    caseless::default_case_fold_str(&composed.split_whitespace().collect::<Vec<_>>().join(" "))
 }
 
 /// Whether a typed name identifies the CRM name.
@@ -41,6 +42,14 @@ mod tests {
     }
 
     #[test]
+    fn sharp_s_folds_like_upper_case_letters() {
+        assert!(names_match("GROSS", "Groß"));
+        assert!(names_match("STRAẞE", "straße"));
+        assert!(names_match("ΣΟΦΊΑ", "σοφία"));
+        assert!(!names_match("Gros", "Groß"));
+    }
+
+    #[test]
     fn an_empty_name_never_matches() {
         assert!(!names_match("   ", ""));
         assert!(!names_match("", "Mustermann"));
@@ -48,9 +57,18 @@ mod tests {
 
     proptest! {
         #[test]
-        fn padding_and_case_never_change_the_result(name in "[A-Za-zÄÖÜäöüß]{1,12}( [A-Za-zÄÖÜäöüß]{1,12}){0,2}", pad in " {0,3}") {
-            let typed = format!("{pad}{}{pad}", name.to_uppercase().replace(' ', "  "));
-            prop_assert!(names_match(&typed, &name) == (normalize_name(&name.to_uppercase()) == normalize_name(&name)));
+        fn padding_spacing_and_case_never_change_the_result(name in "[A-Za-zÄÖÜäöüß]{1,12}( [A-Za-zÄÖÜäöüß]{1,12}){0,2}", pad in "[ \t]{0,3}") {
+            let shouted = format!("{pad}{}{pad}", name.to_uppercase().replace(' ', " \t "));
+            let whispered = format!("{pad}{}{pad}", name.to_lowercase());
+            prop_assert!(names_match(&shouted, &name));
+            prop_assert!(names_match(&whispered, &name));
+        }
+
+        #[test]
+        fn a_changed_letter_never_matches(name in "[a-zäöü]{2,12}", i in 0usize..12) {
+            let i = i % name.chars().count();
+            let changed: String = name.chars().enumerate().map(|(j, c)| if j == i { if c == 'x' { 'y' } else { 'x' } } else { c }).collect();
+            prop_assert!(!names_match(&changed, &name));
         }
     }
 }

@@ -204,6 +204,8 @@ mod tests {
         MeterRecord {
             partner_number: CustomerNumber::parse("1000001").unwrap(),
             contract_number: ContractNumber::parse("5000001").unwrap(),
+            contract_end_date: None,
+            version: 0,
             meter: Meter {
                 meter_number: MeterNumber::parse("1EMH0012345678").unwrap(),
                 installation_id: InstallationId::parse("A-7000001").unwrap(),

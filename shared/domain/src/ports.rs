@@ -31,14 +31,16 @@ pub trait CustomerDirectory: Send + Sync {
     ) -> impl Future<Output = Result<Option<MeterRecord>, StoreError>> + Send;
 }
 
-/// Counts failed attempts per subject in fixed time windows.
+/// Counts attempts per subject in fixed time windows.
 pub trait AttemptLimiter: Send + Sync {
-    fn failures(&self, window_key: &str) -> impl Future<Output = Result<u32, StoreError>> + Send;
-    fn record_failure(
+    /// Takes one attempt of the window if fewer than `limit` were taken (atomically, so
+    /// parallel attempts cannot pass the limit together); false when the limit is reached.
+    fn attempt(
         &self,
         window_key: &str,
+        limit: u32,
         expires_at_epoch: i64,
-    ) -> impl Future<Output = Result<u32, StoreError>> + Send;
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
 /// The one write path every customer request takes: transaction record, activities,

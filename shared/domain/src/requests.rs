@@ -2,7 +2,8 @@
 //! systems, the activities in the CRM's contact log, the downstream message and the
 //! answer given to the client, all decided by the rules before anything is written.
 
-use crate::ids::{CustomerNumber, IdempotencyKey, InstallationId, RequestId};
+use crate::entities::LastReading;
+use crate::ids::{CustomerNumber, IdempotencyKey, InstallationId, MeterNumber, RequestId};
 use crate::ports::StoreError;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -114,6 +115,18 @@ pub struct EventEnvelope {
     pub payload: Value,
 }
 
+/// A change of the mirror that commits together with the request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MirrorUpdate {
+    /// New last readings of a meter, if the meter still has `expected_version`.
+    MeterLastReadings {
+        customer: CustomerNumber,
+        meter: MeterNumber,
+        last_readings: Vec<LastReading>,
+        expected_version: u64,
+    },
+}
+
 /// Everything one customer request writes, decided before the write.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CustomerRequest {
@@ -125,6 +138,7 @@ pub struct CustomerRequest {
     /// The transaction record's request-specific fields.
     pub record: Value,
     pub activities: Vec<Activity>,
+    pub mirror_updates: Vec<MirrorUpdate>,
     pub payload: Value,
     pub idempotency: Option<IdempotencyClaim>,
     pub answer: Value,
@@ -164,6 +178,9 @@ pub enum WriteError {
     /// Another request claimed the same idempotency key first (a concurrent retry).
     #[error("idempotency key already claimed")]
     IdempotencyKeyTaken,
+    /// The mirror changed since the rules read it (a concurrent request won).
+    #[error("the data changed concurrently")]
+    Conflict,
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -116,36 +116,24 @@ impl DynamoLimiter {
 }
 
 impl AttemptLimiter for DynamoLimiter {
-    async fn failures(&self, window_key: &str) -> Result<u32, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("limitKey", s(window_key))
-            .projection_expression("failures")
-            .send()
-            .await
-            .map_err(|e| store_error("GetItem", e))?;
-        Ok(count(out.item.as_ref()))
-    }
-
-    async fn record_failure(&self, window_key: &str, expires_at_epoch: i64) -> Result<u32, StoreError> {
-        let out = self
+    async fn attempt(&self, window_key: &str, limit: u32, expires_at_epoch: i64) -> Result<bool, StoreError> {
+        // One conditional increment: parallel attempts cannot pass the limit together.
+        let result = self
             .client
             .update_item()
             .table_name(&self.table)
             .key("limitKey", s(window_key))
-            .update_expression("ADD failures :one SET expiresAt = :exp")
+            .update_expression("ADD attempts :one SET expiresAt = :exp")
+            .condition_expression("attribute_not_exists(attempts) OR attempts < :limit")
             .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":limit", n(limit))
             .expression_attribute_values(":exp", n(expires_at_epoch))
-            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
             .send()
-            .await
-            .map_err(|e| store_error("UpdateItem", e))?;
-        Ok(count(out.attributes.as_ref()))
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(store_error("UpdateItem", e)),
+        }
     }
-}
-
-fn count(item: Option<&Item>) -> u32 {
-    item.and_then(|i| i.get("failures")).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0)
 }

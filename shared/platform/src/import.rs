@@ -1,18 +1,19 @@
 //! Writes a validated [`MirrorSnapshot`] into the mirror tables (initial load).
 //!
 //! Validation happens before the first write (`portal_domain::export`), so a bad export
-//! writes nothing. Items are put, never merged: importing the same export twice leaves
-//! the same state.
+//! writes nothing. Mirror items are put whole: importing the same export twice leaves the
+//! same state. Portal logins are the exception: their status, customer numbers and e-mail
+//! come from the CRM (so setting AKTIV there reactivates a login), but a password the
+//! customer has set in the portal is never overwritten by the export's.
 
 use crate::config::Tables;
-use crate::dynamo::{Item, store_error, to_item};
+use crate::dynamo::{Item, s, store_error, to_item};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 use portal_domain::entities::iso_date;
-use portal_domain::export::MirrorSnapshot;
+use portal_domain::export::{ImportError, MirrorSnapshot, parse_export};
 use portal_domain::ports::StoreError;
 use serde::Serialize;
-use serde_json::json;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -38,24 +39,6 @@ pub async fn write_snapshot(
             Ok(item)
         })
         .collect::<Result<_, StoreError>>()?;
-    let logins: Vec<Item> = snapshot
-        .logins
-        .iter()
-        .map(|l| {
-            to_item(&json!({
-                "loginId": l.login_id,
-                "username": l.username.to_lowercase(),
-                "displayUsername": l.username,
-                "email": l.email,
-                "status": l.status,
-                "partnerNumbers": l.partner_numbers,
-                "mustChangePassword": l.must_change_password,
-                "passwordHash": l.password_hash,
-                "createdAt": l.created_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
-            }))
-        })
-        .collect::<Result<_, StoreError>>()?;
-
     let plan: Vec<(&str, Vec<Item>)> = vec![
         (&tables.business_partners, items(&snapshot.partners)?),
         (&tables.contract_accounts, items(&snapshot.accounts)?),
@@ -68,7 +51,6 @@ pub async fn write_snapshot(
         (&tables.documents, items(&snapshot.documents)?),
         (&tables.products, items(&snapshot.products)?),
         (&tables.code_lists, items(&snapshot.code_values)?),
-        (&tables.portal_logins, logins),
     ];
 
     let mut report = Vec::new();
@@ -79,7 +61,56 @@ pub async fn write_snapshot(
         }
         report.push((table.to_owned(), count));
     }
+    for login in &snapshot.logins {
+        put_login(client, &tables.portal_logins, login).await?;
+    }
+    report.push((tables.portal_logins.clone(), snapshot.logins.len()));
     Ok(report)
+}
+
+/// Why an import did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportFailure {
+    #[error("export refused, nothing imported: {0}")]
+    Invalid(#[from] ImportError),
+    #[error("import failed: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// Validates a whole export, then writes it.
+pub async fn import_export(client: &Client, tables: &Tables, export: &str) -> Result<ImportReport, ImportFailure> {
+    let snapshot = parse_export(export)?;
+    Ok(write_snapshot(client, tables, &snapshot).await?)
+}
+
+async fn put_login(
+    client: &Client,
+    table: &str,
+    login: &portal_domain::entities::PortalLogin,
+) -> Result<(), StoreError> {
+    let status = serde_dynamo::to_attribute_value(login.status).map_err(|e| StoreError(e.to_string()))?;
+    let partners = serde_dynamo::to_attribute_value(&login.partner_numbers).map_err(|e| StoreError(e.to_string()))?;
+    client
+        .update_item()
+        .table_name(table)
+        .key("loginId", s(login.login_id.as_str()))
+        .update_expression(
+            "SET username = :u, displayUsername = :du, email = :e, #st = :st, partnerNumbers = :p, createdAt = :c, \
+             passwordHash = if_not_exists(passwordHash, :h), mustChangePassword = if_not_exists(mustChangePassword, :m)",
+        )
+        .expression_attribute_names("#st", "status")
+        .expression_attribute_values(":u", s(login.username.to_lowercase()))
+        .expression_attribute_values(":du", s(&login.username))
+        .expression_attribute_values(":e", s(&login.email))
+        .expression_attribute_values(":st", status)
+        .expression_attribute_values(":p", partners)
+        .expression_attribute_values(":c", s(portal_domain::entities::timestamp::format(login.created_at)))
+        .expression_attribute_values(":h", s(&login.password_hash))
+        .expression_attribute_values(":m", aws_sdk_dynamodb::types::AttributeValue::Bool(login.must_change_password))
+        .send()
+        .await
+        .map_err(|e| store_error("UpdateItem", e))?;
+    Ok(())
 }
 
 /// One BatchWriteItem, retrying unprocessed items with a growing pause.

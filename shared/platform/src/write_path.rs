@@ -1,38 +1,39 @@
 //! The one write path of every customer request (transactional outbox):
 //!
-//! 1. one DynamoDB transaction writes the transaction record, the activities, the outbox
+//! 1. one DynamoDB transaction writes the transaction record, the activities, the mirror
+//!    changes the request implies (conditional on the version the rules read), the outbox
 //!    entry holding the downstream message, and the idempotency claim with the answer;
 //! 2. the message is sent to the FIFO queue (group = customer number, deduplication id =
-//!    request id);
+//!    request id), unless an older message of the same customer is still pending: then
+//!    it waits for the [`Relay`], which sends each customer's messages in order;
 //! 3. the outbox entry is marked as sent.
 //!
 //! If step 2 or 3 fails the request is still committed and answered: its outbox entry
-//! stays pending and the [`Relay`] sends it later. Nothing is sent for a transaction
-//! that did not commit.
+//! stays pending and the relay sends it later. Nothing is sent for a transaction that did
+//! not commit.
 
 use crate::config::Tables;
 use crate::dynamo::{Item, n, s, store_error, to_item};
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{Put, Select, TransactWriteItem, Update};
 use aws_smithy_types::error::display::DisplayErrorContext;
+use portal_domain::entities::timestamp;
 use portal_domain::ports::{RequestWriter, StoreError};
 use portal_domain::requests::{
-    CommitReceipt, CustomerRequest, IdempotencyScope, RequestKind, StoredAnswer, WriteError,
+    CommitReceipt, CustomerRequest, IdempotencyScope, MirrorUpdate, RequestKind, StoredAnswer, WriteError,
 };
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
-/// Marker of outbox entries not yet sent; the sparse `pending` index holds only them.
-const PENDING: &str = "PENDING";
+/// Sparse index of the outbox: only pending entries carry `pendingCustomer`.
+const PENDING_INDEX: &str = "pending-by-customer";
 /// How long a stored answer is replayed for its idempotency key.
 const IDEMPOTENCY_TTL_SECONDS: i64 = 24 * 3600;
-
-fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_default()
-}
+/// How long a sent outbox entry is kept (as proof of delivery) before TTL removes it.
+const SENT_TTL_SECONDS: i64 = 30 * 24 * 3600;
 
 #[derive(Debug, Clone)]
 pub struct WritePath {
@@ -40,6 +41,12 @@ pub struct WritePath {
     sqs: aws_sdk_sqs::Client,
     tables: Arc<Tables>,
     queue_url: String,
+}
+
+/// Where in a transaction the items whose conditions can fail are.
+struct Layout {
+    mirror_updates: std::ops::Range<usize>,
+    claim: Option<usize>,
 }
 
 impl WritePath {
@@ -67,10 +74,36 @@ impl WritePath {
         Ok(TransactWriteItem::builder().put(put).build())
     }
 
-    /// The transaction's items, the idempotency claim last.
-    fn transaction(&self, r: &CustomerRequest, message: &str) -> Result<Vec<TransactWriteItem>, StoreError> {
+    fn mirror_update(&self, update: &MirrorUpdate) -> Result<TransactWriteItem, StoreError> {
+        match update {
+            MirrorUpdate::MeterLastReadings { customer, meter, last_readings, expected_version } => {
+                let readings = serde_dynamo::to_attribute_value(last_readings)
+                    .map_err(|e| StoreError(format!("last readings do not map: {e}")))?;
+                let condition = if *expected_version == 0 {
+                    "attribute_exists(meterNumber) AND (attribute_not_exists(version) OR version = :expected)"
+                } else {
+                    "attribute_exists(meterNumber) AND version = :expected"
+                };
+                let update = Update::builder()
+                    .table_name(&self.tables.meters)
+                    .key("partnerNumber", s(customer.as_str()))
+                    .key("meterNumber", s(meter.as_str()))
+                    .update_expression("SET lastReadings = :readings, version = :next")
+                    .condition_expression(condition)
+                    .expression_attribute_values(":readings", readings)
+                    .expression_attribute_values(":expected", n(expected_version))
+                    .expression_attribute_values(":next", n(expected_version + 1))
+                    .build()
+                    .map_err(|e| store_error("Update", e))?;
+                Ok(TransactWriteItem::builder().update(update).build())
+            }
+        }
+    }
+
+    /// The transaction's items, and where the conditional ones are.
+    fn transaction(&self, r: &CustomerRequest, message: &str) -> Result<(Vec<TransactWriteItem>, Layout), StoreError> {
         let request_id = r.request_id.to_string();
-        let at = rfc3339(r.submitted_at);
+        let at = timestamp::format(r.submitted_at);
         let mut record = match &r.record {
             Value::Object(fields) => fields.clone(),
             _ => serde_json::Map::new(),
@@ -100,41 +133,79 @@ impl WritePath {
             items.push(Self::put(&self.tables.activities, to_item(&activity)?, None)?);
         }
 
+        let first_update = items.len();
+        for update in &r.mirror_updates {
+            items.push(self.mirror_update(update)?);
+        }
+        let mirror_updates = first_update..items.len();
+
         let outbox = Item::from([
             ("requestId".to_owned(), s(&request_id)),
-            ("pendingPartition".to_owned(), s(PENDING)),
+            ("pendingCustomer".to_owned(), s(r.customer.as_str())),
             ("createdAt".to_owned(), s(&at)),
-            ("status".to_owned(), s(PENDING)),
+            ("status".to_owned(), s("PENDING")),
             ("requestType".to_owned(), s(r.kind.as_str())),
             ("messageGroupId".to_owned(), s(r.customer.as_str())),
             ("body".to_owned(), s(message)),
         ]);
         items.push(Self::put(&self.tables.outbox, outbox, Some("requestId"))?);
 
-        if let (Some(claim), Some(answer)) = (&r.idempotency, r.stored_answer()) {
+        let mut claim = None;
+        if let (Some(c), Some(answer)) = (&r.idempotency, r.stored_answer()) {
             let expires = r.submitted_at.unix_timestamp() + IDEMPOTENCY_TTL_SECONDS;
             let item = Item::from([
-                ("idempotencyKey".to_owned(), s(claim.scope.as_str())),
+                ("idempotencyKey".to_owned(), s(c.scope.as_str())),
                 ("requestId".to_owned(), s(&request_id)),
                 ("fingerprint".to_owned(), s(&answer.fingerprint)),
                 ("answer".to_owned(), s(answer.body.to_string())),
                 ("expiresAt".to_owned(), n(expires)),
             ]);
+            claim = Some(items.len());
             items.push(Self::put(&self.tables.idempotency_keys, item, Some("idempotencyKey"))?);
         }
-        Ok(items)
+        Ok((items, Layout { mirror_updates, claim }))
+    }
+
+    /// Whether the customer has a pending message older than `created_at`: then this one
+    /// must wait for it (order per customer).
+    async fn older_pending(&self, customer: &str, created_at: &str) -> Result<bool, StoreError> {
+        let out = self
+            .dynamo
+            .query()
+            .table_name(&self.tables.outbox)
+            .index_name(PENDING_INDEX)
+            .key_condition_expression("pendingCustomer = :c AND createdAt < :at")
+            .expression_attribute_values(":c", s(customer))
+            .expression_attribute_values(":at", s(created_at))
+            .select(Select::Count)
+            .limit(1)
+            .send()
+            .await
+            .map_err(|e| store_error("Query", e))?;
+        Ok(out.count > 0)
     }
 }
 
-/// Whether a cancelled transaction failed on the idempotency claim (its last item).
-fn idempotency_claim_failed(err: &SdkError<TransactWriteItemsError>, claim_index: usize) -> bool {
+/// Maps a cancelled transaction to the rule it broke: a lost idempotency race, a mirror
+/// item changed concurrently, or neither (a storage error).
+fn cancellation(err: &SdkError<TransactWriteItemsError>, layout: &Layout) -> Option<WriteError> {
     let Some(TransactWriteItemsError::TransactionCanceledException(e)) = err.as_service_error() else {
-        return false;
+        return None;
     };
-    e.cancellation_reasons()
-        .get(claim_index)
-        .and_then(|r| r.code())
-        .is_some_and(|code| code == "ConditionalCheckFailed")
+    let reasons = e.cancellation_reasons();
+    let failed = |i: usize| {
+        reasons
+            .get(i)
+            .and_then(|r| r.code())
+            .is_some_and(|c| c == "ConditionalCheckFailed" || c == "TransactionConflict")
+    };
+    if layout.claim.is_some_and(failed) {
+        return Some(WriteError::IdempotencyKeyTaken);
+    }
+    if layout.mirror_updates.clone().any(failed) {
+        return Some(WriteError::Conflict);
+    }
+    None
 }
 
 impl RequestWriter for WritePath {
@@ -159,25 +230,29 @@ impl RequestWriter for WritePath {
     #[tracing::instrument(skip_all, fields(request_id = %request.request_id, request_type = request.kind.as_str()))]
     async fn commit(&self, request: CustomerRequest) -> Result<CommitReceipt, WriteError> {
         let message = serde_json::to_string(&request.envelope()).map_err(|e| StoreError(e.to_string()))?;
-        let items = self.transaction(&request, &message)?;
-        let claim_index = items.len() - 1;
-        let result = self.dynamo.transact_write_items().set_transact_items(Some(items)).send().await;
-        if let Err(err) = result {
-            if request.idempotency.is_some() && idempotency_claim_failed(&err, claim_index) {
-                return Err(WriteError::IdempotencyKeyTaken);
-            }
-            return Err(store_error("TransactWriteItems", err).into());
+        let (items, layout) = self.transaction(&request, &message)?;
+        if let Err(err) = self.dynamo.transact_write_items().set_transact_items(Some(items)).send().await {
+            return Err(cancellation(&err, &layout).unwrap_or_else(|| store_error("TransactWriteItems", err).into()));
         }
-        let sent = deliver(
-            &self.dynamo,
-            &self.sqs,
-            &self.tables.outbox,
-            &self.queue_url,
-            &request.request_id.to_string(),
-            request.customer.as_str(),
-            &message,
-        )
-        .await;
+        let request_id = request.request_id.to_string();
+        let customer = request.customer.as_str();
+        match self.older_pending(customer, &timestamp::format(request.submitted_at)).await {
+            Ok(false) => {}
+            Ok(true) => {
+                tracing::info!(
+                    request_id,
+                    "an older message of the customer is pending; the relay sends both in order"
+                );
+                return Ok(CommitReceipt { message_sent: false });
+            }
+            Err(e) => {
+                tracing::warn!(request_id, error = %e, "pending check failed; left for the relay");
+                return Ok(CommitReceipt { message_sent: false });
+            }
+        }
+        let sent =
+            deliver(&self.dynamo, &self.sqs, &self.tables.outbox, &self.queue_url, &request_id, customer, &message)
+                .await;
         Ok(CommitReceipt { message_sent: sent })
     }
 }
@@ -208,17 +283,19 @@ async fn deliver(
             return false;
         }
     };
+    let now = OffsetDateTime::now_utc();
     let marked = dynamo
         .update_item()
         .table_name(outbox)
         .key("requestId", s(request_id))
-        .update_expression("SET #st = :sent, sentAt = :at, messageId = :mid REMOVE pendingPartition")
+        .update_expression("SET #st = :sent, sentAt = :at, messageId = :mid, expiresAt = :exp REMOVE pendingCustomer")
         .condition_expression("#st = :pending")
         .expression_attribute_names("#st", "status")
         .expression_attribute_values(":sent", s("SENT"))
-        .expression_attribute_values(":pending", s(PENDING))
-        .expression_attribute_values(":at", s(rfc3339(OffsetDateTime::now_utc())))
+        .expression_attribute_values(":pending", s("PENDING"))
+        .expression_attribute_values(":at", s(timestamp::format(now)))
         .expression_attribute_values(":mid", s(message_id))
+        .expression_attribute_values(":exp", n(now.unix_timestamp() + SENT_TTL_SECONDS))
         .send()
         .await;
     if let Err(e) = marked {
@@ -234,9 +311,13 @@ async fn deliver(
 pub struct RelayReport {
     pub sent: usize,
     pub failed: usize,
+    /// Entries left for a later run: younger than the grace period, or behind an older
+    /// entry of the same customer that is young or failed.
+    pub deferred: usize,
 }
 
-/// Sends outbox entries whose message did not go out with their request.
+/// Sends outbox entries whose message did not go out with their request, each customer's
+/// in the order of their requests.
 #[derive(Debug, Clone)]
 pub struct Relay {
     dynamo: aws_sdk_dynamodb::Client,
@@ -250,38 +331,54 @@ impl Relay {
         Self { dynamo, sqs, outbox: tables.outbox.clone(), queue_url }
     }
 
-    /// Sends every pending entry created before `now - grace`, oldest first. The grace
-    /// period keeps the relay from racing a request that is still sending its own message.
+    /// Sends every pending entry created before `now - grace`. The grace period keeps the
+    /// relay from racing a request that is still sending its own message.
     pub async fn run(&self, grace: time::Duration) -> Result<RelayReport, StoreError> {
-        let cutoff = rfc3339(OffsetDateTime::now_utc() - grace);
+        let cutoff = timestamp::format(OffsetDateTime::now_utc() - grace);
+        // The index holds pending entries only, so scanning it reads nothing else.
         let entries: Vec<Item> = self
             .dynamo
-            .query()
+            .scan()
             .table_name(&self.outbox)
-            .index_name("pending")
-            .key_condition_expression("pendingPartition = :p AND createdAt <= :cutoff")
-            .expression_attribute_values(":p", s(PENDING))
-            .expression_attribute_values(":cutoff", s(cutoff))
+            .index_name(PENDING_INDEX)
             .into_paginator()
             .items()
             .send()
             .try_collect()
             .await
-            .map_err(|e| store_error("Query", e))?;
-        let mut report = RelayReport::default();
+            .map_err(|e| store_error("Scan", e))?;
+        let field = |e: &Item, k: &str| e.get(k).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+        let mut by_customer: BTreeMap<String, Vec<Item>> = BTreeMap::new();
         for entry in entries {
-            let field = |k: &str| entry.get(k).and_then(|v| v.as_s().ok()).map(String::as_str).unwrap_or_default();
-            let ok = deliver(
-                &self.dynamo,
-                &self.sqs,
-                &self.outbox,
-                &self.queue_url,
-                field("requestId"),
-                field("messageGroupId"),
-                field("body"),
-            )
-            .await;
-            if ok { report.sent += 1 } else { report.failed += 1 }
+            by_customer.entry(field(&entry, "pendingCustomer")).or_default().push(entry);
+        }
+        let mut report = RelayReport::default();
+        for (_, mut queue) in by_customer {
+            queue.sort_by_key(|e| field(e, "createdAt"));
+            let mut blocked = false;
+            for entry in &queue {
+                if blocked || field(entry, "createdAt") > cutoff {
+                    blocked = true;
+                    report.deferred += 1;
+                    continue;
+                }
+                let ok = deliver(
+                    &self.dynamo,
+                    &self.sqs,
+                    &self.outbox,
+                    &self.queue_url,
+                    &field(entry, "requestId"),
+                    &field(entry, "messageGroupId"),
+                    &field(entry, "body"),
+                )
+                .await;
+                if ok {
+                    report.sent += 1;
+                } else {
+                    report.failed += 1;
+                    blocked = true;
+                }
+            }
         }
         Ok(report)
     }

@@ -1,8 +1,8 @@
 //! The CRM import on the emulator.
 
-use integration_tests::{DEMO_EXPORT, isolated_stack};
+use integration_tests::{DEMO_EXPORT, isolated_stack, s};
 use portal_domain::export::parse_export;
-use portal_platform::import::write_snapshot;
+use portal_platform::import::{ImportFailure, import_export, write_snapshot};
 
 #[tokio::test]
 async fn importing_twice_gives_the_same_state() {
@@ -50,13 +50,44 @@ fn canonical(item: std::collections::HashMap<String, aws_sdk_dynamodb::types::At
 async fn a_bad_export_is_refused_whole_and_writes_nothing() {
     let stack = isolated_stack().await;
     let mut doc: serde_json::Value = serde_json::from_str(DEMO_EXPORT).unwrap();
-    // A reading of a single-tariff meter names a register the meter does not have.
+    // The very last record is bad: a reading of a single-tariff meter names an NT register.
     let readings = doc["meterReadings"].as_array_mut().unwrap();
-    let reading = readings.iter_mut().find(|r| r["meterNumber"] == "1ITF0055501234").unwrap();
+    let reading = readings.iter_mut().rev().find(|r| r["meterNumber"] == "1ITF0055501234").unwrap();
     reading["register"] = "NT".into();
-    let err = parse_export(&doc.to_string()).unwrap_err();
+    let t = &stack.config.tables;
+    let err = import_export(&stack.clients.dynamo, t, &doc.to_string()).await.unwrap_err();
+    let ImportFailure::Invalid(err) = err else { panic!("{err}") };
     assert_eq!((err.entity, err.field.as_str()), ("meterReading", "register"));
     assert!(err.key.starts_with("1ITF0055501234/NT/"), "{err}");
-    // The import validates before it writes: nothing reached the tables.
-    assert_eq!(stack.count(&stack.config.tables.business_partners).await, 0);
+    for table in
+        [&t.business_partners, &t.contract_accounts, &t.contracts, &t.meters, &t.meter_readings, &t.portal_logins]
+    {
+        assert_eq!(stack.count(table).await, 0, "{table} was written");
+    }
+}
+
+#[tokio::test]
+async fn a_reimport_takes_the_crm_login_status_but_keeps_a_password_set_in_the_portal() {
+    let stack = isolated_stack().await;
+    let t = &stack.config.tables;
+    import_export(&stack.clients.dynamo, t, DEMO_EXPORT).await.unwrap();
+    // The customer changed the password in the portal.
+    stack
+        .clients
+        .dynamo
+        .update_item()
+        .table_name(&t.portal_logins)
+        .key("loginId", aws_sdk_dynamodb::types::AttributeValue::S("L-0000002".into()))
+        .update_expression("SET passwordHash = :h")
+        .expression_attribute_values(":h", aws_sdk_dynamodb::types::AttributeValue::S("portal-set-hash".into()))
+        .send()
+        .await
+        .unwrap();
+    // EVI reactivates kweber.
+    let mut doc: serde_json::Value = serde_json::from_str(DEMO_EXPORT).unwrap();
+    doc["portalLogins"][1]["status"] = "AKTIV".into();
+    import_export(&stack.clients.dynamo, t, &doc.to_string()).await.unwrap();
+    let login = stack.items(&t.portal_logins).await.into_iter().find(|l| s(l, "loginId") == "L-0000002").unwrap();
+    assert_eq!(s(&login, "status"), "AKTIV");
+    assert_eq!(s(&login, "passwordHash"), "portal-set-hash");
 }

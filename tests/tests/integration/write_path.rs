@@ -5,6 +5,7 @@ use portal_domain::clock::FixedClock;
 use portal_domain::ids::{CustomerNumber, IdempotencyKey, MeterNumber, RegisterCode};
 use portal_domain::meter_reading::{AnonymousReading, Identification, MeterReadingError};
 use portal_domain::plausibility::SubmittedValue;
+use portal_domain::ports::{CustomerDirectory, RequestWriter};
 use rust_decimal::Decimal;
 use serde_json::Value;
 use std::str::FromStr;
@@ -64,7 +65,16 @@ async fn a_reading_commits_record_both_activities_and_exactly_one_valid_message(
     assert_eq!(owners, ["BP#1000001", "INST#A-7000001"]);
 
     let outbox = stack.items(&t.outbox).await;
-    assert_eq!((s(&outbox[0], "status"), outbox[0].contains_key("pendingPartition")), ("SENT".to_owned(), false));
+    assert_eq!((s(&outbox[0], "status"), outbox[0].contains_key("pendingCustomer")), ("SENT".to_owned(), false));
+
+    // The reading is now the meter's last reading.
+    let meters = stack.items(&t.meters).await;
+    let meter = meters.iter().find(|m| s(m, "meterNumber") == "1EMH0012345678").unwrap();
+    let last: Vec<Value> = serde_dynamo::from_attribute_value(meter["lastReadings"].clone()).unwrap();
+    assert!(
+        last.iter().any(|l| l["register"] == "HT" && l["value"] == "29810" && l["date"] == "2026-12-01"),
+        "{last:?}"
+    );
 
     let messages = stack.drain_queue().await;
     assert_eq!(messages.len(), 1);
@@ -123,7 +133,7 @@ async fn a_message_that_could_not_be_sent_is_delivered_by_the_relay_exactly_once
     assert!(stack.drain_queue().await.is_empty());
 
     let report = stack.relay().run(time::Duration::ZERO).await.unwrap();
-    assert_eq!((report.sent, report.failed), (1, 0));
+    assert_eq!((report.sent, report.failed, report.deferred), (1, 0, 0));
     let again = stack.relay().run(time::Duration::ZERO).await.unwrap();
     assert_eq!(again.sent, 0);
 
@@ -143,7 +153,62 @@ async fn the_relay_leaves_young_entries_to_their_request() {
     reading.reading_date = portal_domain::clock::Clock::today(&portal_domain::clock::SystemClock);
     service.submit(reading).await.unwrap();
     let report = stack.relay().run(time::Duration::minutes(5)).await.unwrap();
-    assert_eq!(report.sent, 0);
+    assert_eq!((report.sent, report.deferred), (0, 1));
+    assert!(stack.drain_queue().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_customers_messages_stay_in_order_when_one_waits_for_the_relay() {
+    let stack = isolated_stack_with_demo().await;
+    // A's message cannot be sent ...
+    let down = stack.service(&stack.clients_with_sqs_down(), CLOCK);
+    let a = down.submit(erika_reading("29810", "19650", None)).await.unwrap();
+    // ... so B, though SQS is back, must not overtake it.
+    let later = FixedClock(datetime!(2026-12-01 09:05 UTC));
+    let b = stack.service(&stack.clients, later).submit(erika_reading("29820", "19660", None)).await.unwrap();
+    assert!(stack.drain_queue().await.is_empty(), "B was sent before A");
+    let report = stack.relay().run(time::Duration::ZERO).await.unwrap();
+    assert_eq!(report.sent, 2);
+    let order: Vec<Value> = stack.drain_queue().await.into_iter().map(|m| m["requestId"].clone()).collect();
+    assert_eq!(order, [a["requestId"].clone(), b["requestId"].clone()]);
+}
+
+#[tokio::test]
+async fn a_reading_checked_against_stale_last_readings_is_refused_and_writes_nothing() {
+    let stack = isolated_stack_with_demo().await;
+    let t = &stack.config.tables;
+    let customer = CustomerNumber::parse("1000001").unwrap();
+    let meter_number = MeterNumber::parse("1EMH0012345678").unwrap();
+    let directory = portal_platform::dynamo::DynamoDirectory::new(stack.clients.dynamo.clone(), t.clone());
+    let partner = directory.partner(&customer).await.unwrap().unwrap();
+    let stale = directory.meter(&customer, &meter_number).await.unwrap().unwrap();
+
+    // Another reading of the meter commits first.
+    stack.service(&stack.clients, CLOCK).submit(erika_reading("29810", "19650", None)).await.unwrap();
+    stack.drain_queue().await;
+
+    let values = erika_reading("29800", "19640", None).values;
+    let accepted = portal_domain::plausibility::check_reading(
+        &stale,
+        date!(2026 - 12 - 01),
+        &values,
+        date!(2026 - 12 - 01),
+        &Default::default(),
+    )
+    .unwrap();
+    let request = portal_domain::meter_reading::reading_request(
+        &partner,
+        &stale,
+        date!(2026 - 12 - 01),
+        &accepted,
+        None,
+        CLOCK.0,
+        portal_domain::requests::Channel::PortalAnonymous,
+    );
+    let result = stack.write_path(&stack.clients).commit(request).await;
+    assert!(matches!(result, Err(portal_domain::requests::WriteError::Conflict)), "{result:?}");
+    assert_eq!(stack.count(&t.meter_reading_submissions).await, 1);
+    assert_eq!(stack.count(&t.activities).await, 2);
     assert!(stack.drain_queue().await.is_empty());
 }
 
@@ -171,7 +236,7 @@ async fn every_refusal_writes_nothing() {
 }
 
 #[tokio::test]
-async fn failed_identifications_are_counted_in_dynamodb_and_limited() {
+async fn identification_attempts_are_counted_in_dynamodb_and_limited() {
     let stack = isolated_stack_with_demo().await;
     let service = stack.service(&stack.clients, CLOCK);
     let who = |name: &str| Identification { customer: CustomerNumber::parse("1000002").unwrap(), name: name.into() };

@@ -3,17 +3,15 @@
 //! bad record is reported by entity, key and field, and nothing is written.
 
 use anyhow::Context;
-use portal_domain::export::parse_export;
-use portal_platform::{aws::Clients, config::Config, import::write_snapshot};
+use portal_platform::{aws::Clients, config::Config, import::import_export};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let path = std::env::args().nth(1).unwrap_or_else(|| "fixtures/crm-demo.json".to_owned());
     let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
-    let snapshot = parse_export(&text).with_context(|| format!("{path} refused, nothing imported"))?;
     let config = Config::from_env()?;
     let clients = Clients::from_env().await;
-    let report = write_snapshot(&clients.dynamo, &config.tables, &snapshot).await?;
+    let report = import_export(&clients.dynamo, &config.tables, &text).await.with_context(|| path.clone())?;
     for (table, count) in report {
         println!("{count:>6}  {table}");
     }
