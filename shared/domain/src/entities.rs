@@ -62,6 +62,42 @@ pub mod timestamp {
     pub fn format(t: OffsetDateTime) -> String {
         t.to_offset(UtcOffset::UTC).format(FORMAT).unwrap_or_default()
     }
+
+    /// serde in the fixed-width form; any RFC 3339 time is read.
+    pub mod serde {
+        use serde::{Deserialize, Deserializer, Serializer};
+        use time::OffsetDateTime;
+        use time::format_description::well_known::Rfc3339;
+
+        pub fn serialize<S: Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_str(&super::format(*t))
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<OffsetDateTime, D::Error> {
+            let raw = String::deserialize(d)?;
+            OffsetDateTime::parse(&raw, &Rfc3339).map_err(|_| serde::de::Error::custom("expected an RFC 3339 time"))
+        }
+    }
+
+    pub mod option {
+        use serde::{Deserialize, Deserializer, Serializer};
+        use time::OffsetDateTime;
+        use time::format_description::well_known::Rfc3339;
+
+        pub fn serialize<S: Serializer>(t: &Option<OffsetDateTime>, s: S) -> Result<S::Ok, S::Error> {
+            match t {
+                Some(t) => s.serialize_str(&super::format(*t)),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<OffsetDateTime>, D::Error> {
+            Option::<String>::deserialize(d)?
+                .map(|raw| OffsetDateTime::parse(&raw, &Rfc3339))
+                .transpose()
+                .map_err(|_| serde::de::Error::custom("expected an RFC 3339 time"))
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

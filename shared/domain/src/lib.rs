@@ -8,6 +8,8 @@
 pub mod clock;
 pub mod entities;
 pub mod export;
+pub mod identification;
+pub mod identity;
 pub mod ids;
 pub mod meter_reading;
 pub mod names;

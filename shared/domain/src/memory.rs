@@ -114,3 +114,48 @@ impl RequestWriter for MemoryWriter {
         Ok(CommitReceipt { message_sent: true })
     }
 }
+
+/// Sessions in a map.
+#[derive(Debug, Clone, Default)]
+pub struct MemorySessions(Arc<Mutex<HashMap<String, crate::identity::SessionRecord>>>);
+
+impl crate::identity::SessionStore for MemorySessions {
+    async fn create(&self, session: &crate::identity::SessionRecord) -> Result<(), StoreError> {
+        lock(&self.0).insert(session.token_hash.clone(), session.clone());
+        Ok(())
+    }
+
+    async fn get(&self, token_hash: &str) -> Result<Option<crate::identity::SessionRecord>, StoreError> {
+        Ok(lock(&self.0).get(token_hash).cloned())
+    }
+
+    async fn touch(&self, token_hash: &str, at: time::OffsetDateTime) -> Result<(), StoreError> {
+        if let Some(s) = lock(&self.0).get_mut(token_hash) {
+            s.last_seen_at = at;
+        }
+        Ok(())
+    }
+
+    async fn delete(&self, token_hash: &str) -> Result<(), StoreError> {
+        lock(&self.0).remove(token_hash);
+        Ok(())
+    }
+
+    async fn delete_all(&self, login_id: &crate::ids::LoginId) -> Result<usize, StoreError> {
+        let mut map = lock(&self.0);
+        let before = map.len();
+        map.retain(|_, s| &s.login_id != login_id);
+        Ok(before - map.len())
+    }
+
+    async fn set_partners(
+        &self,
+        login_id: &crate::ids::LoginId,
+        partners: &[CustomerNumber],
+    ) -> Result<(), StoreError> {
+        for s in lock(&self.0).values_mut().filter(|s| &s.login_id == login_id) {
+            s.partner_numbers = partners.to_vec();
+        }
+        Ok(())
+    }
+}

@@ -4,10 +4,10 @@
 
 use crate::clock::Clock;
 use crate::entities::{Address, BusinessPartner, Commodity, LastReading, MeterRecord, ReadingSource, iso_date};
+use crate::identification::{IdentificationError, decide, take_attempt};
 use crate::ids::{
     ContractNumber, CustomerNumber, IdempotencyKey, InstallationId, MaloId, MeterNumber, RegisterCode, RequestId,
 };
-use crate::names::names_match;
 use crate::plausibility::{AcceptedValue, ReadingPolicy, RuleViolation, SubmittedValue, check_reading};
 use crate::ports::{AttemptLimiter, CustomerDirectory, RequestWriter, StoreError};
 use crate::requests::{
@@ -19,12 +19,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use time::{Date, OffsetDateTime};
 
-/// Customer number and name as typed by the customer.
-#[derive(Debug, Clone)]
-pub struct Identification {
-    pub customer: CustomerNumber,
-    pub name: String,
-}
+pub use crate::identification::Identification;
 
 /// An anonymous reading submission, parsed.
 #[derive(Debug, Clone)]
@@ -37,12 +32,22 @@ pub struct AnonymousReading {
     pub idempotency: Option<(IdempotencyKey, String)>,
 }
 
+impl From<IdentificationError> for MeterReadingError {
+    fn from(e: IdentificationError) -> Self {
+        match e {
+            IdentificationError::NotIdentified => Self::NotIdentified,
+            IdentificationError::TooManyAttempts => Self::TooManyAttempts,
+            IdentificationError::Store(e) => Self::Store(e),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum MeterReadingError {
     /// Unknown customer number or a name that does not match: one answer for both.
     #[error("customer number and name do not match")]
     NotIdentified,
-    #[error("too many failed attempts for this customer number")]
+    #[error("too many attempts for this customer number")]
     TooManyAttempts,
     #[error("no such meter for this customer")]
     MeterNotFound,
@@ -144,7 +149,6 @@ fn meter_view(m: &MeterRecord) -> MeterView {
     }
 }
 
-const IDENTIFICATION_SCOPE: &str = "anonymous-identification";
 const SUBMIT_OPERATION: &str = "anonymous-meter-reading";
 
 pub struct MeterReadingService<D, L, W, C> {
@@ -156,28 +160,8 @@ pub struct MeterReadingService<D, L, W, C> {
 }
 
 impl<D: CustomerDirectory, L: AttemptLimiter, W: RequestWriter, C: Clock> MeterReadingService<D, L, W, C> {
-    /// Takes one identification attempt of the customer number's current hour.
     async fn attempt(&self, customer: &CustomerNumber) -> Result<bool, StoreError> {
-        let hour = self.clock.now().unix_timestamp().div_euclid(3600);
-        let key = format!("{IDENTIFICATION_SCOPE}#{customer}#{hour}");
-        self.limiter.attempt(&key, self.policy.attempts_per_hour, (hour + 2) * 3600).await
-    }
-
-    /// Decides the identification from what one round of calls returned. Every attempt
-    /// counts, so that guessing names is limited however the guesses are spread.
-    fn identify(
-        &self,
-        who: &Identification,
-        allowed: Result<bool, StoreError>,
-        partner: Result<Option<BusinessPartner>, StoreError>,
-    ) -> Result<BusinessPartner, MeterReadingError> {
-        if !allowed? {
-            return Err(MeterReadingError::TooManyAttempts);
-        }
-        match partner? {
-            Some(p) if names_match(&who.name, p.identifying_name()) => Ok(p),
-            _ => Err(MeterReadingError::NotIdentified),
-        }
+        take_attempt(&self.limiter, &self.clock, customer, self.policy.attempts_per_hour).await
     }
 
     /// Consumption points, meters, registers and last readings of an identified customer;
@@ -189,7 +173,7 @@ impl<D: CustomerDirectory, L: AttemptLimiter, W: RequestWriter, C: Clock> MeterR
             self.directory.contracts(&who.customer),
             self.directory.meters(&who.customer),
         );
-        self.identify(who, allowed, partner)?;
+        decide(who, allowed, partner)?;
         let (contracts, meters) = (contracts?, meters?);
         let today = self.clock.today();
         let consumption_points = contracts
@@ -238,7 +222,7 @@ impl<D: CustomerDirectory, L: AttemptLimiter, W: RequestWriter, C: Clock> MeterR
         {
             return Ok(answer.body.clone());
         }
-        let partner = self.identify(who, allowed, partner)?;
+        let partner = decide(who, allowed, partner)?;
         if earlier.is_some() {
             return Err(MeterReadingError::IdempotencyKeyReused);
         }
@@ -261,7 +245,9 @@ impl<D: CustomerDirectory, L: AttemptLimiter, W: RequestWriter, C: Clock> MeterR
         let claim = request.idempotency.clone();
         match self.writer.commit(request).await {
             Ok(_) => Ok(answer),
-            Err(WriteError::Conflict) => Err(MeterReadingError::Conflict),
+            Err(WriteError::Conflict | WriteError::ClaimTaken(_) | WriteError::TokenNotUsable) => {
+                Err(MeterReadingError::Conflict)
+            }
             // A concurrent request under the same key committed (or is committing) first.
             Err(WriteError::IdempotencyKeyTaken) => {
                 let claim = claim.ok_or_else(|| StoreError("idempotency conflict without a key".into()))?;

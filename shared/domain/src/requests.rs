@@ -2,8 +2,9 @@
 //! systems, the activities in the CRM's contact log, the downstream message and the
 //! answer given to the client, all decided by the rules before anything is written.
 
-use crate::entities::LastReading;
-use crate::ids::{CustomerNumber, IdempotencyKey, InstallationId, MeterNumber, RequestId};
+use crate::entities::{LastReading, LoginStatus};
+use crate::identity::{LoginRecord, TokenPurpose};
+use crate::ids::{CustomerNumber, IdempotencyKey, InstallationId, LoginId, MeterNumber, RequestId};
 use crate::ports::StoreError;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -16,12 +17,21 @@ use time::OffsetDateTime;
 pub enum RequestKind {
     /// Zählerstandsmeldung.
     MeterReadingSubmission,
+    /// A new portal login (Portal-Login).
+    PortalRegistration,
+    /// A login deleted by its customer (status GELÖSCHT).
+    AccountDeletion,
+    /// A further customer number added to a login.
+    CustomerNumberAdded,
 }
 
 impl RequestKind {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::MeterReadingSubmission => "METER_READING_SUBMISSION",
+            Self::PortalRegistration => "PORTAL_REGISTRATION",
+            Self::AccountDeletion => "ACCOUNT_DELETION",
+            Self::CustomerNumberAdded => "CUSTOMER_NUMBER_ADDED",
         }
     }
 
@@ -29,6 +39,9 @@ impl RequestKind {
     pub fn event_type(self) -> &'static str {
         match self {
             Self::MeterReadingSubmission => "meter-reading.submitted",
+            Self::PortalRegistration => "portal-login.registered",
+            Self::AccountDeletion => "portal-login.deleted",
+            Self::CustomerNumberAdded => "portal-login.customer-number-added",
         }
     }
 }
@@ -125,6 +138,33 @@ pub enum MirrorUpdate {
         last_readings: Vec<LastReading>,
         expected_version: u64,
     },
+    /// A new portal login; its id must be new.
+    CreateLogin(Box<LoginRecord>),
+    /// A uniqueness claim (`USERNAME#…`, `PARTNER#…`) for a login; refused if held.
+    Claim {
+        key: String,
+        login_id: LoginId,
+    },
+    /// Gives up a claim the login holds.
+    ReleaseClaim {
+        key: String,
+        login_id: LoginId,
+    },
+    /// Uses a single-use token; refused if used, expired or for another purpose.
+    ConsumeToken {
+        token_hash: String,
+        purpose: TokenPurpose,
+        now_epoch: i64,
+    },
+    SetLoginStatus {
+        login_id: LoginId,
+        status: LoginStatus,
+    },
+    /// Adds a customer number to a login that does not have it yet.
+    AddLoginPartner {
+        login_id: LoginId,
+        customer: CustomerNumber,
+    },
 }
 
 /// Everything one customer request writes, decided before the write.
@@ -181,6 +221,12 @@ pub enum WriteError {
     /// The mirror changed since the rules read it (a concurrent request won).
     #[error("the data changed concurrently")]
     Conflict,
+    /// A uniqueness claim is held by another login.
+    #[error("claim {0} is taken")]
+    ClaimTaken(String),
+    /// A single-use token was used, expired, or is for something else.
+    #[error("the token cannot be used")]
+    TokenNotUsable,
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -13,6 +13,7 @@ use aws_smithy_types::config_bag::ConfigBag;
 pub struct Clients {
     pub dynamo: aws_sdk_dynamodb::Client,
     pub sqs: aws_sdk_sqs::Client,
+    pub ses: aws_sdk_sesv2::Client,
 }
 
 impl Clients {
@@ -27,13 +28,16 @@ impl Clients {
     pub fn from_sdk_config(config: &aws_config::SdkConfig, emulator_account: Option<&str>) -> Self {
         let mut dynamo = aws_sdk_dynamodb::config::Builder::from(config);
         let mut sqs = aws_sdk_sqs::config::Builder::from(config);
+        let mut ses = aws_sdk_sesv2::config::Builder::from(config);
         if let Some(account) = emulator_account {
             dynamo = dynamo.interceptor(EmulatorAccount(account.to_owned()));
             sqs = sqs.interceptor(EmulatorAccount(account.to_owned()));
+            ses = ses.interceptor(EmulatorAccount(account.to_owned()));
         }
         Self {
             dynamo: aws_sdk_dynamodb::Client::from_conf(dynamo.build()),
             sqs: aws_sdk_sqs::Client::from_conf(sqs.build()),
+            ses: aws_sdk_sesv2::Client::from_conf(ses.build()),
         }
     }
 }

@@ -31,6 +31,10 @@ pub struct Tables {
     pub outbox: String,
     pub idempotency_keys: String,
     pub rate_limits: String,
+    pub sessions: String,
+    pub one_time_tokens: String,
+    pub login_claims: String,
+    pub portal_login_requests: String,
 }
 
 #[derive(Debug, Clone)]
@@ -38,6 +42,10 @@ pub struct Config {
     pub tables: Arc<Tables>,
     pub requests_queue_url: String,
     pub anonymous_attempts_per_hour: u32,
+    /// Sender of the portal's e-mails.
+    pub mail_from: String,
+    /// New logins wait for approval by the CRM.
+    pub registration_requires_approval: bool,
 }
 
 impl Config {
@@ -66,6 +74,10 @@ impl Config {
             outbox: req("TABLE_OUTBOX")?,
             idempotency_keys: req("TABLE_IDEMPOTENCY_KEYS")?,
             rate_limits: req("TABLE_RATE_LIMITS")?,
+            sessions: req("TABLE_SESSIONS")?,
+            one_time_tokens: req("TABLE_ONE_TIME_TOKENS")?,
+            login_claims: req("TABLE_LOGIN_CLAIMS")?,
+            portal_login_requests: req("TABLE_PORTAL_LOGIN_REQUESTS")?,
         };
         let attempts = match get("ANONYMOUS_ATTEMPTS_PER_HOUR") {
             None => 10,
@@ -74,10 +86,17 @@ impl Config {
                 _ => return Err(ConfigError::Invalid("ANONYMOUS_ATTEMPTS_PER_HOUR", v)),
             },
         };
+        let requires_approval = match get("REGISTRATION_REQUIRES_APPROVAL").as_deref() {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(other) => return Err(ConfigError::Invalid("REGISTRATION_REQUIRES_APPROVAL", other.to_owned())),
+        };
         Ok(Self {
             tables: Arc::new(tables),
             requests_queue_url: req("REQUESTS_QUEUE_URL")?,
             anonymous_attempts_per_hour: attempts,
+            mail_from: req("MAIL_FROM")?,
+            registration_requires_approval: requires_approval,
         })
     }
 }

@@ -6,6 +6,7 @@ pub mod aws;
 pub mod config;
 pub mod dynamo;
 pub mod http;
+pub mod identity;
 pub mod import;
 pub mod schemas;
 pub mod write_path;

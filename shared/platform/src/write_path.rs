@@ -16,7 +16,7 @@ use crate::config::Tables;
 use crate::dynamo::{Item, n, s, store_error, to_item};
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{Put, Select, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, Select, TransactWriteItem, Update};
 use aws_smithy_types::error::display::DisplayErrorContext;
 use portal_domain::entities::timestamp;
 use portal_domain::ports::{RequestWriter, StoreError};
@@ -43,11 +43,17 @@ pub struct WritePath {
     queue_url: String,
 }
 
-/// Where in a transaction the items whose conditions can fail are.
-struct Layout {
-    mirror_updates: std::ops::Range<usize>,
-    claim: Option<usize>,
+/// What a failed condition of a transaction item means.
+#[derive(Clone)]
+enum Meaning {
+    IdempotencyKeyTaken,
+    Conflict,
+    ClaimTaken(String),
+    TokenNotUsable,
 }
+
+/// The transaction items whose conditions can fail, by index.
+type Layout = Vec<(usize, Meaning)>;
 
 impl WritePath {
     pub fn new(
@@ -62,6 +68,9 @@ impl WritePath {
     fn record_table(&self, kind: RequestKind) -> &str {
         match kind {
             RequestKind::MeterReadingSubmission => &self.tables.meter_reading_submissions,
+            RequestKind::PortalRegistration | RequestKind::AccountDeletion | RequestKind::CustomerNumberAdded => {
+                &self.tables.portal_login_requests
+            }
         }
     }
 
@@ -74,8 +83,14 @@ impl WritePath {
         Ok(TransactWriteItem::builder().put(put).build())
     }
 
-    fn mirror_update(&self, update: &MirrorUpdate) -> Result<TransactWriteItem, StoreError> {
-        match update {
+    fn update(update: aws_sdk_dynamodb::types::builders::UpdateBuilder) -> Result<TransactWriteItem, StoreError> {
+        Ok(TransactWriteItem::builder().update(update.build().map_err(|e| store_error("Update", e))?).build())
+    }
+
+    /// The transaction item of a mirror change, and what its condition failing means.
+    fn mirror_update(&self, update: &MirrorUpdate) -> Result<(TransactWriteItem, Meaning), StoreError> {
+        let t = &self.tables;
+        Ok(match update {
             MirrorUpdate::MeterLastReadings { customer, meter, last_readings, expected_version } => {
                 let readings = serde_dynamo::to_attribute_value(last_readings)
                     .map_err(|e| StoreError(format!("last readings do not map: {e}")))?;
@@ -85,19 +100,69 @@ impl WritePath {
                     "attribute_exists(meterNumber) AND version = :expected"
                 };
                 let update = Update::builder()
-                    .table_name(&self.tables.meters)
+                    .table_name(&t.meters)
                     .key("partnerNumber", s(customer.as_str()))
                     .key("meterNumber", s(meter.as_str()))
                     .update_expression("SET lastReadings = :readings, version = :next")
                     .condition_expression(condition)
                     .expression_attribute_values(":readings", readings)
                     .expression_attribute_values(":expected", n(expected_version))
-                    .expression_attribute_values(":next", n(expected_version + 1))
-                    .build()
-                    .map_err(|e| store_error("Update", e))?;
-                Ok(TransactWriteItem::builder().update(update).build())
+                    .expression_attribute_values(":next", n(expected_version + 1));
+                (Self::update(update)?, Meaning::Conflict)
             }
-        }
+            MirrorUpdate::CreateLogin(login) => {
+                (Self::put(&t.portal_logins, to_item(login.as_ref())?, Some("loginId"))?, Meaning::Conflict)
+            }
+            MirrorUpdate::Claim { key, login_id } => {
+                let item = Item::from([("claimKey".to_owned(), s(key)), ("loginId".to_owned(), s(login_id.as_str()))]);
+                (Self::put(&t.login_claims, item, Some("claimKey"))?, Meaning::ClaimTaken(key.clone()))
+            }
+            MirrorUpdate::ReleaseClaim { key, login_id } => {
+                let delete = aws_sdk_dynamodb::types::Delete::builder()
+                    .table_name(&t.login_claims)
+                    .key("claimKey", s(key))
+                    .condition_expression("attribute_not_exists(claimKey) OR loginId = :login")
+                    .expression_attribute_values(":login", s(login_id.as_str()))
+                    .build()
+                    .map_err(|e| store_error("Delete", e))?;
+                (TransactWriteItem::builder().delete(delete).build(), Meaning::Conflict)
+            }
+            MirrorUpdate::ConsumeToken { token_hash, purpose, now_epoch } => {
+                let purpose = serde_dynamo::to_attribute_value(purpose).map_err(|e| StoreError(e.to_string()))?;
+                let update = Update::builder()
+                    .table_name(&t.one_time_tokens)
+                    .key("tokenHash", s(token_hash))
+                    .update_expression("SET usedAt = :now")
+                    .condition_expression(
+                        "attribute_exists(tokenHash) AND purpose = :purpose AND attribute_not_exists(usedAt) AND expiresAt > :now",
+                    )
+                    .expression_attribute_values(":purpose", purpose)
+                    .expression_attribute_values(":now", n(now_epoch));
+                (Self::update(update)?, Meaning::TokenNotUsable)
+            }
+            MirrorUpdate::SetLoginStatus { login_id, status } => {
+                let status = serde_dynamo::to_attribute_value(status).map_err(|e| StoreError(e.to_string()))?;
+                let update = Update::builder()
+                    .table_name(&t.portal_logins)
+                    .key("loginId", s(login_id.as_str()))
+                    .update_expression("SET #st = :status")
+                    .condition_expression("attribute_exists(loginId)")
+                    .expression_attribute_names("#st", "status")
+                    .expression_attribute_values(":status", status);
+                (Self::update(update)?, Meaning::Conflict)
+            }
+            MirrorUpdate::AddLoginPartner { login_id, customer } => {
+                let list = AttributeValue::L(vec![s(customer.as_str())]);
+                let update = Update::builder()
+                    .table_name(&t.portal_logins)
+                    .key("loginId", s(login_id.as_str()))
+                    .update_expression("SET partnerNumbers = list_append(partnerNumbers, :added)")
+                    .condition_expression("attribute_exists(loginId) AND NOT contains(partnerNumbers, :customer)")
+                    .expression_attribute_values(":added", list)
+                    .expression_attribute_values(":customer", s(customer.as_str()));
+                (Self::update(update)?, Meaning::Conflict)
+            }
+        })
     }
 
     /// The transaction's items, and where the conditional ones are.
@@ -133,11 +198,12 @@ impl WritePath {
             items.push(Self::put(&self.tables.activities, to_item(&activity)?, None)?);
         }
 
-        let first_update = items.len();
+        let mut layout = Layout::new();
         for update in &r.mirror_updates {
-            items.push(self.mirror_update(update)?);
+            let (item, meaning) = self.mirror_update(update)?;
+            layout.push((items.len(), meaning));
+            items.push(item);
         }
-        let mirror_updates = first_update..items.len();
 
         let outbox = Item::from([
             ("requestId".to_owned(), s(&request_id)),
@@ -150,7 +216,6 @@ impl WritePath {
         ]);
         items.push(Self::put(&self.tables.outbox, outbox, Some("requestId"))?);
 
-        let mut claim = None;
         if let (Some(c), Some(answer)) = (&r.idempotency, r.stored_answer()) {
             let expires = r.submitted_at.unix_timestamp() + IDEMPOTENCY_TTL_SECONDS;
             let item = Item::from([
@@ -160,10 +225,10 @@ impl WritePath {
                 ("answer".to_owned(), s(answer.body.to_string())),
                 ("expiresAt".to_owned(), n(expires)),
             ]);
-            claim = Some(items.len());
+            layout.push((items.len(), Meaning::IdempotencyKeyTaken));
             items.push(Self::put(&self.tables.idempotency_keys, item, Some("idempotencyKey"))?);
         }
-        Ok((items, Layout { mirror_updates, claim }))
+        Ok((items, layout))
     }
 
     /// Whether the customer has a pending message older than `created_at`: then this one
@@ -186,8 +251,8 @@ impl WritePath {
     }
 }
 
-/// Maps a cancelled transaction to the rule it broke: a lost idempotency race, a mirror
-/// item changed concurrently, or neither (a storage error).
+/// Maps a cancelled transaction to the rule it broke (a lost idempotency race wins over
+/// everything else), or to nothing (a storage error).
 fn cancellation(err: &SdkError<TransactWriteItemsError>, layout: &Layout) -> Option<WriteError> {
     let Some(TransactWriteItemsError::TransactionCanceledException(e)) = err.as_service_error() else {
         return None;
@@ -199,13 +264,14 @@ fn cancellation(err: &SdkError<TransactWriteItemsError>, layout: &Layout) -> Opt
             .and_then(|r| r.code())
             .is_some_and(|c| c == "ConditionalCheckFailed" || c == "TransactionConflict")
     };
-    if layout.claim.is_some_and(failed) {
-        return Some(WriteError::IdempotencyKeyTaken);
-    }
-    if layout.mirror_updates.clone().any(failed) {
-        return Some(WriteError::Conflict);
-    }
-    None
+    let mut broken: Vec<&Meaning> = layout.iter().filter(|(i, _)| failed(*i)).map(|(_, m)| m).collect();
+    broken.sort_by_key(|m| !matches!(m, Meaning::IdempotencyKeyTaken));
+    broken.first().map(|m| match m {
+        Meaning::IdempotencyKeyTaken => WriteError::IdempotencyKeyTaken,
+        Meaning::Conflict => WriteError::Conflict,
+        Meaning::ClaimTaken(key) => WriteError::ClaimTaken(key.clone()),
+        Meaning::TokenNotUsable => WriteError::TokenNotUsable,
+    })
 }
 
 impl RequestWriter for WritePath {

@@ -1,0 +1,163 @@
+//! Identity: portal logins, sessions and passwords (capabilities 1, 2 and 12).
+//!
+//! - [`credentials`]: usernames, e-mail addresses, the password rules and argon2id hashing;
+//! - [`sessions`]: opaque bearer tokens, their lifetime rules and the one [`sessions::Authenticator`]
+//!   every function uses;
+//! - [`registration`], [`access`] (login, logout, password change and reset) and
+//!   [`account`]: the use cases.
+
+pub mod access;
+pub mod account;
+pub mod credentials;
+pub mod registration;
+pub mod sessions;
+
+use crate::entities::{LoginStatus, timestamp};
+use crate::ids::{CustomerNumber, LoginId};
+use crate::ports::StoreError;
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use std::future::Future;
+use time::OffsetDateTime;
+
+/// A portal login as the mirror stores it.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoginRecord {
+    pub login_id: LoginId,
+    /// Lower-case; unique through the `USERNAME#` claim.
+    pub username: String,
+    pub email: String,
+    pub status: LoginStatus,
+    pub partner_numbers: Vec<CustomerNumber>,
+    pub must_change_password: bool,
+    pub password_hash: String,
+    /// Expiry of an initial password.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "timestamp::option")]
+    pub password_expires_at: Option<OffsetDateTime>,
+    #[serde(default)]
+    pub failed_logins: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "timestamp::option")]
+    pub last_failed_at: Option<OffsetDateTime>,
+    #[serde(with = "timestamp::serde")]
+    pub created_at: OffsetDateTime,
+}
+
+impl std::fmt::Debug for LoginRecord {
+    // Hash and e-mail stay out of every log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginRecord")
+            .field("login_id", &self.login_id)
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LoginRecord {
+    pub fn new_login_id() -> LoginId {
+        let hex = hex::encode_upper(credentials::random_bytes::<8>());
+        LoginId::parse(&format!("L-{hex}")).expect("L- and hex digits form a login id")
+    }
+}
+
+/// Claim keys that make usernames and customer numbers unique among logins.
+pub fn username_claim(username: &str) -> String {
+    format!("USERNAME#{username}")
+}
+
+pub fn partner_claim(customer: &CustomerNumber) -> String {
+    format!("PARTNER#{customer}")
+}
+
+/// One session as stored: found by the hash of its bearer token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionRecord {
+    pub token_hash: String,
+    pub login_id: LoginId,
+    pub partner_numbers: Vec<CustomerNumber>,
+    pub must_change_password: bool,
+    #[serde(with = "timestamp::serde")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "timestamp::serde")]
+    pub last_seen_at: OffsetDateTime,
+    /// Absolute end (epoch seconds); also the TTL attribute that cleans up.
+    pub expires_at: i64,
+}
+
+/// What a single-use token is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TokenPurpose {
+    Registration,
+    PasswordReset,
+}
+
+/// A single-use token as stored (hashed).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OneTimeToken {
+    pub token_hash: String,
+    pub purpose: TokenPurpose,
+    /// Customer number (registration) or login id (reset).
+    pub subject: String,
+    /// Epoch seconds.
+    pub expires_at: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub used_at: Option<i64>,
+}
+
+/// Portal logins.
+pub trait LoginStore: Send + Sync {
+    /// The login holding a claim (`USERNAME#…`, `PARTNER#…`), read consistently.
+    fn by_claim(&self, claim: &str) -> impl Future<Output = Result<Option<LoginRecord>, StoreError>> + Send;
+    fn get(&self, login_id: &LoginId) -> impl Future<Output = Result<Option<LoginRecord>, StoreError>> + Send;
+    fn by_email(&self, email: &str) -> impl Future<Output = Result<Vec<LoginRecord>, StoreError>> + Send;
+    fn record_failure(
+        &self,
+        login_id: &LoginId,
+        at: OffsetDateTime,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn record_success(&self, login_id: &LoginId) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn set_password(&self, login_id: &LoginId, hash: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Sessions.
+pub trait SessionStore: Send + Sync {
+    fn create(&self, session: &SessionRecord) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn get(&self, token_hash: &str) -> impl Future<Output = Result<Option<SessionRecord>, StoreError>> + Send;
+    fn touch(&self, token_hash: &str, at: OffsetDateTime) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn delete(&self, token_hash: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Ends every session of a login.
+    fn delete_all(&self, login_id: &LoginId) -> impl Future<Output = Result<usize, StoreError>> + Send;
+    /// Updates the customer numbers every open session of a login carries.
+    fn set_partners(
+        &self,
+        login_id: &LoginId,
+        partners: &[CustomerNumber],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Single-use tokens.
+pub trait TokenStore: Send + Sync {
+    fn put(&self, token: &OneTimeToken) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn get(&self, token_hash: &str) -> impl Future<Output = Result<Option<OneTimeToken>, StoreError>> + Send;
+    /// Marks the token used if it is unused, unexpired and for `purpose`; false otherwise.
+    fn consume(
+        &self,
+        token_hash: &str,
+        purpose: TokenPurpose,
+        now_epoch: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
+/// An e-mail to one recipient. Its text is never logged.
+pub struct Mail {
+    pub to: String,
+    pub subject: String,
+    pub text: SecretString,
+}
+
+pub trait Mailer: Send + Sync {
+    fn send(&self, mail: Mail) -> impl Future<Output = Result<(), StoreError>> + Send;
+}

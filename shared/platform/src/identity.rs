@@ -1,0 +1,330 @@
+//! DynamoDB and SES adapters of the identity ports: logins (found through their
+//! uniqueness claims, read consistently), sessions, single-use tokens, and mail.
+
+use crate::config::Tables;
+use crate::dynamo::{Item, from_item, n, s, store_error, to_item};
+use aws_sdk_dynamodb::Client;
+use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message};
+use aws_smithy_types::error::display::DisplayErrorContext;
+use portal_domain::entities::timestamp;
+use portal_domain::identity::{
+    LoginRecord, LoginStore, Mail, Mailer, OneTimeToken, SessionRecord, SessionStore, TokenPurpose, TokenStore,
+};
+use portal_domain::ids::{CustomerNumber, LoginId};
+use portal_domain::ports::StoreError;
+use secrecy::ExposeSecret;
+use std::sync::Arc;
+use time::OffsetDateTime;
+
+async fn get_consistent(client: &Client, table: &str, key: &str, value: &str) -> Result<Option<Item>, StoreError> {
+    let out = client
+        .get_item()
+        .table_name(table)
+        .key(key, s(value))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(|e| store_error("GetItem", e))?;
+    Ok(out.item)
+}
+
+#[derive(Debug, Clone)]
+pub struct DynamoLogins {
+    client: Client,
+    tables: Arc<Tables>,
+}
+
+impl DynamoLogins {
+    pub fn new(client: Client, tables: Arc<Tables>) -> Self {
+        Self { client, tables }
+    }
+
+    async fn update(
+        &self,
+        login_id: &LoginId,
+        expression: &str,
+        values: Vec<(&str, aws_sdk_dynamodb::types::AttributeValue)>,
+    ) -> Result<(), StoreError> {
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.tables.portal_logins)
+            .key("loginId", s(login_id.as_str()))
+            .update_expression(expression)
+            .condition_expression("attribute_exists(loginId)");
+        for (k, v) in values {
+            update = update.expression_attribute_values(k, v);
+        }
+        update.send().await.map_err(|e| store_error("UpdateItem", e))?;
+        Ok(())
+    }
+}
+
+impl LoginStore for DynamoLogins {
+    async fn by_claim(&self, claim: &str) -> Result<Option<LoginRecord>, StoreError> {
+        let Some(item) = get_consistent(&self.client, &self.tables.login_claims, "claimKey", claim).await? else {
+            return Ok(None);
+        };
+        let login_id = item.get("loginId").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+        let login_id = LoginId::parse(&login_id).map_err(|e| StoreError(e.to_string()))?;
+        self.get(&login_id).await
+    }
+
+    async fn get(&self, login_id: &LoginId) -> Result<Option<LoginRecord>, StoreError> {
+        let table = &self.tables.portal_logins;
+        get_consistent(&self.client, table, "loginId", login_id.as_str())
+            .await?
+            .map(|i| from_item(table, i))
+            .transpose()
+    }
+
+    async fn by_email(&self, email: &str) -> Result<Vec<LoginRecord>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.tables.portal_logins)
+            .index_name("by-email")
+            .key_condition_expression("email = :e")
+            .expression_attribute_values(":e", s(email))
+            .limit(5)
+            .send()
+            .await
+            .map_err(|e| store_error("Query", e))?;
+        let mut logins = Vec::new();
+        for item in out.items.unwrap_or_default() {
+            let Some(Ok(id)) = item.get("loginId").and_then(|v| v.as_s().ok()).map(|id| LoginId::parse(id)) else {
+                continue;
+            };
+            logins.extend(self.get(&id).await?);
+        }
+        Ok(logins)
+    }
+
+    async fn record_failure(&self, login_id: &LoginId, at: OffsetDateTime) -> Result<(), StoreError> {
+        self.update(
+            login_id,
+            "ADD failedLogins :one SET lastFailedAt = :at",
+            vec![(":one", n(1)), (":at", s(timestamp::format(at)))],
+        )
+        .await
+    }
+
+    async fn record_success(&self, login_id: &LoginId) -> Result<(), StoreError> {
+        self.update(login_id, "SET failedLogins = :zero REMOVE lastFailedAt", vec![(":zero", n(0))]).await
+    }
+
+    async fn set_password(&self, login_id: &LoginId, hash: &str) -> Result<(), StoreError> {
+        self.update(
+            login_id,
+            "SET passwordHash = :h, mustChangePassword = :no, failedLogins = :zero, passwordChangedAt = :at \
+             REMOVE passwordExpiresAt, lastFailedAt",
+            vec![
+                (":h", s(hash)),
+                (":no", aws_sdk_dynamodb::types::AttributeValue::Bool(false)),
+                (":zero", n(0)),
+                (":at", s(timestamp::format(OffsetDateTime::now_utc()))),
+            ],
+        )
+        .await
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DynamoSessions {
+    client: Client,
+    table: String,
+}
+
+impl DynamoSessions {
+    pub fn new(client: Client, tables: &Tables) -> Self {
+        Self { client, table: tables.sessions.clone() }
+    }
+
+    /// Token hashes of a login's sessions.
+    async fn of_login(&self, login_id: &LoginId) -> Result<Vec<String>, StoreError> {
+        let items: Vec<Item> = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name("by-login")
+            .key_condition_expression("loginId = :l")
+            .expression_attribute_values(":l", s(login_id.as_str()))
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| store_error("Query", e))?;
+        Ok(items.iter().filter_map(|i| i.get("tokenHash").and_then(|v| v.as_s().ok()).cloned()).collect())
+    }
+}
+
+impl SessionStore for DynamoSessions {
+    async fn create(&self, session: &SessionRecord) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(session)?))
+            .condition_expression("attribute_not_exists(tokenHash)")
+            .send()
+            .await
+            .map_err(|e| store_error("PutItem", e))?;
+        Ok(())
+    }
+
+    async fn get(&self, token_hash: &str) -> Result<Option<SessionRecord>, StoreError> {
+        get_consistent(&self.client, &self.table, "tokenHash", token_hash)
+            .await?
+            .map(|i| from_item(&self.table, i))
+            .transpose()
+    }
+
+    async fn touch(&self, token_hash: &str, at: OffsetDateTime) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("tokenHash", s(token_hash))
+            .update_expression("SET lastSeenAt = :at")
+            .condition_expression("attribute_exists(tokenHash)")
+            .expression_attribute_values(":at", s(timestamp::format(at)))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Ended meanwhile (logout elsewhere): nothing to touch.
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
+            Err(e) => Err(store_error("UpdateItem", e)),
+        }
+    }
+
+    async fn delete(&self, token_hash: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("tokenHash", s(token_hash))
+            .send()
+            .await
+            .map_err(|e| store_error("DeleteItem", e))?;
+        Ok(())
+    }
+
+    async fn delete_all(&self, login_id: &LoginId) -> Result<usize, StoreError> {
+        let hashes = self.of_login(login_id).await?;
+        for hash in &hashes {
+            self.delete(hash).await?;
+        }
+        Ok(hashes.len())
+    }
+
+    async fn set_partners(&self, login_id: &LoginId, partners: &[CustomerNumber]) -> Result<(), StoreError> {
+        let list: aws_sdk_dynamodb::types::AttributeValue =
+            serde_dynamo::to_attribute_value(partners).map_err(|e| StoreError(e.to_string()))?;
+        for hash in self.of_login(login_id).await? {
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key("tokenHash", s(&hash))
+                .update_expression("SET partnerNumbers = :p")
+                .condition_expression("attribute_exists(tokenHash)")
+                .expression_attribute_values(":p", list.clone())
+                .send()
+                .await;
+            if let Err(e) = result
+                && !e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception())
+            {
+                return Err(store_error("UpdateItem", e));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DynamoTokens {
+    client: Client,
+    table: String,
+}
+
+impl DynamoTokens {
+    pub fn new(client: Client, tables: &Tables) -> Self {
+        Self { client, table: tables.one_time_tokens.clone() }
+    }
+}
+
+impl TokenStore for DynamoTokens {
+    async fn put(&self, token: &OneTimeToken) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(token)?))
+            .condition_expression("attribute_not_exists(tokenHash)")
+            .send()
+            .await
+            .map_err(|e| store_error("PutItem", e))?;
+        Ok(())
+    }
+
+    async fn get(&self, token_hash: &str) -> Result<Option<OneTimeToken>, StoreError> {
+        get_consistent(&self.client, &self.table, "tokenHash", token_hash)
+            .await?
+            .map(|i| from_item(&self.table, i))
+            .transpose()
+    }
+
+    async fn consume(&self, token_hash: &str, purpose: TokenPurpose, now_epoch: i64) -> Result<bool, StoreError> {
+        let purpose = serde_dynamo::to_attribute_value(purpose).map_err(|e| StoreError(e.to_string()))?;
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("tokenHash", s(token_hash))
+            .update_expression("SET usedAt = :now")
+            .condition_expression(
+                "attribute_exists(tokenHash) AND purpose = :purpose AND attribute_not_exists(usedAt) AND expiresAt > :now",
+            )
+            .expression_attribute_values(":purpose", purpose)
+            .expression_attribute_values(":now", n(now_epoch))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(store_error("UpdateItem", e)),
+        }
+    }
+}
+
+/// Sends mail through SES v2 from the configured sender.
+#[derive(Debug, Clone)]
+pub struct SesMailer {
+    client: aws_sdk_sesv2::Client,
+    from: String,
+}
+
+impl SesMailer {
+    pub fn new(client: aws_sdk_sesv2::Client, from: String) -> Self {
+        Self { client, from }
+    }
+}
+
+impl Mailer for SesMailer {
+    async fn send(&self, mail: Mail) -> Result<(), StoreError> {
+        let content =
+            |text: &str| Content::builder().data(text).charset("UTF-8").build().map_err(|e| store_error("Content", e));
+        let message = Message::builder()
+            .subject(content(&mail.subject)?)
+            .body(Body::builder().text(content(mail.text.expose_secret())?).build())
+            .build();
+        self.client
+            .send_email()
+            .from_email_address(&self.from)
+            .destination(Destination::builder().to_addresses(&mail.to).build())
+            .content(EmailContent::builder().simple(message).build())
+            .send()
+            .await
+            .map_err(|e| StoreError(format!("SendEmail: {}", DisplayErrorContext(e))))?;
+        Ok(())
+    }
+}
