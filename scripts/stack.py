@@ -93,6 +93,10 @@ def main():
     deploy(stack_name)
     variables = template["Globals"]["Function"]["Environment"]["Variables"]
     env = {k: resolve(v, template, stack_name) for k, v in variables.items()}
+    # The emulator sends mail only from a created identity (on AWS: a verified one).
+    ses = client("sesv2")
+    if env["MAIL_FROM"] not in [i["IdentityName"] for i in ses.list_email_identities()["EmailIdentities"]]:
+        ses.create_email_identity(EmailIdentity=env["MAIL_FROM"])
     env.update(LOCAL_ENV)
     env["PORTAL_STACK_NAME"] = stack_name
     env_file.parent.mkdir(parents=True, exist_ok=True)

@@ -93,7 +93,7 @@ impl Stack {
         let mut down = self.sdk.to_builder();
         down.set_endpoint_url(Some("http://127.0.0.1:9".to_owned()));
         let sqs_down = Clients::from_sdk_config(&down.build(), Some(&self.account)).sqs;
-        Clients { dynamo: self.clients.dynamo.clone(), sqs: sqs_down }
+        Clients { dynamo: self.clients.dynamo.clone(), sqs: sqs_down, ses: self.clients.ses.clone() }
     }
 
     pub fn write_path(&self, clients: &Clients) -> WritePath {

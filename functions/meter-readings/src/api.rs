@@ -13,10 +13,9 @@ use portal_domain::meter_reading::{
 use portal_domain::plausibility::{Field, SubmittedValue};
 use portal_domain::ports::{AttemptLimiter, CustomerDirectory, RequestWriter};
 use portal_domain::requests::fingerprint;
-use portal_platform::aws::Clients;
-use portal_platform::config::Config;
 use portal_platform::dynamo::{DynamoDirectory, DynamoLimiter};
 use portal_platform::http::{FieldError, Problem, idempotency_key, json_response, read_json, request_id, route};
+use portal_platform::live::Live;
 use portal_platform::schemas;
 use portal_platform::write_path::WritePath;
 use rust_decimal::Decimal;
@@ -57,20 +56,14 @@ pub struct Api<D, L, W, C> {
 impl Api<DynamoDirectory, DynamoLimiter, WritePath, SystemClock> {
     /// Everything built once per process: configuration, clients, compiled schemas.
     pub async fn from_env() -> Result<Self, lambda_http::Error> {
-        let config = Config::from_env()?;
-        let clients = Clients::from_env().await;
+        let live = Live::from_env().await?;
         let service = MeterReadingService {
-            directory: DynamoDirectory::new(clients.dynamo.clone(), config.tables.clone()),
-            limiter: DynamoLimiter::new(clients.dynamo.clone(), &config.tables),
-            writer: WritePath::new(
-                clients.dynamo,
-                clients.sqs,
-                config.tables.clone(),
-                config.requests_queue_url.clone(),
-            ),
+            directory: live.directory(),
+            limiter: live.limiter(),
+            writer: live.writer(),
             clock: SystemClock,
             policy: AnonymousPolicy {
-                attempts_per_hour: config.anonymous_attempts_per_hour,
+                attempts_per_hour: live.config.anonymous_attempts_per_hour,
                 ..AnonymousPolicy::default()
             },
         };

@@ -5,7 +5,11 @@
 use http::{HeaderValue, StatusCode, header};
 use jsonschema::Validator;
 use lambda_http::{Body, Request, RequestExt, Response};
+use portal_domain::clock::Clock;
+use portal_domain::identity::SessionStore;
+use portal_domain::identity::sessions::{Access, AuthError, Authenticator, Caller};
 use portal_domain::ids::IdempotencyKey;
+use secrecy::SecretString;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -93,6 +97,16 @@ pub fn json_response(status: StatusCode, body: &impl Serialize, request_id: &str
     respond(status, "application/json", body, request_id)
 }
 
+/// 204 No Content.
+pub fn no_content(request_id: &str) -> Response<Body> {
+    let mut response = Response::new(Body::Empty);
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    if let Ok(id) = HeaderValue::from_str(request_id) {
+        response.headers_mut().insert("x-request-id", id);
+    }
+    response
+}
+
 /// The invocation's request id (Lambda's, which is also in every log line).
 pub fn request_id(req: &Request) -> String {
     req.lambda_context_ref().map(|c| c.request_id.clone()).unwrap_or_else(|| "local".to_owned())
@@ -101,6 +115,37 @@ pub fn request_id(req: &Request) -> String {
 /// The route a request asks for: method and path, without stage prefix or query.
 pub fn route(req: &Request) -> (http::Method, String) {
     (req.method().clone(), req.raw_http_path().trim_end_matches('/').to_owned())
+}
+
+/// The bearer token of the `Authorization` header, if any.
+pub fn bearer_token(req: &Request) -> Option<SecretString> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && token.len() <= 256)
+        .then(|| SecretString::from(token.to_owned()))
+}
+
+/// Runs the one authentication step for a request.
+pub async fn authenticate<S: SessionStore, C: Clock>(
+    auth: &Authenticator<S, C>,
+    req: &Request,
+    access: Access,
+    request_id: &str,
+) -> Result<Caller, Problem> {
+    auth.authenticate(bearer_token(req).as_ref(), access).await.map_err(|e| match e {
+        AuthError::Missing | AuthError::Invalid => Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHENTICATED",
+            "Log in: the session is missing, has ended or has expired.",
+        ),
+        AuthError::PasswordChangeRequired => Problem::new(
+            StatusCode::FORBIDDEN,
+            "PASSWORD_CHANGE_REQUIRED",
+            "Change the initial password first (PUT /v1/me/password).",
+        ),
+        AuthError::Store(e) => Problem::unexpected(request_id, &e),
+    })
 }
 
 /// The optional `Idempotency-Key` header.

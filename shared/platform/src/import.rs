@@ -10,8 +10,9 @@ use crate::config::Tables;
 use crate::dynamo::{Item, s, store_error, to_item};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
-use portal_domain::entities::iso_date;
+use portal_domain::entities::{LoginStatus, iso_date};
 use portal_domain::export::{ImportError, MirrorSnapshot, parse_export};
+use portal_domain::identity::{partner_claim, username_claim};
 use portal_domain::ports::StoreError;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -61,9 +62,29 @@ pub async fn write_snapshot(
         }
         report.push((table.to_owned(), count));
     }
+    let mut claims = Vec::new();
     for login in &snapshot.logins {
         put_login(client, &tables.portal_logins, login).await?;
+        let id = s(login.login_id.as_str());
+        claims.push(Item::from([
+            ("claimKey".to_owned(), s(username_claim(&login.username.to_lowercase()))),
+            ("loginId".to_owned(), id.clone()),
+        ]));
+        // A deleted login leaves its customer numbers free for a new registration.
+        if login.status != LoginStatus::Deleted {
+            for p in &login.partner_numbers {
+                claims.push(Item::from([
+                    ("claimKey".to_owned(), s(partner_claim(p))),
+                    ("loginId".to_owned(), id.clone()),
+                ]));
+            }
+        }
     }
+    let claim_count = claims.len();
+    for chunk in claims.chunks(25) {
+        batch_put(client, &tables.login_claims, chunk.to_vec()).await?;
+    }
+    report.push((tables.login_claims.clone(), claim_count));
     report.push((tables.portal_logins.clone(), snapshot.logins.len()));
     Ok(report)
 }

@@ -8,5 +8,6 @@ pub mod dynamo;
 pub mod http;
 pub mod identity;
 pub mod import;
+pub mod live;
 pub mod schemas;
 pub mod write_path;

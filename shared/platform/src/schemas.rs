@@ -32,6 +32,37 @@ pub const ALL: &[(&str, &str)] = &[
         "events/meter-reading-submitted.schema.json",
         include_str!("../../../schemas/events/meter-reading-submitted.schema.json"),
     ),
+    (
+        "customer-identification.request.schema.json",
+        include_str!("../../../schemas/customer-identification.request.schema.json"),
+    ),
+    (
+        "registration-verification.response.schema.json",
+        include_str!("../../../schemas/registration-verification.response.schema.json"),
+    ),
+    ("registration.request.schema.json", include_str!("../../../schemas/registration.request.schema.json")),
+    ("registration.response.schema.json", include_str!("../../../schemas/registration.response.schema.json")),
+    ("session.request.schema.json", include_str!("../../../schemas/session.request.schema.json")),
+    ("session.response.schema.json", include_str!("../../../schemas/session.response.schema.json")),
+    ("password-change.request.schema.json", include_str!("../../../schemas/password-change.request.schema.json")),
+    ("password-reset.request.schema.json", include_str!("../../../schemas/password-reset.request.schema.json")),
+    (
+        "password-reset-confirmation.request.schema.json",
+        include_str!("../../../schemas/password-reset-confirmation.request.schema.json"),
+    ),
+    ("account.response.schema.json", include_str!("../../../schemas/account.response.schema.json")),
+    (
+        "events/portal-login-registered.schema.json",
+        include_str!("../../../schemas/events/portal-login-registered.schema.json"),
+    ),
+    (
+        "events/portal-login-deleted.schema.json",
+        include_str!("../../../schemas/events/portal-login-deleted.schema.json"),
+    ),
+    (
+        "events/portal-login-customer-number-added.schema.json",
+        include_str!("../../../schemas/events/portal-login-customer-number-added.schema.json"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]

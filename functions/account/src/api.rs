@@ -1,0 +1,117 @@
+//! HTTP mapping of the account.
+
+use http::{Method, StatusCode};
+use jsonschema::Validator;
+use lambda_http::{Body, Request, RequestExt, Response};
+use portal_domain::clock::SystemClock;
+use portal_domain::identification::Identification;
+use portal_domain::identity::account::{AccountError, AccountService};
+use portal_domain::identity::sessions::{Access, Authenticator};
+use portal_domain::ids::CustomerNumber;
+use portal_platform::dynamo::{DynamoDirectory, DynamoLimiter};
+use portal_platform::http::{Problem, authenticate, json_response, no_content, read_json, request_id, route};
+use portal_platform::identity::{DynamoLogins, DynamoSessions};
+use portal_platform::live::Live;
+use portal_platform::schemas;
+use portal_platform::write_path::WritePath;
+use serde::Deserialize;
+use std::convert::Infallible;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CustomerNumberBody {
+    customer_number: CustomerNumber,
+    last_name: String,
+}
+
+type Service = AccountService<DynamoDirectory, DynamoLimiter, DynamoLogins, DynamoSessions, WritePath, SystemClock>;
+
+pub struct Api {
+    service: Service,
+    auth: Authenticator<DynamoSessions, SystemClock>,
+    add_schema: Validator,
+}
+
+impl Api {
+    pub async fn from_env() -> Result<Self, lambda_http::Error> {
+        let live = Live::from_env().await?;
+        let service = AccountService {
+            directory: live.directory(),
+            limiter: live.limiter(),
+            logins: live.logins(),
+            sessions: live.sessions(),
+            writer: live.writer(),
+            clock: SystemClock,
+            attempts_per_hour: live.config.anonymous_attempts_per_hour,
+        };
+        Ok(Self {
+            service,
+            auth: live.authenticator(),
+            add_schema: schemas::compile("customer-identification.request.schema.json")?,
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(request_id = tracing::field::Empty, path = req.raw_http_path()))]
+    pub async fn handle(&self, req: Request) -> Result<Response<Body>, Infallible> {
+        let id = request_id(&req);
+        tracing::Span::current().record("request_id", id.as_str());
+        let (method, path) = route(&req);
+        let answer = match (method, path.as_str()) {
+            (Method::GET, "/v1/me") => self.me(&req, &id).await,
+            (Method::DELETE, "/v1/me") => self.delete(&req, &id).await,
+            (Method::POST, "/v1/me/customer-numbers") => self.add_customer_number(&req, &id).await,
+            _ => Err(Problem::not_found()),
+        };
+        Ok(answer.unwrap_or_else(|problem| problem.to_response(&id)))
+    }
+
+    async fn me(&self, req: &Request, id: &str) -> Result<Response<Body>, Problem> {
+        let caller = authenticate(&self.auth, req, Access::Regular, id).await?;
+        let view = self.service.me(&caller).await.map_err(|e| problem(e, id))?;
+        Ok(json_response(StatusCode::OK, &view, id))
+    }
+
+    async fn delete(&self, req: &Request, id: &str) -> Result<Response<Body>, Problem> {
+        let caller = authenticate(&self.auth, req, Access::Regular, id).await?;
+        self.service.delete(&caller).await.map_err(|e| problem(e, id))?;
+        Ok(no_content(id))
+    }
+
+    async fn add_customer_number(&self, req: &Request, id: &str) -> Result<Response<Body>, Problem> {
+        let caller = authenticate(&self.auth, req, Access::Regular, id).await?;
+        let (body, _) = read_json::<CustomerNumberBody>(req, &self.add_schema)?;
+        let who = Identification { customer: body.customer_number, name: body.last_name };
+        let view = self.service.add_customer_number(&caller, &who).await.map_err(|e| problem(e, id))?;
+        Ok(json_response(StatusCode::OK, &view, id))
+    }
+}
+
+fn problem(error: AccountError, request_id: &str) -> Problem {
+    match error {
+        AccountError::NotIdentified => Problem::new(
+            StatusCode::NOT_FOUND,
+            "CUSTOMER_NOT_FOUND",
+            "No customer matches this customer number and name.",
+        ),
+        AccountError::TooManyAttempts => Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "TOO_MANY_ATTEMPTS",
+            "Too many attempts for this customer number. Try again in an hour.",
+        ),
+        AccountError::AlreadyRegistered => Problem::new(
+            StatusCode::CONFLICT,
+            "ALREADY_REGISTERED",
+            "This customer number belongs to another portal login.",
+        ),
+        AccountError::Conflict => {
+            Problem::new(StatusCode::CONFLICT, "CONCURRENT_UPDATE", "The account changed at the same time. Retry.")
+        }
+        // The session outlived its login: answer like an ended session.
+        AccountError::NotFound => Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHENTICATED",
+            "Log in: the session is missing, has ended or has expired.",
+        ),
+        AccountError::Store(e) => Problem::unexpected(request_id, &e),
+    }
+}

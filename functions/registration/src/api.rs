@@ -1,0 +1,142 @@
+//! HTTP mapping of registration.
+
+use http::{Method, StatusCode};
+use jsonschema::Validator;
+use lambda_http::{Body, Request, RequestExt, Response};
+use portal_domain::clock::SystemClock;
+use portal_domain::entities::timestamp;
+use portal_domain::identification::Identification;
+use portal_domain::identity::credentials::{EmailAddress, Username};
+use portal_domain::identity::registration::{Registration, RegistrationError, RegistrationPolicy, RegistrationService};
+use portal_domain::ids::CustomerNumber;
+use portal_domain::requests::fingerprint;
+use portal_platform::dynamo::{DynamoDirectory, DynamoLimiter};
+use portal_platform::http::{Problem, idempotency_key, json_response, read_json, request_id, route};
+use portal_platform::identity::{DynamoLogins, DynamoTokens, SesMailer};
+use portal_platform::live::Live;
+use portal_platform::schemas;
+use portal_platform::write_path::WritePath;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde_json::json;
+use std::convert::Infallible;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct VerifyBody {
+    customer_number: CustomerNumber,
+    last_name: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RegisterBody {
+    registration_token: SecretString,
+    username: Username,
+    email: EmailAddress,
+}
+
+type Service =
+    RegistrationService<DynamoDirectory, DynamoLimiter, DynamoLogins, DynamoTokens, WritePath, SesMailer, SystemClock>;
+
+pub struct Api {
+    service: Service,
+    verify_schema: Validator,
+    register_schema: Validator,
+}
+
+impl Api {
+    pub async fn from_env() -> Result<Self, lambda_http::Error> {
+        let live = Live::from_env().await?;
+        let service = RegistrationService {
+            directory: live.directory(),
+            limiter: live.limiter(),
+            logins: live.logins(),
+            tokens: live.tokens(),
+            writer: live.writer(),
+            mailer: live.mailer(),
+            clock: SystemClock,
+            policy: RegistrationPolicy {
+                attempts_per_hour: live.config.anonymous_attempts_per_hour,
+                requires_approval: live.config.registration_requires_approval,
+                ..RegistrationPolicy::default()
+            },
+        };
+        Ok(Self {
+            service,
+            verify_schema: schemas::compile("customer-identification.request.schema.json")?,
+            register_schema: schemas::compile("registration.request.schema.json")?,
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(request_id = tracing::field::Empty, path = req.raw_http_path()))]
+    pub async fn handle(&self, req: Request) -> Result<Response<Body>, Infallible> {
+        let id = request_id(&req);
+        tracing::Span::current().record("request_id", id.as_str());
+        let (method, path) = route(&req);
+        let answer = match (method, path.as_str()) {
+            (Method::POST, "/v1/registrations/verify") => self.verify(&req, &id).await,
+            (Method::POST, "/v1/registrations") => self.register(&req, &id).await,
+            _ => Err(Problem::not_found()),
+        };
+        Ok(answer.unwrap_or_else(|problem| problem.to_response(&id)))
+    }
+
+    async fn verify(&self, req: &Request, id: &str) -> Result<Response<Body>, Problem> {
+        let (body, _) = read_json::<VerifyBody>(req, &self.verify_schema)?;
+        let who = Identification { customer: body.customer_number, name: body.last_name };
+        let verified = self.service.verify(&who).await.map_err(|e| problem(e, id))?;
+        let answer = json!({
+            "registrationToken": verified.registration_token.expose_secret(),
+            "expiresAt": timestamp::format(verified.expires_at),
+        });
+        Ok(json_response(StatusCode::OK, &answer, id))
+    }
+
+    async fn register(&self, req: &Request, id: &str) -> Result<Response<Body>, Problem> {
+        let key = idempotency_key(req)?;
+        let (body, raw) = read_json::<RegisterBody>(req, &self.register_schema)?;
+        let registration = Registration {
+            registration_token: body.registration_token,
+            username: body.username,
+            email: body.email,
+            idempotency: key.map(|k| (k, fingerprint(&raw))),
+        };
+        let answer = self.service.register(registration).await.map_err(|e| problem(e, id))?;
+        Ok(json_response(StatusCode::CREATED, &answer, id))
+    }
+}
+
+fn problem(error: RegistrationError, request_id: &str) -> Problem {
+    match error {
+        RegistrationError::NotIdentified => Problem::new(
+            StatusCode::NOT_FOUND,
+            "CUSTOMER_NOT_FOUND",
+            "No customer matches this customer number and name.",
+        ),
+        RegistrationError::TooManyAttempts => Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "TOO_MANY_ATTEMPTS",
+            "Too many attempts for this customer number. Try again in an hour.",
+        ),
+        RegistrationError::AlreadyRegistered => Problem::new(
+            StatusCode::CONFLICT,
+            "ALREADY_REGISTERED",
+            "This customer already has a portal login. Log in, or reset the password.",
+        ),
+        RegistrationError::UsernameTaken => {
+            Problem::new(StatusCode::CONFLICT, "USERNAME_TAKEN", "This username is taken; choose another.")
+        }
+        RegistrationError::InvalidToken => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "REGISTRATION_TOKEN_INVALID",
+            "The registration token is unknown, used or expired. Start again with the customer number.",
+        ),
+        RegistrationError::IdempotencyKeyReused => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "IDEMPOTENCY_KEY_REUSED",
+            "This Idempotency-Key was used for a different request.",
+        ),
+        RegistrationError::Store(e) => Problem::unexpected(request_id, &e),
+    }
+}

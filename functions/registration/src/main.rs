@@ -1,0 +1,13 @@
+//! Registration (capability 1): verify customer number and name, then create the portal
+//! login and mail its initial password.
+
+mod api;
+
+use lambda_http::{Error, run, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_http::tracing::init_default_subscriber();
+    let api = api::Api::from_env().await?;
+    run(service_fn(|req| api.handle(req))).await
+}

@@ -1,0 +1,183 @@
+//! HTTP mapping of sessions and passwords.
+
+use http::{HeaderValue, Method, StatusCode};
+use jsonschema::Validator;
+use lambda_http::{Body, Request, RequestExt, Response};
+use portal_domain::clock::SystemClock;
+use portal_domain::entities::timestamp;
+use portal_domain::identity::access::{AccessError, AccessService, LockoutPolicy, SessionGrant};
+use portal_domain::identity::sessions::{Access, Authenticator, SessionPolicy};
+use portal_platform::http::{
+    FieldError, Problem, authenticate, json_response, no_content, read_json, request_id, route,
+};
+use portal_platform::identity::{DynamoLogins, DynamoSessions, DynamoTokens, SesMailer};
+use portal_platform::live::Live;
+use portal_platform::schemas;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde_json::json;
+use std::convert::Infallible;
+
+#[derive(Deserialize)]
+struct LoginBody {
+    username: String,
+    password: SecretString,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PasswordChangeBody {
+    current_password: SecretString,
+    new_password: SecretString,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ResetBody {
+    username_or_email: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ResetConfirmBody {
+    token: SecretString,
+    new_password: SecretString,
+}
+
+type Service = AccessService<DynamoLogins, DynamoSessions, DynamoTokens, SesMailer, SystemClock>;
+
+pub struct Api {
+    service: Service,
+    auth: Authenticator<DynamoSessions, SystemClock>,
+    login_schema: Validator,
+    change_schema: Validator,
+    reset_schema: Validator,
+    confirm_schema: Validator,
+}
+
+fn grant_body(grant: &SessionGrant) -> serde_json::Value {
+    json!({
+        "token": grant.token.expose_secret(),
+        "expiresAt": timestamp::format(grant.expires_at),
+        "idleTimeoutSeconds": grant.idle_timeout.whole_seconds(),
+        "mustChangePassword": grant.must_change_password,
+    })
+}
+
+impl Api {
+    pub async fn from_env() -> Result<Self, lambda_http::Error> {
+        let live = Live::from_env().await?;
+        let service = AccessService {
+            logins: live.logins(),
+            sessions: live.sessions(),
+            tokens: live.tokens(),
+            mailer: live.mailer(),
+            clock: SystemClock,
+            session_policy: SessionPolicy::default(),
+            lockout: LockoutPolicy::default(),
+        };
+        Ok(Self {
+            service,
+            auth: live.authenticator(),
+            login_schema: schemas::compile("session.request.schema.json")?,
+            change_schema: schemas::compile("password-change.request.schema.json")?,
+            reset_schema: schemas::compile("password-reset.request.schema.json")?,
+            confirm_schema: schemas::compile("password-reset-confirmation.request.schema.json")?,
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(request_id = tracing::field::Empty, path = req.raw_http_path()))]
+    pub async fn handle(&self, req: Request) -> Result<Response<Body>, Infallible> {
+        let id = request_id(&req);
+        tracing::Span::current().record("request_id", id.as_str());
+        let (method, path) = route(&req);
+        let answer = match (method, path.as_str()) {
+            (Method::POST, "/v1/sessions") => self.login(&req, &id).await,
+            (Method::DELETE, "/v1/sessions/current") => self.logout(&req, &id).await,
+            (Method::PUT, "/v1/me/password") => self.change_password(&req, &id).await,
+            (Method::POST, "/v1/password-resets") => self.request_reset(&req, &id).await,
+            (Method::POST, "/v1/password-resets/confirm") => self.confirm_reset(&req, &id).await,
+            _ => Err(Problem::not_found()),
+        };
+        Ok(answer.unwrap_or_else(|problem| problem.to_response(&id)))
+    }
+
+    async fn login(&self, req: &Request, id: &str) -> Result<Response<Body>, Problem> {
+        let (body, _) = read_json::<LoginBody>(req, &self.login_schema)?;
+        match self.service.login(&body.username, &body.password).await {
+            Ok(grant) => Ok(json_response(StatusCode::CREATED, &grant_body(&grant), id)),
+            Err(AccessError::TooManyAttempts { retry_after }) => {
+                let mut response = problem(AccessError::TooManyAttempts { retry_after }, id).to_response(id);
+                let seconds = retry_after.whole_seconds().max(1).to_string();
+                if let Ok(value) = HeaderValue::from_str(&seconds) {
+                    response.headers_mut().insert("retry-after", value);
+                }
+                Ok(response)
+            }
+            Err(e) => Err(problem(e, id)),
+        }
+    }
+
+    async fn logout(&self, req: &Request, id: &str) -> Result<Response<Body>, Problem> {
+        let caller = authenticate(&self.auth, req, Access::DuringPasswordChange, id).await?;
+        self.service.logout(&caller).await.map_err(|e| problem(e, id))?;
+        Ok(no_content(id))
+    }
+
+    async fn change_password(&self, req: &Request, id: &str) -> Result<Response<Body>, Problem> {
+        let caller = authenticate(&self.auth, req, Access::DuringPasswordChange, id).await?;
+        let (body, _) = read_json::<PasswordChangeBody>(req, &self.change_schema)?;
+        let grant = self
+            .service
+            .change_password(&caller, &body.current_password, &body.new_password)
+            .await
+            .map_err(|e| problem(e, id))?;
+        Ok(json_response(StatusCode::OK, &grant_body(&grant), id))
+    }
+
+    async fn request_reset(&self, req: &Request, id: &str) -> Result<Response<Body>, Problem> {
+        let (body, _) = read_json::<ResetBody>(req, &self.reset_schema)?;
+        self.service.request_reset(&body.username_or_email).await.map_err(|e| problem(e, id))?;
+        let answer = json!({ "status": "ACCEPTED", "detail": "If a login exists for this name or address, an e-mail is on its way." });
+        Ok(json_response(StatusCode::ACCEPTED, &answer, id))
+    }
+
+    async fn confirm_reset(&self, req: &Request, id: &str) -> Result<Response<Body>, Problem> {
+        let (body, _) = read_json::<ResetConfirmBody>(req, &self.confirm_schema)?;
+        self.service.confirm_reset(&body.token, &body.new_password).await.map_err(|e| problem(e, id))?;
+        Ok(no_content(id))
+    }
+}
+
+fn problem(error: AccessError, request_id: &str) -> Problem {
+    match error {
+        AccessError::InvalidCredentials => {
+            Problem::new(StatusCode::UNAUTHORIZED, "INVALID_CREDENTIALS", "Username or password is wrong.")
+        }
+        AccessError::InitialPasswordExpired => Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "INITIAL_PASSWORD_EXPIRED",
+            "The initial password has expired. Request a new password by reset.",
+        ),
+        AccessError::TooManyAttempts { .. } => Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "TOO_MANY_ATTEMPTS",
+            "Too many failed logins for this account. Wait before the next attempt (Retry-After).",
+        ),
+        AccessError::WrongCurrentPassword => {
+            Problem::new(StatusCode::FORBIDDEN, "CURRENT_PASSWORD_WRONG", "The current password is wrong.")
+        }
+        AccessError::NewPassword(rule) => Problem::new(StatusCode::UNPROCESSABLE_ENTITY, rule.code(), rule.message())
+            .with_errors(vec![FieldError {
+                pointer: "/newPassword".into(),
+                code: rule.code().into(),
+                message: rule.message().into(),
+            }]),
+        AccessError::InvalidResetToken => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "RESET_TOKEN_INVALID",
+            "The reset code is unknown, used or expired. Request a new one.",
+        ),
+        AccessError::Store(e) => Problem::unexpected(request_id, &e),
+    }
+}

@@ -1,0 +1,60 @@
+//! The live wiring every function starts from: configuration and clients built once per
+//! process, and the adapters of each port over them.
+
+use crate::aws::Clients;
+use crate::config::{Config, ConfigError};
+use crate::dynamo::{DynamoDirectory, DynamoLimiter};
+use crate::identity::{DynamoLogins, DynamoSessions, DynamoTokens, SesMailer};
+use crate::write_path::WritePath;
+use portal_domain::clock::SystemClock;
+use portal_domain::identity::sessions::{Authenticator, SessionPolicy};
+
+#[derive(Debug, Clone)]
+pub struct Live {
+    pub config: Config,
+    pub clients: Clients,
+}
+
+impl Live {
+    pub async fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self { config: Config::from_env()?, clients: Clients::from_env().await })
+    }
+
+    pub fn directory(&self) -> DynamoDirectory {
+        DynamoDirectory::new(self.clients.dynamo.clone(), self.config.tables.clone())
+    }
+
+    pub fn limiter(&self) -> DynamoLimiter {
+        DynamoLimiter::new(self.clients.dynamo.clone(), &self.config.tables)
+    }
+
+    pub fn writer(&self) -> WritePath {
+        WritePath::new(
+            self.clients.dynamo.clone(),
+            self.clients.sqs.clone(),
+            self.config.tables.clone(),
+            self.config.requests_queue_url.clone(),
+        )
+    }
+
+    pub fn logins(&self) -> DynamoLogins {
+        DynamoLogins::new(self.clients.dynamo.clone(), self.config.tables.clone())
+    }
+
+    pub fn sessions(&self) -> DynamoSessions {
+        DynamoSessions::new(self.clients.dynamo.clone(), &self.config.tables)
+    }
+
+    pub fn tokens(&self) -> DynamoTokens {
+        DynamoTokens::new(self.clients.dynamo.clone(), &self.config.tables)
+    }
+
+    pub fn mailer(&self) -> SesMailer {
+        SesMailer::new(self.clients.ses.clone(), self.config.mail_from.clone())
+    }
+
+    /// The one authentication step, as every function runs it.
+    pub fn authenticator(&self) -> Authenticator<DynamoSessions, SystemClock> {
+        Authenticator { sessions: self.sessions(), clock: SystemClock, policy: SessionPolicy::default() }
+    }
+}
