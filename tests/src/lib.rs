@@ -74,6 +74,7 @@ pub async fn isolated_stack() -> Stack {
     .unwrap();
     let sdk = sdk_config(EMULATOR).await;
     let clients = Clients::from_sdk_config(&sdk, Some(&account));
+    clients.ses.create_email_identity().email_identity(&config.mail_from).send().await.unwrap();
     Stack { account, config, clients, sdk }
 }
 
@@ -125,6 +126,11 @@ impl Stack {
         }
     }
 
+    /// The production wiring over this stack's clients.
+    pub fn live(&self) -> portal_platform::live::Live {
+        portal_platform::live::Live { config: self.config.clone(), clients: self.clients.clone() }
+    }
+
     pub async fn count(&self, table: &str) -> usize {
         let out = self.clients.dynamo.scan().table_name(table).select(Select::Count).send().await.unwrap();
         out.count as usize
@@ -165,6 +171,58 @@ pub async fn drain(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Vec<Value> {
                 .unwrap();
         }
     }
+}
+
+/// The locally served API (started by `scripts/test`).
+pub fn api_url() -> String {
+    std::env::var("PORTAL_API_URL").expect("PORTAL_API_URL: run the tests with scripts/test, which serves the API")
+}
+
+/// One HTTP call to the served API: status, content type and JSON body (null if none).
+pub async fn call(
+    method: reqwest::Method,
+    path: &str,
+    body: Option<&Value>,
+    token: Option<&str>,
+) -> (u16, String, Value) {
+    let mut req = reqwest::Client::new().request(method, format!("{}{path}", api_url()));
+    if let Some(body) = body {
+        req = req.json(body);
+    }
+    if let Some(token) = token {
+        req = req.bearer_auth(token);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status().as_u16();
+    let content_type = res.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let text = res.text().await.unwrap();
+    (status, content_type, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap() })
+}
+
+/// Mails the emulator has sent to `to`, oldest first (text bodies).
+pub async fn mails_to(to: &str) -> Vec<String> {
+    // The emulator's state dump can fail while other requests change it: retry.
+    let mut data = Value::Null;
+    for _ in 0..10 {
+        let response = reqwest::get(format!("{EMULATOR}/moto-api/data.json")).await.unwrap();
+        if let Ok(json) = response.json::<Value>().await {
+            data = json;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    data["ses"]["Message"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| m["destinations"]["ToAddresses"].as_array().is_some_and(|a| a.iter().any(|d| d == to)))
+        .map(|m| m["body"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// The value after `label` in a mail text, up to the end of the line.
+pub fn mail_field(text: &str, label: &str) -> Option<String> {
+    text.lines().find_map(|l| l.strip_prefix(label)).map(|v| v.trim().to_owned())
 }
 
 pub fn s(item: &HashMap<String, AttributeValue>, key: &str) -> String {

@@ -9,7 +9,7 @@ use portal_domain::identity::account::{AccountError, AccountService};
 use portal_domain::identity::sessions::{Access, Authenticator};
 use portal_domain::ids::CustomerNumber;
 use portal_platform::dynamo::{DynamoDirectory, DynamoLimiter};
-use portal_platform::http::{Problem, authenticate, json_response, no_content, read_json, request_id, route};
+use portal_platform::http::{Problem, authenticate, finish, json_response, no_content, read_json, request_id, route};
 use portal_platform::identity::{DynamoLogins, DynamoSessions};
 use portal_platform::live::Live;
 use portal_platform::schemas;
@@ -62,7 +62,7 @@ impl Api {
             (Method::POST, "/v1/me/customer-numbers") => self.add_customer_number(&req, &id).await,
             _ => Err(Problem::not_found()),
         };
-        Ok(answer.unwrap_or_else(|problem| problem.to_response(&id)))
+        Ok(finish(answer, &id))
     }
 
     async fn me(&self, req: &Request, id: &str) -> Result<Response<Body>, Problem> {

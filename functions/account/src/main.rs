@@ -7,7 +7,7 @@ use lambda_http::{Error, run, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    lambda_http::tracing::init_default_subscriber();
+    portal_platform::telemetry::init();
     let api = api::Api::from_env().await?;
     run(service_fn(|req| api.handle(req))).await
 }

@@ -14,7 +14,9 @@ use portal_domain::plausibility::{Field, SubmittedValue};
 use portal_domain::ports::{AttemptLimiter, CustomerDirectory, RequestWriter};
 use portal_domain::requests::fingerprint;
 use portal_platform::dynamo::{DynamoDirectory, DynamoLimiter};
-use portal_platform::http::{FieldError, Problem, idempotency_key, json_response, read_json, request_id, route};
+use portal_platform::http::{
+    FieldError, Problem, finish, idempotency_key, json_response, read_json, request_id, route,
+};
 use portal_platform::live::Live;
 use portal_platform::schemas;
 use portal_platform::write_path::WritePath;
@@ -90,7 +92,7 @@ impl<D: CustomerDirectory, L: AttemptLimiter, W: RequestWriter, C: Clock> Api<D,
             (Method::POST, "/v1/anonymous/meter-readings") => self.submit(&req, &id).await,
             _ => Err(Problem::not_found()),
         };
-        Ok(answer.unwrap_or_else(|problem| problem.to_response(&id)))
+        Ok(finish(answer, &id))
     }
 
     async fn lookup(&self, req: &Request, id: &str) -> Result<Response<Body>, Problem> {

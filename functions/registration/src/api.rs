@@ -11,7 +11,7 @@ use portal_domain::identity::registration::{Registration, RegistrationError, Reg
 use portal_domain::ids::CustomerNumber;
 use portal_domain::requests::fingerprint;
 use portal_platform::dynamo::{DynamoDirectory, DynamoLimiter};
-use portal_platform::http::{Problem, idempotency_key, json_response, read_json, request_id, route};
+use portal_platform::http::{Problem, finish, idempotency_key, json_response, read_json, request_id, route};
 use portal_platform::identity::{DynamoLogins, DynamoTokens, SesMailer};
 use portal_platform::live::Live;
 use portal_platform::schemas;
@@ -79,7 +79,7 @@ impl Api {
             (Method::POST, "/v1/registrations") => self.register(&req, &id).await,
             _ => Err(Problem::not_found()),
         };
-        Ok(answer.unwrap_or_else(|problem| problem.to_response(&id)))
+        Ok(finish(answer, &id))
     }
 
     async fn verify(&self, req: &Request, id: &str) -> Result<Response<Body>, Problem> {

@@ -10,7 +10,7 @@ const GRACE: time::Duration = time::Duration::seconds(30);
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    portal_platform::telemetry::init();
     let config = Config::from_env()?;
     let clients = Clients::from_env().await;
     let relay = Relay::new(clients.dynamo, clients.sqs, &config.tables, config.requests_queue_url);

@@ -8,7 +8,7 @@ use portal_domain::entities::timestamp;
 use portal_domain::identity::access::{AccessError, AccessService, LockoutPolicy, SessionGrant};
 use portal_domain::identity::sessions::{Access, Authenticator, SessionPolicy};
 use portal_platform::http::{
-    FieldError, Problem, authenticate, json_response, no_content, read_json, request_id, route,
+    FieldError, Problem, authenticate, finish, json_response, no_content, read_json, request_id, route,
 };
 use portal_platform::identity::{DynamoLogins, DynamoSessions, DynamoTokens, SesMailer};
 use portal_platform::live::Live;
@@ -99,7 +99,7 @@ impl Api {
             (Method::POST, "/v1/password-resets/confirm") => self.confirm_reset(&req, &id).await,
             _ => Err(Problem::not_found()),
         };
-        Ok(answer.unwrap_or_else(|problem| problem.to_response(&id)))
+        Ok(finish(answer, &id))
     }
 
     async fn login(&self, req: &Request, id: &str) -> Result<Response<Body>, Problem> {

@@ -97,6 +97,14 @@ pub fn json_response(status: StatusCode, body: &impl Serialize, request_id: &str
     respond(status, "application/json", body, request_id)
 }
 
+/// The response for a handler's outcome, with one log line per request (status only:
+/// bodies are never logged).
+pub fn finish(answer: Result<Response<Body>, Problem>, request_id: &str) -> Response<Body> {
+    let response = answer.unwrap_or_else(|problem| problem.to_response(request_id));
+    tracing::info!(status = response.status().as_u16(), "answered");
+    response
+}
+
 /// 204 No Content.
 pub fn no_content(request_id: &str) -> Response<Body> {
     let mut response = Response::new(Body::Empty);

@@ -10,4 +10,5 @@ pub mod identity;
 pub mod import;
 pub mod live;
 pub mod schemas;
+pub mod telemetry;
 pub mod write_path;

@@ -5,12 +5,8 @@ use integration_tests::{drain, s, sdk_config, test_env};
 use portal_platform::aws::Clients;
 use serde_json::{Value, json};
 
-fn api_url() -> String {
-    std::env::var("PORTAL_API_URL").expect("PORTAL_API_URL: run the tests with scripts/test, which serves the API")
-}
-
 async fn post(path: &str, body: &Value, idempotency_key: Option<&str>) -> (u16, String, Value) {
-    let mut req = reqwest::Client::new().post(format!("{}{path}", api_url())).json(body);
+    let mut req = reqwest::Client::new().post(format!("{}{path}", integration_tests::api_url())).json(body);
     if let Some(k) = idempotency_key {
         req = req.header("Idempotency-Key", k);
     }

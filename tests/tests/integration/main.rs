@@ -3,5 +3,7 @@
 //! tests against the functions served by `cargo lambda watch`.
 
 mod end_to_end;
+mod identity_e2e;
+mod identity_store;
 mod import;
 mod write_path;

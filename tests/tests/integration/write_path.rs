@@ -106,17 +106,51 @@ async fn a_retry_with_the_same_idempotency_key_changes_nothing() {
     assert_eq!(stack.count(&t.meter_reading_submissions).await, 1);
 }
 
+/// The emulator does not isolate concurrent transactions (a cancelled one can undo a
+/// committed one), so races are tested deterministically: the second request's
+/// transaction meets the first one's idempotency claim.
 #[tokio::test]
-async fn concurrent_retries_commit_once() {
+async fn a_transaction_meeting_a_claimed_idempotency_key_writes_nothing() {
     let stack = isolated_stack_with_demo().await;
-    let service = stack.service(&stack.clients, CLOCK);
-    let (a, b) = tokio::join!(
-        service.submit(erika_reading("29810", "19650", Some("race-1"))),
-        service.submit(erika_reading("29810", "19650", Some("race-1"))),
+    let t = &stack.config.tables;
+    let customer = CustomerNumber::parse("1000001").unwrap();
+    let directory = portal_platform::dynamo::DynamoDirectory::new(stack.clients.dynamo.clone(), t.clone());
+    let partner = directory.partner(&customer).await.unwrap().unwrap();
+    let meter = directory.meter(&customer, &MeterNumber::parse("1EMH0012345678").unwrap()).await.unwrap().unwrap();
+
+    let first =
+        stack.service(&stack.clients, CLOCK).submit(erika_reading("29810", "19650", Some("race-1"))).await.unwrap();
+    stack.drain_queue().await;
+
+    // The loser of the race read the meter before the winner committed.
+    let values = erika_reading("29810", "19650", None).values;
+    let day = date!(2026 - 12 - 01);
+    let accepted = portal_domain::plausibility::check_reading(&meter, day, &values, day, &Default::default()).unwrap();
+    let claim = portal_domain::requests::IdempotencyClaim {
+        scope: portal_domain::requests::IdempotencyScope::new(
+            "anonymous-meter-reading",
+            "1000001",
+            &IdempotencyKey::parse("race-1").unwrap(),
+        ),
+        fingerprint: "fingerprint-29810-19650".into(),
+    };
+    let request = portal_domain::meter_reading::reading_request(
+        &partner,
+        &meter,
+        day,
+        &accepted,
+        Some(claim.clone()),
+        CLOCK.0,
+        portal_domain::requests::Channel::PortalAnonymous,
     );
-    assert_eq!(a.unwrap()["requestId"], b.unwrap()["requestId"]);
-    assert_eq!(stack.count(&stack.config.tables.meter_reading_submissions).await, 1);
-    assert_eq!(stack.drain_queue().await.len(), 1);
+    let result = stack.write_path(&stack.clients).commit(request).await;
+    assert!(matches!(result, Err(portal_domain::requests::WriteError::IdempotencyKeyTaken)), "{result:?}");
+    assert_eq!(stack.count(&t.meter_reading_submissions).await, 1);
+    assert_eq!(stack.count(&t.activities).await, 2);
+    assert!(stack.drain_queue().await.is_empty());
+    // What the loser answers: the winner's answer.
+    let stored = stack.write_path(&stack.clients).find_answer(&claim.scope).await.unwrap().unwrap();
+    assert_eq!(stored.body, first);
 }
 
 #[tokio::test]

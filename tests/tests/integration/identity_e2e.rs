@@ -1,0 +1,173 @@
+//! Identity end to end: HTTP to the served functions on the test stack with the demo data.
+
+use integration_tests::{call, mail_field, mails_to};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+async fn login(username: &str, password: &str) -> (u16, Value) {
+    let (status, _, body) =
+        call(Method::POST, "/v1/sessions", Some(&json!({"username": username, "password": password})), None).await;
+    (status, body)
+}
+
+fn token(body: &Value) -> String {
+    body["token"].as_str().unwrap_or_else(|| panic!("no token in {body}")).to_owned()
+}
+
+#[tokio::test]
+async fn petra_registers_changes_her_initial_password_and_manages_her_account() {
+    // Step 1: customer number and name.
+    let (status, _, verified) = call(
+        Method::POST,
+        "/v1/registrations/verify",
+        Some(&json!({"customerNumber": "1000005", "lastName": " SCHULZ "})),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{verified}");
+    let schema = portal_platform::schemas::compile("registration-verification.response.schema.json").unwrap();
+    assert!(schema.is_valid(&verified));
+
+    // Steps 2 and 3: login data, confirmed.
+    let registration = json!({"registrationToken": verified["registrationToken"], "username": "pschulz", "email": "petra.schulz@example.org"});
+    let (status, _, created) = call(Method::POST, "/v1/registrations", Some(&registration), None).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!((created["status"].as_str(), created["username"].as_str()), (Some("AKTIV"), Some("pschulz")));
+    assert!(portal_platform::schemas::compile("registration.response.schema.json").unwrap().is_valid(&created));
+
+    // The initial password comes by mail.
+    let mail = mails_to("petra.schulz@example.org").await.pop().expect("a mail to Petra");
+    let initial = mail_field(&mail, "Initialpasswort:").expect("initial password in the mail");
+
+    // Logged in, everything but the password change answers 403.
+    let (status, session) = login("PSchulz", &initial).await;
+    assert_eq!((status, session["mustChangePassword"].as_bool()), (201, Some(true)), "{session}");
+    let first = token(&session);
+    let (status, _, refused) = call(Method::GET, "/v1/me", None, Some(&first)).await;
+    assert_eq!((status, refused["code"].as_str()), (403, Some("PASSWORD_CHANGE_REQUIRED")));
+
+    // A weak password is refused with its rule; a good one is taken, and every old session ends.
+    let weak = json!({"currentPassword": initial, "newPassword": "pschulz"});
+    let (status, _, problem) = call(Method::PUT, "/v1/me/password", Some(&weak), Some(&first)).await;
+    assert_eq!((status, problem["code"].as_str()), (422, Some("PASSWORD_TOO_SHORT")));
+    let new_password = "Wärmepumpe im Keller 7";
+    let change = json!({"currentPassword": initial, "newPassword": new_password});
+    let (status, _, changed) = call(Method::PUT, "/v1/me/password", Some(&change), Some(&first)).await;
+    assert_eq!(status, 200, "{changed}");
+    let second = token(&changed);
+    assert_eq!(call(Method::GET, "/v1/me", None, Some(&first)).await.0, 401);
+    assert_eq!(login("pschulz", &initial).await.0, 401);
+
+    let (status, _, me) = call(Method::GET, "/v1/me", None, Some(&second)).await;
+    assert_eq!((status, &me["customerNumbers"]), (200, &json!(["1000005"])), "{me}");
+    assert!(portal_platform::schemas::compile("account.response.schema.json").unwrap().is_valid(&me));
+
+    // A further customer number, verified like a registration.
+    let (status, _, wrong) = call(
+        Method::POST,
+        "/v1/me/customer-numbers",
+        Some(&json!({"customerNumber": "1000001", "lastName": "Musterfrau"})),
+        Some(&second),
+    )
+    .await;
+    assert_eq!((status, wrong["code"].as_str()), (404, Some("CUSTOMER_NOT_FOUND")));
+    let (status, _, me) = call(
+        Method::POST,
+        "/v1/me/customer-numbers",
+        Some(&json!({"customerNumber": "1000001", "lastName": "Mustermann"})),
+        Some(&second),
+    )
+    .await;
+    assert_eq!((status, &me["customerNumbers"]), (200, &json!(["1000005", "1000001"])), "{me}");
+    let (status, _, taken) = call(
+        Method::POST,
+        "/v1/me/customer-numbers",
+        Some(&json!({"customerNumber": "1000002", "lastName": "Müller-Lüdenscheidt"})),
+        Some(&second),
+    )
+    .await;
+    assert_eq!((status, taken["code"].as_str()), (409, Some("ALREADY_REGISTERED")));
+
+    // Logout ends just that session.
+    let (_, spare) = login("pschulz", new_password).await;
+    assert_eq!(call(Method::DELETE, "/v1/sessions/current", None, Some(&token(&spare))).await.0, 204);
+    assert_eq!(call(Method::GET, "/v1/me", None, Some(&token(&spare))).await.0, 401);
+    assert_eq!(call(Method::GET, "/v1/me", None, Some(&second)).await.0, 200);
+
+    // Deleting the account ends the open session, and login is refused like for anyone unknown.
+    let (third_status, third) = login("pschulz", new_password).await;
+    assert_eq!(third_status, 201);
+    assert_eq!(call(Method::DELETE, "/v1/me", None, Some(&second)).await.0, 204);
+    assert_eq!(call(Method::GET, "/v1/me", None, Some(&token(&third))).await.0, 401);
+    let (status, refused) = login("pschulz", new_password).await;
+    assert_eq!((status, refused["code"].as_str()), (401, Some("INVALID_CREDENTIALS")));
+
+    // Nothing secret reached the functions' logs.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    if let Ok(path) = std::env::var("PORTAL_API_LOG") {
+        let log = std::fs::read_to_string(&path).unwrap();
+        assert!(log.contains("/v1/me"), "the log at {path} is not the API's");
+        for canary in [
+            initial.as_str(),
+            new_password,
+            &first,
+            &second,
+            &token(&third),
+            verified["registrationToken"].as_str().unwrap(),
+        ] {
+            assert!(!log.contains(canary), "a secret is in the log");
+        }
+        assert!(!log.contains("petra.schulz@example.org"), "an e-mail address is in the log");
+    }
+}
+
+#[tokio::test]
+async fn a_deleted_login_is_refused_exactly_like_an_unknown_user() {
+    let (deleted_status, deleted) = login("kweber", "Demo-Passwort-2026").await;
+    let (unknown_status, unknown) = login("nobody.here", "Demo-Passwort-2026").await;
+    let (wrong_status, wrong) = login("kweber", "not the password").await;
+    for (status, body) in [(deleted_status, &deleted), (unknown_status, &unknown), (wrong_status, &wrong)] {
+        assert_eq!(
+            (status, body["code"].as_str(), &body["detail"]),
+            (401, Some("INVALID_CREDENTIALS"), &unknown["detail"])
+        );
+    }
+}
+
+#[tokio::test]
+async fn repeated_failures_lock_the_account_for_a_growing_time() {
+    for _ in 0..5 {
+        assert_eq!(login("baeckerei.schmidt", "falsches passwort").await.0, 401);
+    }
+    // Five failures: locked for a while now, even for the right password.
+    let (status, body) = login("baeckerei.schmidt", "Demo-Passwort-2026").await;
+    assert_eq!((status, body["code"].as_str()), (429, Some("TOO_MANY_ATTEMPTS")), "{body}");
+}
+
+#[tokio::test]
+async fn a_password_is_reset_by_a_mailed_single_use_code() {
+    let (status, _, known) =
+        call(Method::POST, "/v1/password-resets", Some(&json!({"usernameOrEmail": "jmueller"})), None).await;
+    let (_, _, unknown) =
+        call(Method::POST, "/v1/password-resets", Some(&json!({"usernameOrEmail": "nobody@example.org"})), None).await;
+    assert_eq!((status, &known), (202, &unknown), "the answer does not tell whether the login exists");
+
+    let mail = mails_to("j.mueller@example.org").await.pop().expect("a reset mail");
+    let code = mail_field(&mail, "Ihr Code zum Zurücksetzen:").expect("a code in the mail");
+    // A refused password does not use the code up.
+    let (status, _, weak) = call(
+        Method::POST,
+        "/v1/password-resets/confirm",
+        Some(&json!({"token": code, "newPassword": "passwort1234"})),
+        None,
+    )
+    .await;
+    assert_eq!((status, weak["code"].as_str()), (422, Some("PASSWORD_TOO_COMMON")));
+    let new_password = "Elbblick und Großer Garten";
+    let confirm = json!({"token": code, "newPassword": new_password});
+    assert_eq!(call(Method::POST, "/v1/password-resets/confirm", Some(&confirm), None).await.0, 204);
+    assert_eq!(login("jmueller", "Demo-Passwort-2026").await.0, 401);
+    assert_eq!(login("jmueller", new_password).await.0, 201);
+    let (status, _, used) = call(Method::POST, "/v1/password-resets/confirm", Some(&confirm), None).await;
+    assert_eq!((status, used["code"].as_str()), (422, Some("RESET_TOKEN_INVALID")));
+}

@@ -1,0 +1,306 @@
+//! Identity on the emulator with the real adapters: registration's write, claims and
+//! message; session lifetimes against DynamoDB with a test clock.
+
+use integration_tests::{Stack, isolated_stack_with_demo, mail_field, mails_to, s};
+use portal_domain::clock::FixedClock;
+use portal_domain::identification::Identification;
+use portal_domain::identity::access::{AccessError, AccessService, LockoutPolicy};
+use portal_domain::identity::account::AccountService;
+use portal_domain::identity::credentials::{EmailAddress, Username};
+use portal_domain::identity::registration::{Registration, RegistrationError, RegistrationPolicy, RegistrationService};
+use portal_domain::identity::sessions::Caller;
+use portal_domain::identity::sessions::{Access, AuthError, Authenticator, SessionPolicy, open_session};
+use portal_domain::identity::{LoginStore, SessionStore, username_claim};
+use portal_domain::ids::CustomerNumber;
+use portal_domain::ports::RequestWriter;
+use portal_platform::dynamo::{DynamoDirectory, DynamoLimiter};
+use portal_platform::identity::{DynamoLogins, DynamoSessions, DynamoTokens, SesMailer};
+use portal_platform::write_path::WritePath;
+use secrecy::SecretString;
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+
+type Service =
+    RegistrationService<DynamoDirectory, DynamoLimiter, DynamoLogins, DynamoTokens, WritePath, SesMailer, FixedClock>;
+
+fn registration(stack: &Stack, at: OffsetDateTime) -> Service {
+    let live = stack.live();
+    RegistrationService {
+        directory: live.directory(),
+        limiter: live.limiter(),
+        logins: live.logins(),
+        tokens: live.tokens(),
+        writer: live.writer(),
+        mailer: live.mailer(),
+        clock: FixedClock(at),
+        policy: RegistrationPolicy::default(),
+    }
+}
+
+fn who(customer: &str, name: &str) -> Identification {
+    Identification { customer: CustomerNumber::parse(customer).unwrap(), name: name.into() }
+}
+
+async fn register(
+    service: &Service,
+    customer: &str,
+    name: &str,
+    username: &str,
+    email: &str,
+) -> Result<serde_json::Value, RegistrationError> {
+    let verified = service.verify(&who(customer, name)).await?;
+    service
+        .register(Registration {
+            registration_token: verified.registration_token,
+            username: Username::parse(username).unwrap(),
+            email: EmailAddress::parse(email).unwrap(),
+            idempotency: None,
+        })
+        .await
+}
+
+const NOW: OffsetDateTime = datetime!(2026-12-01 09:00 UTC);
+
+#[tokio::test]
+async fn registration_writes_login_claims_activity_and_exactly_one_valid_message() {
+    let stack = isolated_stack_with_demo().await;
+    let t = &stack.config.tables;
+    let service = registration(&stack, NOW);
+    let email = format!("petra.{}@example.org", stack.account);
+    let answer = register(&service, "1000005", "schulz", "pschulz", &email).await.unwrap();
+    assert_eq!(answer["status"], "AKTIV");
+
+    let login = stack.live().logins().by_claim(&username_claim("pschulz")).await.unwrap().unwrap();
+    assert!(login.must_change_password);
+    assert!(login.password_hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
+    assert_eq!(login.password_expires_at, Some(NOW + Duration::hours(72)));
+    let activities = stack.items(&t.activities).await;
+    assert_eq!(activities.iter().map(|a| s(a, "ownerKey")).collect::<Vec<_>>(), ["BP#1000005"]);
+
+    let messages = stack.drain_queue().await;
+    assert_eq!(messages.len(), 1);
+    let schema = portal_platform::schemas::compile("events/portal-login-registered.schema.json").unwrap();
+    assert!(schema.is_valid(&messages[0]), "{}", messages[0]);
+    // The initial password is in the mail, never in the message.
+    let mail = mails_to(&email).await.pop().expect("initial password mail");
+    let password = mail_field(&mail, "Initialpasswort:").unwrap();
+    assert_eq!(password.len(), 16);
+    assert!(!messages[0].to_string().contains(&password));
+
+    // The customer is registered now; the username is taken.
+    assert!(matches!(service.verify(&who("1000005", "Schulz")).await, Err(RegistrationError::AlreadyRegistered)));
+    let claims_before = stack.count(&t.login_claims).await;
+    let taken = register(&service, "1000001", "Mustermann", "PSchulz", "erika@example.org").await.unwrap_err();
+    assert!(matches!(taken, RegistrationError::UsernameTaken), "{taken:?}");
+    assert_eq!(stack.count(&t.login_claims).await, claims_before);
+    assert!(stack.drain_queue().await.is_empty());
+}
+
+async fn attempt(
+    service: &Service,
+    token: &secrecy::SecretString,
+    name: &str,
+) -> Result<serde_json::Value, RegistrationError> {
+    let registration = Registration {
+        registration_token: token.clone(),
+        username: Username::parse(name).unwrap(),
+        email: EmailAddress::parse("someone@example.org").unwrap(),
+        idempotency: None,
+    };
+    service.register(registration).await
+}
+
+#[tokio::test]
+async fn a_registration_token_is_single_use_and_a_taken_username_cancels_the_whole_write() {
+    let stack = isolated_stack_with_demo().await;
+    let t = &stack.config.tables;
+    let service = registration(&stack, NOW);
+    let erika = service.verify(&who("1000001", "Mustermann")).await.unwrap();
+    let petra = service.verify(&who("1000005", "Schulz")).await.unwrap();
+    attempt(&service, &erika.registration_token, "erika.m").await.unwrap();
+    stack.drain_queue().await;
+    // Used up.
+    let again = attempt(&service, &erika.registration_token, "erika.other").await;
+    assert!(matches!(again, Err(RegistrationError::InvalidToken)), "{again:?}");
+    // Expired.
+    let late = registration(&stack, NOW + Duration::hours(1));
+    let expired = attempt(&late, &petra.registration_token, "petra.s").await;
+    assert!(matches!(expired, Err(RegistrationError::InvalidToken)), "{expired:?}");
+
+    // The emulator does not isolate concurrent transactions, so the race for a username is
+    // tested at its last line of defence: a transaction whose claim is taken writes nothing.
+    let logins_before = stack.count(&t.portal_logins).await;
+    let activities_before = stack.count(&t.activities).await;
+    let login_id = portal_domain::identity::LoginRecord::new_login_id();
+    let request = portal_domain::requests::CustomerRequest {
+        request_id: portal_domain::ids::RequestId::new_random(),
+        kind: portal_domain::requests::RequestKind::PortalRegistration,
+        customer: CustomerNumber::parse("1000005").unwrap(),
+        channel: portal_domain::requests::Channel::Portal,
+        submitted_at: NOW,
+        record: serde_json::json!({}),
+        activities: vec![portal_domain::requests::Activity {
+            owner: portal_domain::requests::ActivityOwner::Customer(CustomerNumber::parse("1000005").unwrap()),
+            activity_type: "PORTAL_REGISTRATION",
+            subject: "x".into(),
+        }],
+        mirror_updates: vec![
+            portal_domain::requests::MirrorUpdate::Claim { key: username_claim("erika.m"), login_id: login_id.clone() },
+            portal_domain::requests::MirrorUpdate::Claim { key: "PARTNER#1000005".into(), login_id },
+        ],
+        payload: serde_json::json!({}),
+        idempotency: None,
+        answer: serde_json::json!({}),
+    };
+    let result = stack.live().writer().commit(request).await;
+    assert!(
+        matches!(&result, Err(portal_domain::requests::WriteError::ClaimTaken(k)) if k == "USERNAME#erika.m"),
+        "{result:?}"
+    );
+    assert_eq!(stack.count(&t.portal_logins).await, logins_before);
+    assert_eq!(stack.count(&t.activities).await, activities_before);
+    assert!(stack.live().logins().by_claim("PARTNER#1000005").await.unwrap().is_none());
+    assert!(stack.drain_queue().await.is_empty());
+}
+
+#[tokio::test]
+async fn sessions_end_when_idle_or_too_old_by_the_test_clock() {
+    let stack = isolated_stack_with_demo().await;
+    let sessions = DynamoSessions::new(stack.clients.dynamo.clone(), &stack.config.tables);
+    let login = stack.live().logins().by_claim(&username_claim("jmueller")).await.unwrap().unwrap();
+    let policy = SessionPolicy::default();
+    let auth = |at| Authenticator { sessions: sessions.clone(), clock: FixedClock(at), policy };
+
+    let (token, record) = open_session(&login, NOW, &policy);
+    sessions.create(&record).await.unwrap();
+    assert!(auth(NOW + Duration::minutes(29)).authenticate(Some(&token), Access::Regular).await.is_ok());
+    // Touched at +29 min, so +58 min is within the idle timeout; +89 min is not.
+    assert!(auth(NOW + Duration::minutes(58)).authenticate(Some(&token), Access::Regular).await.is_ok());
+    assert!(matches!(
+        auth(NOW + Duration::minutes(89)).authenticate(Some(&token), Access::Regular).await,
+        Err(AuthError::Invalid)
+    ));
+    assert!(sessions.get(&record.token_hash).await.unwrap().is_none(), "an expired session is removed");
+
+    let (token, record) = open_session(&login, NOW, &policy);
+    sessions.create(&record).await.unwrap();
+    let mut at = NOW;
+    while at < NOW + Duration::hours(12) - Duration::minutes(20) {
+        at += Duration::minutes(20);
+        assert!(auth(at).authenticate(Some(&token), Access::Regular).await.is_ok(), "refused at {at}");
+    }
+    at += Duration::minutes(21);
+    assert!(matches!(auth(at).authenticate(Some(&token), Access::Regular).await, Err(AuthError::Invalid)));
+
+    // Only a hash is stored.
+    let stored = stack.items(&stack.config.tables.sessions).await;
+    assert!(stored.iter().all(|i| !format!("{i:?}").contains(secrecy::ExposeSecret::expose_secret(&token))));
+}
+
+fn access(
+    stack: &Stack,
+    at: OffsetDateTime,
+) -> AccessService<DynamoLogins, DynamoSessions, DynamoTokens, SesMailer, FixedClock> {
+    let live = stack.live();
+    AccessService {
+        logins: live.logins(),
+        sessions: live.sessions(),
+        tokens: live.tokens(),
+        mailer: live.mailer(),
+        clock: FixedClock(at),
+        session_policy: SessionPolicy::default(),
+        lockout: LockoutPolicy::default(),
+    }
+}
+
+fn password(s: &str) -> SecretString {
+    SecretString::from(s.to_owned())
+}
+
+#[tokio::test]
+async fn an_initial_password_expires_after_72_hours_and_a_pending_login_cannot_log_in() {
+    let stack = isolated_stack_with_demo().await;
+    let mut service = registration(&stack, NOW);
+    service.policy.requires_approval = true;
+    let email = format!("petra.{}@example.org", stack.account);
+    let answer = register(&service, "1000005", "Schulz", "pschulz", &email).await.unwrap();
+    assert_eq!(answer["status"], "AUSSTEHEND");
+    let initial = mail_field(&mails_to(&email).await.pop().unwrap(), "Initialpasswort:").unwrap();
+
+    // Pending: refused like a wrong password.
+    let refused = access(&stack, NOW + Duration::hours(1)).login("pschulz", &password(&initial)).await;
+    assert!(matches!(refused, Err(AccessError::InvalidCredentials)), "{:?}", refused.err());
+
+    // The CRM approves it.
+    stack
+        .clients
+        .dynamo
+        .update_item()
+        .table_name(&stack.config.tables.portal_logins)
+        .key("loginId", aws_sdk_dynamodb::types::AttributeValue::S(answer["loginId"].as_str().unwrap().to_owned()))
+        .update_expression("SET #s = :a")
+        .expression_attribute_names("#s", "status")
+        .expression_attribute_values(":a", aws_sdk_dynamodb::types::AttributeValue::S("AKTIV".into()))
+        .send()
+        .await
+        .unwrap();
+    assert!(access(&stack, NOW + Duration::hours(71)).login("pschulz", &password(&initial)).await.is_ok());
+    let expired = access(&stack, NOW + Duration::hours(73)).login("pschulz", &password(&initial)).await;
+    assert!(matches!(expired, Err(AccessError::InitialPasswordExpired)), "{:?}", expired.err());
+}
+
+#[tokio::test]
+async fn a_deleted_login_reactivated_by_the_crm_logs_in_with_its_old_password() {
+    let stack = isolated_stack_with_demo().await;
+    let demo = password("Demo-Passwort-2026");
+    assert!(matches!(access(&stack, NOW).login("kweber", &demo).await, Err(AccessError::InvalidCredentials)));
+    let mut export: serde_json::Value = serde_json::from_str(integration_tests::DEMO_EXPORT).unwrap();
+    export["portalLogins"][1]["status"] = "AKTIV".into();
+    portal_platform::import::import_export(&stack.clients.dynamo, &stack.config.tables, &export.to_string())
+        .await
+        .unwrap();
+    assert!(access(&stack, NOW).login("kweber", &demo).await.is_ok());
+}
+
+#[tokio::test]
+async fn adding_a_customer_number_and_deleting_the_account_each_record_an_activity_and_one_valid_message() {
+    let stack = isolated_stack_with_demo().await;
+    let live = stack.live();
+    let service = AccountService {
+        directory: live.directory(),
+        limiter: live.limiter(),
+        logins: live.logins(),
+        sessions: live.sessions(),
+        writer: live.writer(),
+        clock: FixedClock(NOW),
+        attempts_per_hour: 10,
+    };
+    let grant = access(&stack, NOW).login("jmueller", &password("Demo-Passwort-2026")).await.unwrap();
+    let caller = Authenticator { sessions: live.sessions(), clock: FixedClock(NOW), policy: SessionPolicy::default() }
+        .authenticate(Some(&grant.token), Access::Regular)
+        .await
+        .unwrap();
+    let added = service.add_customer_number(&caller, &who("1000005", "Schulz")).await.unwrap();
+    assert_eq!(added.customer_numbers.iter().map(|c| c.as_str()).collect::<Vec<_>>(), ["1000002", "1000005"]);
+    // The open session sees the new customer number at once.
+    let session = live.sessions().get(&caller.token_hash).await.unwrap().unwrap();
+    assert_eq!(session.partner_numbers.len(), 2);
+
+    service.delete(&Caller { partner_numbers: added.customer_numbers.clone(), ..caller.clone() }).await.unwrap();
+    let messages = stack.drain_queue().await;
+    let types: Vec<&str> = messages.iter().map(|m| m["eventType"].as_str().unwrap()).collect();
+    assert_eq!(types, ["portal-login.customer-number-added", "portal-login.deleted"]);
+    for (message, schema) in messages
+        .iter()
+        .zip(["events/portal-login-customer-number-added.schema.json", "events/portal-login-deleted.schema.json"])
+    {
+        assert!(portal_platform::schemas::compile(schema).unwrap().is_valid(message), "{message}");
+    }
+    let mut owners: Vec<String> =
+        stack.items(&stack.config.tables.activities).await.iter().map(|a| s(a, "ownerKey")).collect();
+    owners.sort();
+    assert_eq!(owners, ["BP#1000002", "BP#1000005", "BP#1000005"]);
+    assert!(live.sessions().get(&caller.token_hash).await.unwrap().is_none(), "deletion ends the session");
+    let login = live.logins().get(&caller.login_id).await.unwrap().unwrap();
+    assert_eq!(login.status, portal_domain::entities::LoginStatus::Deleted);
+}
