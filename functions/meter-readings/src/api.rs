@@ -349,6 +349,12 @@ mod tests {
         > {
             Ok(Vec::new())
         }
+        async fn contract_accounts(
+            &self,
+            _: &CustomerNumber,
+        ) -> Result<Vec<portal_domain::entities::ContractAccountRecord>, portal_domain::ports::StoreError> {
+            Ok(Vec::new())
+        }
         async fn meters(
             &self,
             _: &CustomerNumber,

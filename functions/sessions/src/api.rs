@@ -10,7 +10,7 @@ use portal_domain::identity::sessions::{Access, Authenticator, SessionPolicy};
 use portal_platform::http::{
     FieldError, Problem, authenticate, finish, json_response, no_content, read_json, request_id, route,
 };
-use portal_platform::identity::{DynamoLogins, DynamoSessions, DynamoTokens, SesMailer};
+use portal_platform::identity::{DynamoLogins, DynamoSessions, DynamoThrottle, DynamoTokens, SesMailer};
 use portal_platform::live::Live;
 use portal_platform::schemas;
 use secrecy::{ExposeSecret, SecretString};
@@ -44,7 +44,7 @@ struct ResetConfirmBody {
     new_password: SecretString,
 }
 
-type Service = AccessService<DynamoLogins, DynamoSessions, DynamoTokens, SesMailer, SystemClock>;
+type Service = AccessService<DynamoLogins, DynamoSessions, DynamoTokens, SesMailer, DynamoThrottle, SystemClock>;
 
 pub struct Api {
     service: Service,
@@ -72,6 +72,7 @@ impl Api {
             sessions: live.sessions(),
             tokens: live.tokens(),
             mailer: live.mailer(),
+            throttle: live.throttle(),
             clock: SystemClock,
             session_policy: SessionPolicy::default(),
             lockout: LockoutPolicy::default(),
@@ -162,7 +163,7 @@ fn problem(error: AccessError, request_id: &str) -> Problem {
         AccessError::TooManyAttempts { .. } => Problem::new(
             StatusCode::TOO_MANY_REQUESTS,
             "TOO_MANY_ATTEMPTS",
-            "Too many failed logins for this account. Wait before the next attempt (Retry-After).",
+            "Too many failed attempts. Wait before the next one (Retry-After).",
         ),
         AccessError::WrongCurrentPassword => {
             Problem::new(StatusCode::FORBIDDEN, "CURRENT_PASSWORD_WRONG", "The current password is wrong.")

@@ -31,6 +31,13 @@ impl CustomerDirectory for MemoryDirectory {
         Ok(self.0.contracts.iter().filter(|c| &c.partner_number == customer).cloned().collect())
     }
 
+    async fn contract_accounts(
+        &self,
+        customer: &CustomerNumber,
+    ) -> Result<Vec<crate::entities::ContractAccountRecord>, StoreError> {
+        Ok(self.0.accounts.iter().filter(|a| &a.partner_number == customer).cloned().collect())
+    }
+
     async fn meters(&self, customer: &CustomerNumber) -> Result<Vec<MeterRecord>, StoreError> {
         Ok(self.0.meters.iter().filter(|m| &m.partner_number == customer).cloned().collect())
     }

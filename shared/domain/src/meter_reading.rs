@@ -129,7 +129,8 @@ fn last_reading_view(last: &LastReading) -> LastReadingView {
     LastReadingView { date: last.date, value: last.value, source: last.source }
 }
 
-fn meter_view(m: &MeterRecord) -> MeterView {
+/// A meter with its registers and their last readings, as the portal shows it.
+pub fn meter_view(m: &MeterRecord) -> MeterView {
     MeterView {
         meter_number: m.meter.meter_number.clone(),
         commodity: m.meter.commodity,

@@ -1,7 +1,7 @@
 //! Ports: what the rules need from storage and messaging, one trait per concern, so that
 //! a function gets only the capabilities it uses and tests can plug in memory adapters.
 
-use crate::entities::{BusinessPartner, Contract, MeterRecord};
+use crate::entities::{BusinessPartner, Contract, ContractAccountRecord, MeterRecord};
 use crate::export::Owned;
 use crate::ids::{CustomerNumber, MeterNumber};
 use crate::requests::{CommitReceipt, CustomerRequest, IdempotencyScope, StoredAnswer, WriteError};
@@ -22,6 +22,10 @@ pub trait CustomerDirectory: Send + Sync {
         &self,
         customer: &CustomerNumber,
     ) -> impl Future<Output = Result<Vec<Owned<Contract>>, StoreError>> + Send;
+    fn contract_accounts(
+        &self,
+        customer: &CustomerNumber,
+    ) -> impl Future<Output = Result<Vec<ContractAccountRecord>, StoreError>> + Send;
     fn meters(&self, customer: &CustomerNumber) -> impl Future<Output = Result<Vec<MeterRecord>, StoreError>> + Send;
     /// The meter if, and only if, it belongs to the customer.
     fn meter(

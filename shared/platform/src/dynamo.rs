@@ -5,7 +5,7 @@ use crate::config::Tables;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_smithy_types::error::display::DisplayErrorContext;
-use portal_domain::entities::{BusinessPartner, Contract, MeterRecord};
+use portal_domain::entities::{BusinessPartner, Contract, ContractAccountRecord, MeterRecord};
 use portal_domain::export::Owned;
 use portal_domain::ids::{CustomerNumber, MeterNumber};
 use portal_domain::ports::{AttemptLimiter, CustomerDirectory, StoreError};
@@ -86,6 +86,10 @@ impl CustomerDirectory for DynamoDirectory {
 
     async fn contracts(&self, customer: &CustomerNumber) -> Result<Vec<Owned<Contract>>, StoreError> {
         partition(&self.client, &self.tables.contracts, "partnerNumber", customer.as_str()).await
+    }
+
+    async fn contract_accounts(&self, customer: &CustomerNumber) -> Result<Vec<ContractAccountRecord>, StoreError> {
+        partition(&self.client, &self.tables.contract_accounts, "partnerNumber", customer.as_str()).await
     }
 
     async fn meters(&self, customer: &CustomerNumber) -> Result<Vec<MeterRecord>, StoreError> {

@@ -4,11 +4,12 @@
 use crate::config::Tables;
 use crate::dynamo::{Item, from_item, n, s, store_error, to_item};
 use aws_sdk_dynamodb::Client;
+use aws_sdk_sesv2::error::ProvideErrorMetadata;
 use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message};
-use aws_smithy_types::error::display::DisplayErrorContext;
 use portal_domain::entities::timestamp;
 use portal_domain::identity::{
-    LoginRecord, LoginStore, Mail, Mailer, OneTimeToken, SessionRecord, SessionStore, TokenPurpose, TokenStore,
+    LoginRecord, LoginStore, LoginThrottle, Mail, Mailer, OneTimeToken, SessionRecord, SessionStore, Throttled,
+    TokenPurpose, TokenStore,
 };
 use portal_domain::ids::{CustomerNumber, LoginId};
 use portal_domain::ports::StoreError;
@@ -100,19 +101,6 @@ impl LoginStore for DynamoLogins {
         Ok(logins)
     }
 
-    async fn record_failure(&self, login_id: &LoginId, at: OffsetDateTime) -> Result<(), StoreError> {
-        self.update(
-            login_id,
-            "ADD failedLogins :one SET lastFailedAt = :at",
-            vec![(":one", n(1)), (":at", s(timestamp::format(at)))],
-        )
-        .await
-    }
-
-    async fn record_success(&self, login_id: &LoginId) -> Result<(), StoreError> {
-        self.update(login_id, "SET failedLogins = :zero REMOVE lastFailedAt", vec![(":zero", n(0))]).await
-    }
-
     async fn set_password(&self, login_id: &LoginId, hash: &str) -> Result<(), StoreError> {
         self.update(
             login_id,
@@ -126,6 +114,84 @@ impl LoginStore for DynamoLogins {
             ],
         )
         .await
+    }
+}
+
+/// Throttled attempts in the rate-limit table: `failures` and `lockedUntil` (epoch
+/// milliseconds) per subject; TTL removes idle entries after a day.
+#[derive(Debug, Clone)]
+pub struct DynamoThrottle {
+    client: Client,
+    table: String,
+}
+
+/// How long `begin` holds a subject for the attempt in flight.
+const HOLD_MS: i64 = 5_000;
+
+fn epoch_ms(t: OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+impl DynamoThrottle {
+    pub fn new(client: Client, tables: &Tables) -> Self {
+        Self { client, table: tables.rate_limits.clone() }
+    }
+}
+
+impl LoginThrottle for DynamoThrottle {
+    async fn begin(&self, subject: &str, now: OffsetDateTime) -> Result<Result<u32, Throttled>, StoreError> {
+        let now_ms = epoch_ms(now);
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("limitKey", s(subject))
+            .update_expression("SET lockedUntil = :hold, expiresAt = :exp")
+            .condition_expression("attribute_not_exists(lockedUntil) OR lockedUntil <= :now")
+            .expression_attribute_values(":hold", n(now_ms + HOLD_MS))
+            .expression_attribute_values(":now", n(now_ms))
+            .expression_attribute_values(":exp", n(now.unix_timestamp() + 86_400))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+            .send()
+            .await;
+        let number = |item: Option<&Item>, k: &str| {
+            item.and_then(|i| i.get(k)).and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<i64>().ok())
+        };
+        match result {
+            Ok(out) => Ok(Ok(number(out.attributes.as_ref(), "failures").unwrap_or(0) as u32)),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+                let held = get_consistent(&self.client, &self.table, "limitKey", subject).await?;
+                let until_ms = number(held.as_ref(), "lockedUntil").unwrap_or(now_ms + HOLD_MS);
+                let until = OffsetDateTime::from_unix_timestamp_nanos(i128::from(until_ms) * 1_000_000).unwrap_or(now);
+                Ok(Err(Throttled { until }))
+            }
+            Err(e) => Err(store_error("UpdateItem", e)),
+        }
+    }
+
+    async fn fail(&self, subject: &str, failures: u32, locked_until: OffsetDateTime) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("limitKey", s(subject))
+            .update_expression("SET failures = :f, lockedUntil = :u")
+            .expression_attribute_values(":f", n(failures))
+            .expression_attribute_values(":u", n(epoch_ms(locked_until)))
+            .send()
+            .await
+            .map_err(|e| store_error("UpdateItem", e))?;
+        Ok(())
+    }
+
+    async fn clear(&self, subject: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("limitKey", s(subject))
+            .send()
+            .await
+            .map_err(|e| store_error("DeleteItem", e))?;
+        Ok(())
     }
 }
 
@@ -324,7 +390,8 @@ impl Mailer for SesMailer {
             .content(EmailContent::builder().simple(message).build())
             .send()
             .await
-            .map_err(|e| StoreError(format!("SendEmail: {}", DisplayErrorContext(e))))?;
+            // Only the error code: SES messages can quote the recipient's address.
+            .map_err(|e| StoreError(format!("SendEmail failed: {}", e.code().unwrap_or("no response"))))?;
         Ok(())
     }
 }

@@ -8,11 +8,12 @@
 
 use crate::config::Tables;
 use crate::dynamo::{Item, s, store_error, to_item};
+use crate::identity::DynamoSessions;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
-use portal_domain::entities::{LoginStatus, iso_date};
+use portal_domain::entities::{LoginStatus, PortalLogin, iso_date};
 use portal_domain::export::{ImportError, MirrorSnapshot, parse_export};
-use portal_domain::identity::{partner_claim, username_claim};
+use portal_domain::identity::{SessionStore, partner_claim, username_claim};
 use portal_domain::ports::StoreError;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -62,30 +63,29 @@ pub async fn write_snapshot(
         }
         report.push((table.to_owned(), count));
     }
-    let mut claims = Vec::new();
+    let sessions = DynamoSessions::new(client.clone(), tables);
+    let mut claims = 0;
     for login in &snapshot.logins {
         put_login(client, &tables.portal_logins, login).await?;
-        let id = s(login.login_id.as_str());
-        claims.push(Item::from([
-            ("claimKey".to_owned(), s(username_claim(&login.username.to_lowercase()))),
-            ("loginId".to_owned(), id.clone()),
-        ]));
-        // A deleted login leaves its customer numbers free for a new registration.
-        if login.status != LoginStatus::Deleted {
-            for p in &login.partner_numbers {
-                claims.push(Item::from([
-                    ("claimKey".to_owned(), s(partner_claim(p))),
-                    ("loginId".to_owned(), id.clone()),
-                ]));
+        let active = login.status == LoginStatus::Active;
+        claims += usize::from(claim(client, tables, &username_claim(&login.username.to_lowercase()), login).await?);
+        for p in &login.partner_numbers {
+            if login.status == LoginStatus::Deleted {
+                // A deleted login leaves its customer numbers free for a new registration.
+                release(client, tables, &partner_claim(p), login).await?;
+            } else {
+                claims += usize::from(claim(client, tables, &partner_claim(p), login).await?);
             }
         }
+        // Sessions follow the CRM: a login that is no longer active has none; an active
+        // one's sessions carry its current customer numbers.
+        if active {
+            sessions.set_partners(&login.login_id, &login.partner_numbers).await?;
+        } else {
+            sessions.delete_all(&login.login_id).await?;
+        }
     }
-    let claim_count = claims.len();
-    for chunk in claims.chunks(25) {
-        batch_put(client, &tables.login_claims, chunk.to_vec()).await?;
-    }
-    report.push((tables.login_claims.clone(), claim_count));
-    report.push((tables.portal_logins.clone(), snapshot.logins.len()));
+    report.push((tables.login_claims.clone(), claims));
     Ok(report)
 }
 
@@ -102,6 +102,45 @@ pub enum ImportFailure {
 pub async fn import_export(client: &Client, tables: &Tables, export: &str) -> Result<ImportReport, ImportFailure> {
     let snapshot = parse_export(export)?;
     Ok(write_snapshot(client, tables, &snapshot).await?)
+}
+
+/// Claims a key for an imported login unless another login holds it (then it is left to
+/// that login, and reported).
+async fn claim(client: &Client, tables: &Tables, key: &str, login: &PortalLogin) -> Result<bool, StoreError> {
+    let result = client
+        .put_item()
+        .table_name(&tables.login_claims)
+        .item("claimKey", s(key))
+        .item("loginId", s(login.login_id.as_str()))
+        .condition_expression("attribute_not_exists(claimKey) OR loginId = :id")
+        .expression_attribute_values(":id", s(login.login_id.as_str()))
+        .send()
+        .await;
+    match result {
+        Ok(_) => Ok(true),
+        Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+            tracing::warn!(login_id = %login.login_id, claim = key.split('#').next().unwrap_or_default(), "claimed by another login; left to it");
+            Ok(false)
+        }
+        Err(e) => Err(store_error("PutItem", e)),
+    }
+}
+
+/// Removes a claim if this login holds it.
+async fn release(client: &Client, tables: &Tables, key: &str, login: &PortalLogin) -> Result<(), StoreError> {
+    let result = client
+        .delete_item()
+        .table_name(&tables.login_claims)
+        .key("claimKey", s(key))
+        .condition_expression("loginId = :id")
+        .expression_attribute_values(":id", s(login.login_id.as_str()))
+        .send()
+        .await;
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
+        Err(e) => Err(store_error("DeleteItem", e)),
+    }
 }
 
 async fn put_login(
@@ -122,7 +161,7 @@ async fn put_login(
         .expression_attribute_names("#st", "status")
         .expression_attribute_values(":u", s(login.username.to_lowercase()))
         .expression_attribute_values(":du", s(&login.username))
-        .expression_attribute_values(":e", s(&login.email))
+        .expression_attribute_values(":e", s(login.email.to_lowercase()))
         .expression_attribute_values(":st", status)
         .expression_attribute_values(":p", partners)
         .expression_attribute_values(":c", s(portal_domain::entities::timestamp::format(login.created_at)))

@@ -4,7 +4,7 @@
 use crate::aws::Clients;
 use crate::config::{Config, ConfigError};
 use crate::dynamo::{DynamoDirectory, DynamoLimiter};
-use crate::identity::{DynamoLogins, DynamoSessions, DynamoTokens, SesMailer};
+use crate::identity::{DynamoLogins, DynamoSessions, DynamoThrottle, DynamoTokens, SesMailer};
 use crate::write_path::WritePath;
 use portal_domain::clock::SystemClock;
 use portal_domain::identity::sessions::{Authenticator, SessionPolicy};
@@ -47,6 +47,10 @@ impl Live {
 
     pub fn tokens(&self) -> DynamoTokens {
         DynamoTokens::new(self.clients.dynamo.clone(), &self.config.tables)
+    }
+
+    pub fn throttle(&self) -> DynamoThrottle {
+        DynamoThrottle::new(self.clients.dynamo.clone(), &self.config.tables)
     }
 
     pub fn mailer(&self) -> SesMailer {

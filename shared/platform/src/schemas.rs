@@ -51,6 +51,7 @@ pub const ALL: &[(&str, &str)] = &[
         include_str!("../../../schemas/password-reset-confirmation.request.schema.json"),
     ),
     ("account.response.schema.json", include_str!("../../../schemas/account.response.schema.json")),
+    ("dashboard.response.schema.json", include_str!("../../../schemas/dashboard.response.schema.json")),
     (
         "events/portal-login-registered.schema.json",
         include_str!("../../../schemas/events/portal-login-registered.schema.json"),

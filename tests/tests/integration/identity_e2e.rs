@@ -45,6 +45,8 @@ async fn petra_registers_changes_her_initial_password_and_manages_her_account() 
     let first = token(&session);
     let (status, _, refused) = call(Method::GET, "/v1/me", None, Some(&first)).await;
     assert_eq!((status, refused["code"].as_str()), (403, Some("PASSWORD_CHANGE_REQUIRED")));
+    let (status, _, refused) = call(Method::GET, "/v1/me/dashboard", None, Some(&first)).await;
+    assert_eq!((status, refused["code"].as_str()), (403, Some("PASSWORD_CHANGE_REQUIRED")));
 
     // A weak password is refused with its rule; a good one is taken, and every old session ends.
     let weak = json!({"currentPassword": initial, "newPassword": "pschulz"});
@@ -61,6 +63,24 @@ async fn petra_registers_changes_her_initial_password_and_manages_her_account() 
     let (status, _, me) = call(Method::GET, "/v1/me", None, Some(&second)).await;
     assert_eq!((status, &me["customerNumbers"]), (200, &json!(["1000005"])), "{me}");
     assert!(portal_platform::schemas::compile("account.response.schema.json").unwrap().is_valid(&me));
+
+    // The dashboard: her partner, account, contract and the meter near its rollover.
+    let dashboard_schema = portal_platform::schemas::compile("dashboard.response.schema.json").unwrap();
+    let (status, _, dashboard) = call(Method::GET, "/v1/me/dashboard", None, Some(&second)).await;
+    assert_eq!(status, 200, "{dashboard}");
+    assert!(dashboard_schema.is_valid(&dashboard), "{dashboard}");
+    let meters = |d: &Value| -> Vec<String> {
+        d["partners"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|p| p["contractAccounts"].as_array().unwrap().iter())
+            .flat_map(|a| a["contracts"].as_array().unwrap().iter())
+            .flat_map(|c| c["meters"].as_array().unwrap().iter())
+            .map(|m| m["meterNumber"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(meters(&dashboard), ["1EBZ0012398765"]);
 
     // A further customer number, verified like a registration.
     let (status, _, wrong) = call(
@@ -79,6 +99,10 @@ async fn petra_registers_changes_her_initial_password_and_manages_her_account() 
     )
     .await;
     assert_eq!((status, &me["customerNumbers"]), (200, &json!(["1000005", "1000001"])), "{me}");
+    // The dashboard spans both customers now, in the same session.
+    let (_, _, dashboard) = call(Method::GET, "/v1/me/dashboard", None, Some(&second)).await;
+    assert!(dashboard_schema.is_valid(&dashboard), "{dashboard}");
+    assert_eq!(meters(&dashboard), ["1EBZ0012398765", "1EMH0012345678"]);
     let (status, _, taken) = call(
         Method::POST,
         "/v1/me/customer-numbers",
@@ -152,6 +176,8 @@ async fn a_password_is_reset_by_a_mailed_single_use_code() {
         call(Method::POST, "/v1/password-resets", Some(&json!({"usernameOrEmail": "nobody@example.org"})), None).await;
     assert_eq!((status, &known), (202, &unknown), "the answer does not tell whether the login exists");
 
+    let (_, before) = login("jmueller", "Demo-Passwort-2026").await;
+    let open_session = token(&before);
     let mail = mails_to("j.mueller@example.org").await.pop().expect("a reset mail");
     let code = mail_field(&mail, "Ihr Code zum Zurücksetzen:").expect("a code in the mail");
     // A refused password does not use the code up.
@@ -166,6 +192,7 @@ async fn a_password_is_reset_by_a_mailed_single_use_code() {
     let new_password = "Elbblick und Großer Garten";
     let confirm = json!({"token": code, "newPassword": new_password});
     assert_eq!(call(Method::POST, "/v1/password-resets/confirm", Some(&confirm), None).await.0, 204);
+    assert_eq!(call(Method::GET, "/v1/me", None, Some(&open_session)).await.0, 401, "a reset ends every session");
     assert_eq!(login("jmueller", "Demo-Passwort-2026").await.0, 401);
     assert_eq!(login("jmueller", new_password).await.0, 201);
     let (status, _, used) = call(Method::POST, "/v1/password-resets/confirm", Some(&confirm), None).await;

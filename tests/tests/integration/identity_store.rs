@@ -200,13 +200,21 @@ async fn sessions_end_when_idle_or_too_old_by_the_test_clock() {
 fn access(
     stack: &Stack,
     at: OffsetDateTime,
-) -> AccessService<DynamoLogins, DynamoSessions, DynamoTokens, SesMailer, FixedClock> {
+) -> AccessService<
+    DynamoLogins,
+    DynamoSessions,
+    DynamoTokens,
+    SesMailer,
+    portal_platform::identity::DynamoThrottle,
+    FixedClock,
+> {
     let live = stack.live();
     AccessService {
         logins: live.logins(),
         sessions: live.sessions(),
         tokens: live.tokens(),
         mailer: live.mailer(),
+        throttle: live.throttle(),
         clock: FixedClock(at),
         session_policy: SessionPolicy::default(),
         lockout: LockoutPolicy::default(),
@@ -249,24 +257,11 @@ async fn an_initial_password_expires_after_72_hours_and_a_pending_login_cannot_l
     assert!(matches!(expired, Err(AccessError::InitialPasswordExpired)), "{:?}", expired.err());
 }
 
-#[tokio::test]
-async fn a_deleted_login_reactivated_by_the_crm_logs_in_with_its_old_password() {
-    let stack = isolated_stack_with_demo().await;
-    let demo = password("Demo-Passwort-2026");
-    assert!(matches!(access(&stack, NOW).login("kweber", &demo).await, Err(AccessError::InvalidCredentials)));
-    let mut export: serde_json::Value = serde_json::from_str(integration_tests::DEMO_EXPORT).unwrap();
-    export["portalLogins"][1]["status"] = "AKTIV".into();
-    portal_platform::import::import_export(&stack.clients.dynamo, &stack.config.tables, &export.to_string())
-        .await
-        .unwrap();
-    assert!(access(&stack, NOW).login("kweber", &demo).await.is_ok());
-}
-
-#[tokio::test]
-async fn adding_a_customer_number_and_deleting_the_account_each_record_an_activity_and_one_valid_message() {
-    let stack = isolated_stack_with_demo().await;
+fn account(
+    stack: &Stack,
+) -> AccountService<DynamoDirectory, DynamoLimiter, DynamoLogins, DynamoSessions, WritePath, FixedClock> {
     let live = stack.live();
-    let service = AccountService {
+    AccountService {
         directory: live.directory(),
         limiter: live.limiter(),
         logins: live.logins(),
@@ -274,12 +269,76 @@ async fn adding_a_customer_number_and_deleting_the_account_each_record_an_activi
         writer: live.writer(),
         clock: FixedClock(NOW),
         attempts_per_hour: 10,
-    };
-    let grant = access(&stack, NOW).login("jmueller", &password("Demo-Passwort-2026")).await.unwrap();
-    let caller = Authenticator { sessions: live.sessions(), clock: FixedClock(NOW), policy: SessionPolicy::default() }
-        .authenticate(Some(&grant.token), Access::Regular)
+    }
+}
+
+async fn caller(stack: &Stack, token: &SecretString) -> Caller {
+    Authenticator { sessions: stack.live().sessions(), clock: FixedClock(NOW), policy: SessionPolicy::default() }
+        .authenticate(Some(token), Access::Regular)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_deleted_account_reactivated_by_the_crm_logs_in_with_the_password_its_customer_set() {
+    let stack = isolated_stack_with_demo().await;
+    let access = access(&stack, NOW);
+    let grant = access.login("jmueller", &password("Demo-Passwort-2026")).await.unwrap();
+    let me = caller(&stack, &grant.token).await;
+    let changed = password("Elbblick und Großer Garten");
+    let grant = access.change_password(&me, &password("Demo-Passwort-2026"), &changed).await.unwrap();
+    account(&stack).delete(&caller(&stack, &grant.token).await).await.unwrap();
+    assert!(matches!(access.login("jmueller", &changed).await, Err(AccessError::InvalidCredentials)));
+    assert!(stack.live().logins().by_claim("PARTNER#1000002").await.unwrap().is_none(), "the customer number is free");
+
+    // EVI sets the login AKTIV again (the export says so).
+    portal_platform::import::import_export(&stack.clients.dynamo, &stack.config.tables, integration_tests::DEMO_EXPORT)
         .await
         .unwrap();
+    assert!(access.login("jmueller", &changed).await.is_ok(), "the password set in the portal works again");
+    assert!(matches!(
+        access.login("jmueller", &password("Demo-Passwort-2026")).await,
+        Err(AccessError::InvalidCredentials)
+    ));
+    let holder = stack.live().logins().by_claim("PARTNER#1000002").await.unwrap().unwrap();
+    assert_eq!(holder.login_id.as_str(), "L-0000001");
+}
+
+#[tokio::test]
+async fn the_crm_locking_a_login_ends_its_sessions() {
+    let stack = isolated_stack_with_demo().await;
+    let grant = access(&stack, NOW).login("baeckerei.schmidt", &password("Demo-Passwort-2026")).await.unwrap();
+    let me = caller(&stack, &grant.token).await;
+    let mut export: serde_json::Value = serde_json::from_str(integration_tests::DEMO_EXPORT).unwrap();
+    export["portalLogins"][2]["status"] = "GESPERRT".into();
+    portal_platform::import::import_export(&stack.clients.dynamo, &stack.config.tables, &export.to_string())
+        .await
+        .unwrap();
+    assert!(stack.live().sessions().get(&me.token_hash).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn guessing_the_current_password_is_throttled_too() {
+    let stack = isolated_stack_with_demo().await;
+    let access = access(&stack, NOW);
+    let grant = access.login("jmueller", &password("Demo-Passwort-2026")).await.unwrap();
+    let me = caller(&stack, &grant.token).await;
+    let new = password("Elbblick und Großer Garten");
+    for _ in 0..5 {
+        let wrong = access.change_password(&me, &password("a wrong guess here"), &new).await;
+        assert!(matches!(wrong, Err(AccessError::WrongCurrentPassword)), "{:?}", wrong.err());
+    }
+    let locked = access.change_password(&me, &password("Demo-Passwort-2026"), &new).await;
+    assert!(matches!(locked, Err(AccessError::TooManyAttempts { .. })), "{:?}", locked.err());
+}
+
+#[tokio::test]
+async fn adding_a_customer_number_and_deleting_the_account_each_record_an_activity_and_one_valid_message() {
+    let stack = isolated_stack_with_demo().await;
+    let live = stack.live();
+    let service = account(&stack);
+    let grant = access(&stack, NOW).login("jmueller", &password("Demo-Passwort-2026")).await.unwrap();
+    let caller = caller(&stack, &grant.token).await;
     let added = service.add_customer_number(&caller, &who("1000005", "Schulz")).await.unwrap();
     assert_eq!(added.customer_numbers.iter().map(|c| c.as_str()).collect::<Vec<_>>(), ["1000002", "1000005"]);
     // The open session sees the new customer number at once.

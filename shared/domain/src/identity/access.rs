@@ -3,7 +3,8 @@
 use super::credentials::{DUMMY_HASH, NewPassword, PasswordRule, Username, verify_password};
 use super::sessions::{Caller, SessionPolicy, new_token, open_session, token_hash};
 use super::{
-    LoginRecord, LoginStore, Mail, Mailer, OneTimeToken, SessionStore, TokenPurpose, TokenStore, username_claim,
+    LoginRecord, LoginStore, LoginThrottle, Mail, Mailer, OneTimeToken, SessionStore, Throttled, TokenPurpose,
+    TokenStore, username_claim,
 };
 use crate::clock::Clock;
 use crate::entities::LoginStatus;
@@ -29,11 +30,12 @@ impl Default for LockoutPolicy {
 }
 
 impl LockoutPolicy {
-    /// Until when a login with these failures refuses attempts.
-    pub fn locked_until(&self, failures: u32, last_failed_at: Option<OffsetDateTime>) -> Option<OffsetDateTime> {
-        let excess = failures.checked_sub(self.free_failures)?;
-        let delay = self.first_delay * 2f64.powi(excess.min(20) as i32);
-        Some(last_failed_at? + delay.min(self.max_delay))
+    /// Until when a subject with `failures` failures, the last at `at`, refuses attempts.
+    pub fn locked_until(&self, failures: u32, at: OffsetDateTime) -> OffsetDateTime {
+        match failures.checked_sub(self.free_failures) {
+            None => at,
+            Some(excess) => at + (self.first_delay * 2f64.powi(excess.min(20) as i32)).min(self.max_delay),
+        }
     }
 }
 
@@ -64,11 +66,12 @@ pub struct SessionGrant {
     pub must_change_password: bool,
 }
 
-pub struct AccessService<G, S, T, M, C> {
+pub struct AccessService<G, S, T, M, H, C> {
     pub logins: G,
     pub sessions: S,
     pub tokens: T,
     pub mailer: M,
+    pub throttle: H,
     pub clock: C,
     pub session_policy: SessionPolicy,
     pub lockout: LockoutPolicy,
@@ -76,7 +79,31 @@ pub struct AccessService<G, S, T, M, C> {
 
 const RESET_TOKEN_LIFETIME: Duration = Duration::minutes(30);
 
-impl<G: LoginStore, S: SessionStore, T: TokenStore, M: Mailer, C: Clock> AccessService<G, S, T, M, C> {
+impl<G: LoginStore, S: SessionStore, T: TokenStore, M: Mailer, H: LoginThrottle, C: Clock>
+    AccessService<G, S, T, M, H, C>
+{
+    /// Runs one throttled attempt: refused while the subject is locked; a failure
+    /// (`Ok(false)` from `attempt`) extends the lock, a success clears it.
+    async fn throttled<R>(
+        &self,
+        subject: &str,
+        attempt: impl std::future::Future<Output = Result<(bool, R), AccessError>>,
+    ) -> Result<(bool, R), AccessError> {
+        let now = self.clock.now();
+        let failures = match self.throttle.begin(subject, now).await? {
+            Ok(failures) => failures,
+            Err(Throttled { until }) => return Err(AccessError::TooManyAttempts { retry_after: until - now }),
+        };
+        let (ok, result) = attempt.await?;
+        if ok {
+            self.throttle.clear(subject).await?;
+        } else {
+            let failures = failures + 1;
+            self.throttle.fail(subject, failures, self.lockout.locked_until(failures, now)).await?;
+        }
+        Ok((ok, result))
+    }
+
     async fn grant(&self, login: &LoginRecord) -> Result<SessionGrant, AccessError> {
         let now = self.clock.now();
         let (token, session) = open_session(login, now, &self.session_policy);
@@ -89,35 +116,29 @@ impl<G: LoginStore, S: SessionStore, T: TokenStore, M: Mailer, C: Clock> AccessS
         })
     }
 
-    /// Login. Every path verifies one argon2id hash, so that the answer's timing does not
-    /// tell an unknown user from a wrong password.
+    /// Login. Every path takes the same steps: one throttled attempt per username (known
+    /// or not), one argon2id verification (against a dummy hash for an unknown user), and
+    /// one generic failure answer.
     pub async fn login(&self, username: &str, password: &SecretString) -> Result<SessionGrant, AccessError> {
-        let login = match Username::parse(username) {
-            Ok(name) => self.logins.by_claim(&username_claim(name.as_str())).await?,
-            Err(_) => None,
-        };
-        let Some(login) = login else {
-            verify_password(password, DUMMY_HASH);
-            return Err(AccessError::InvalidCredentials);
-        };
-        let now = self.clock.now();
-        if let Some(until) = self.lockout.locked_until(login.failed_logins, login.last_failed_at)
-            && now < until
-        {
-            return Err(AccessError::TooManyAttempts { retry_after: until - now });
-        }
-        if !verify_password(password, &login.password_hash) {
-            self.logins.record_failure(&login.login_id, now).await?;
-            return Err(AccessError::InvalidCredentials);
-        }
+        let name = username.trim().to_lowercase();
+        let subject = format!("login#{name}");
+        let (ok, login) = self
+            .throttled(&subject, async {
+                let login = match Username::parse(&name) {
+                    Ok(name) => self.logins.by_claim(&username_claim(name.as_str())).await?,
+                    Err(_) => None,
+                };
+                let hash = login.as_ref().map_or(DUMMY_HASH, |l| l.password_hash.as_str());
+                let verified = verify_password(password, hash);
+                Ok((verified && login.is_some(), login))
+            })
+            .await?;
+        let login = login.filter(|_| ok).ok_or(AccessError::InvalidCredentials)?;
         if login.status != LoginStatus::Active {
             return Err(AccessError::InvalidCredentials);
         }
-        if login.must_change_password && login.password_expires_at.is_some_and(|end| now > end) {
+        if login.must_change_password && login.password_expires_at.is_some_and(|end| self.clock.now() > end) {
             return Err(AccessError::InitialPasswordExpired);
-        }
-        if login.failed_logins > 0 {
-            self.logins.record_success(&login.login_id).await?;
         }
         self.grant(&login).await
     }
@@ -134,14 +155,16 @@ impl<G: LoginStore, S: SessionStore, T: TokenStore, M: Mailer, C: Clock> AccessS
         new: &SecretString,
     ) -> Result<SessionGrant, AccessError> {
         let login = self.logins.get(&caller.login_id).await?.ok_or(AccessError::InvalidCredentials)?;
-        if !verify_password(current, &login.password_hash) {
-            self.logins.record_failure(&login.login_id, self.clock.now()).await?;
+        let subject = format!("password-change#{}", login.login_id);
+        let (ok, ()) =
+            self.throttled(&subject, async { Ok((verify_password(current, &login.password_hash), ())) }).await?;
+        if !ok {
             return Err(AccessError::WrongCurrentPassword);
         }
         let username = Username::parse(&login.username).map_err(|e| StoreError(e.to_owned()))?;
         let new_password = NewPassword::parse(new, &username).map_err(AccessError::NewPassword)?;
         if new.expose_secret() == current.expose_secret() {
-            return Err(AccessError::NewPassword(PasswordRule::Common));
+            return Err(AccessError::NewPassword(PasswordRule::Unchanged));
         }
         self.logins.set_password(&login.login_id, &new_password.hash()).await?;
         self.sessions.delete_all(&login.login_id).await?;
@@ -154,7 +177,7 @@ impl<G: LoginStore, S: SessionStore, T: TokenStore, M: Mailer, C: Clock> AccessS
     pub async fn request_reset(&self, username_or_email: &str) -> Result<(), AccessError> {
         let wanted = username_or_email.trim();
         let logins = if wanted.contains('@') {
-            self.logins.by_email(wanted).await?
+            self.logins.by_email(&wanted.to_lowercase()).await?
         } else {
             match Username::parse(wanted) {
                 Ok(name) => self.logins.by_claim(&username_claim(name.as_str())).await?.into_iter().collect(),
@@ -228,18 +251,15 @@ mod tests {
     fn lockout_delays_grow_and_are_capped() {
         let p = LockoutPolicy::default();
         let t = datetime!(2026-12-01 08:00 UTC);
-        assert_eq!(p.locked_until(4, Some(t)), None);
-        assert_eq!(p.locked_until(5, Some(t)), Some(t + Duration::seconds(30)));
-        assert_eq!(p.locked_until(6, Some(t)), Some(t + Duration::seconds(60)));
-        assert_eq!(p.locked_until(30, Some(t)), Some(t + Duration::minutes(15)));
+        assert_eq!(p.locked_until(4, t), t);
+        assert_eq!(p.locked_until(5, t), t + Duration::seconds(30));
+        assert_eq!(p.locked_until(6, t), t + Duration::seconds(60));
+        assert_eq!(p.locked_until(30, t), t + Duration::minutes(15));
         // Failures possible in an hour when each comes as soon as allowed: well below 100.
         let (mut at, mut failures) = (t, 0u32);
         while at < t + Duration::hours(1) {
             failures += 1;
-            at = p.locked_until(failures, Some(at)).unwrap_or(at);
-            if p.locked_until(failures, Some(at)).is_none() {
-                at += Duration::seconds(1);
-            }
+            at = p.locked_until(failures, at).max(at + Duration::seconds(1));
         }
         assert!(failures < 100, "{failures}");
     }

@@ -95,6 +95,8 @@ pub enum PasswordRule {
     TooLong,
     EqualsUsername,
     Common,
+    /// The new password is the current one.
+    Unchanged,
 }
 
 impl PasswordRule {
@@ -104,6 +106,7 @@ impl PasswordRule {
             Self::TooLong => "PASSWORD_TOO_LONG",
             Self::EqualsUsername => "PASSWORD_EQUALS_USERNAME",
             Self::Common => "PASSWORD_TOO_COMMON",
+            Self::Unchanged => "PASSWORD_UNCHANGED",
         }
     }
 
@@ -113,6 +116,7 @@ impl PasswordRule {
             Self::TooLong => "a password has at most 128 characters",
             Self::EqualsUsername => "the password must not be the username",
             Self::Common => "this password is too common; choose another",
+            Self::Unchanged => "the new password must differ from the current one",
         }
     }
 }

@@ -35,10 +35,6 @@ pub struct LoginRecord {
     /// Expiry of an initial password.
     #[serde(default, skip_serializing_if = "Option::is_none", with = "timestamp::option")]
     pub password_expires_at: Option<OffsetDateTime>,
-    #[serde(default)]
-    pub failed_logins: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "timestamp::option")]
-    pub last_failed_at: Option<OffsetDateTime>,
     #[serde(with = "timestamp::serde")]
     pub created_at: OffsetDateTime,
 }
@@ -113,13 +109,34 @@ pub trait LoginStore: Send + Sync {
     fn by_claim(&self, claim: &str) -> impl Future<Output = Result<Option<LoginRecord>, StoreError>> + Send;
     fn get(&self, login_id: &LoginId) -> impl Future<Output = Result<Option<LoginRecord>, StoreError>> + Send;
     fn by_email(&self, email: &str) -> impl Future<Output = Result<Vec<LoginRecord>, StoreError>> + Send;
-    fn record_failure(
-        &self,
-        login_id: &LoginId,
-        at: OffsetDateTime,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-    fn record_success(&self, login_id: &LoginId) -> impl Future<Output = Result<(), StoreError>> + Send;
     fn set_password(&self, login_id: &LoginId, hash: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Why a throttled attempt may not proceed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Throttled {
+    pub until: OffsetDateTime,
+}
+
+/// Failed attempts per subject (a username, a login's password change) with growing
+/// delays. `begin` is atomic: it also holds the subject for a moment, so that parallel
+/// attempts are taken one at a time and every delay applies.
+pub trait LoginThrottle: Send + Sync {
+    /// Starts an attempt: the failures so far, or when the next attempt is allowed.
+    fn begin(
+        &self,
+        subject: &str,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<Result<u32, Throttled>, StoreError>> + Send;
+    /// Records a failure: the new count and until when the subject is locked.
+    fn fail(
+        &self,
+        subject: &str,
+        failures: u32,
+        locked_until: OffsetDateTime,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Ends an attempt that succeeded: failures are forgotten.
+    fn clear(&self, subject: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// Sessions.

@@ -180,14 +180,13 @@ where
         let login = LoginRecord {
             login_id: LoginRecord::new_login_id(),
             username: r.username.as_str().to_owned(),
-            email: r.email.as_str().to_owned(),
+            // Lower-case, so that a reset finds it however it is typed.
+            email: r.email.as_str().to_lowercase(),
             status,
             partner_numbers: vec![customer.clone()],
             must_change_password: true,
             password_hash: hash_password(&password),
             password_expires_at: Some(now + self.policy.initial_password_lifetime),
-            failed_logins: 0,
-            last_failed_at: None,
             created_at: now,
         };
         let answer = json!({

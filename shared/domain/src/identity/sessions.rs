@@ -150,8 +150,6 @@ mod tests {
             must_change_password: must_change,
             password_hash: String::new(),
             password_expires_at: None,
-            failed_logins: 0,
-            last_failed_at: None,
             created_at: datetime!(2026-12-01 08:00 UTC),
         }
     }
@@ -167,7 +165,9 @@ mod tests {
         assert_eq!(a.expose_secret().len(), 43);
         assert_ne!(a.expose_secret(), b.expose_secret());
         assert_eq!(hash, token_hash(a.expose_secret()));
-        assert!(!hash.contains(a.expose_secret()));
+        assert_eq!(hash.len(), 64);
+        assert!(hash.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_ne!(hash, token_hash(b.expose_secret()));
     }
 
     #[test]

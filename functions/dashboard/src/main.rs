@@ -1,0 +1,45 @@
+//! The dashboard (capability 3): the login's business partners, contract accounts,
+//! contracts and meters.
+
+use http::{Method, StatusCode};
+use lambda_http::{Body, Error, Request, RequestExt, Response, run, service_fn};
+use portal_domain::clock::SystemClock;
+use portal_domain::dashboard::dashboard;
+use portal_domain::identity::sessions::{Access, Authenticator};
+use portal_platform::dynamo::DynamoDirectory;
+use portal_platform::http::{Problem, authenticate, finish, json_response, request_id, route};
+use portal_platform::identity::DynamoSessions;
+use portal_platform::live::Live;
+use std::convert::Infallible;
+
+struct Api {
+    directory: DynamoDirectory,
+    auth: Authenticator<DynamoSessions, SystemClock>,
+}
+
+impl Api {
+    #[tracing::instrument(skip_all, fields(request_id = tracing::field::Empty, path = req.raw_http_path()))]
+    async fn handle(&self, req: Request) -> Result<Response<Body>, Infallible> {
+        let id = request_id(&req);
+        tracing::Span::current().record("request_id", id.as_str());
+        let answer = match route(&req) {
+            (Method::GET, path) if path == "/v1/me/dashboard" => self.dashboard(&req, &id).await,
+            _ => Err(Problem::not_found()),
+        };
+        Ok(finish(answer, &id))
+    }
+
+    async fn dashboard(&self, req: &Request, id: &str) -> Result<Response<Body>, Problem> {
+        let caller = authenticate(&self.auth, req, Access::Regular, id).await?;
+        let view = dashboard(&self.directory, &caller).await.map_err(|e| Problem::unexpected(id, &e))?;
+        Ok(json_response(StatusCode::OK, &view, id))
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    portal_platform::telemetry::init();
+    let live = Live::from_env().await?;
+    let api = Api { directory: live.directory(), auth: live.authenticator() };
+    run(service_fn(|req| api.handle(req))).await
+}

@@ -1,0 +1,141 @@
+//! Capability 3: the dashboard — the login's business partners with their contract
+//! accounts, contracts and meters, for the portal's drop-downs when a customer has
+//! several. One round of concurrent reads: four per customer number.
+
+use crate::entities::{Address, BillRecipient, PartnerType, iso_date};
+use crate::identity::sessions::Caller;
+use crate::ids::{AccountNumber, ContractNumber, CustomerNumber, InstallationId, MaloId, ProductId};
+use crate::meter_reading::{MeterView, meter_view};
+use crate::ports::{CustomerDirectory, StoreError};
+use futures::future::try_join_all;
+use serde::Serialize;
+use time::Date;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContractView {
+    pub contract_number: ContractNumber,
+    pub product_id: ProductId,
+    #[serde(with = "iso_date")]
+    pub start_date: Date,
+    #[serde(with = "iso_date::option")]
+    pub end_date: Option<Date>,
+    pub installation_id: InstallationId,
+    pub malo_id: MaloId,
+    pub consumption_point: Address,
+    pub meters: Vec<MeterView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountView {
+    pub account_number: AccountNumber,
+    pub billing_address: Address,
+    pub bill_recipient: Option<BillRecipient>,
+    pub contracts: Vec<ContractView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PartnerView {
+    pub customer_number: CustomerNumber,
+    pub partner_type: PartnerType,
+    pub salutation: Option<String>,
+    pub title: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: String,
+    pub contract_accounts: Vec<AccountView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DashboardView {
+    pub partners: Vec<PartnerView>,
+}
+
+async fn partner_view(
+    directory: &impl CustomerDirectory,
+    customer: &CustomerNumber,
+) -> Result<Option<PartnerView>, StoreError> {
+    let (partner, accounts, contracts, meters) = futures::try_join!(
+        directory.partner(customer),
+        directory.contract_accounts(customer),
+        directory.contracts(customer),
+        directory.meters(customer),
+    )?;
+    let Some(partner) = partner else { return Ok(None) };
+    let contract_accounts = accounts
+        .into_iter()
+        .map(|a| AccountView {
+            contracts: contracts
+                .iter()
+                .map(|c| &c.entity)
+                .filter(|c| c.account_number == a.account_number)
+                .map(|c| ContractView {
+                    contract_number: c.contract_number.clone(),
+                    product_id: c.product_id.clone(),
+                    start_date: c.start_date,
+                    end_date: c.end_date,
+                    installation_id: c.installation_id.clone(),
+                    malo_id: c.consumption_point.malo_id.clone(),
+                    consumption_point: c.consumption_point.address.clone(),
+                    meters: meters
+                        .iter()
+                        .filter(|m| m.meter.installation_id == c.installation_id)
+                        .map(meter_view)
+                        .collect(),
+                })
+                .collect(),
+            account_number: a.account_number,
+            billing_address: a.billing_address,
+            bill_recipient: a.bill_recipient,
+        })
+        .collect();
+    Ok(Some(PartnerView {
+        customer_number: partner.partner_number,
+        partner_type: partner.partner_type,
+        salutation: partner.salutation,
+        title: partner.title,
+        first_name: partner.first_name,
+        last_name: partner.last_name,
+        contract_accounts,
+    }))
+}
+
+/// The caller's dashboard: only the caller's own customer numbers are read.
+pub async fn dashboard(directory: &impl CustomerDirectory, caller: &Caller) -> Result<DashboardView, StoreError> {
+    let partners = try_join_all(caller.partner_numbers.iter().map(|c| partner_view(directory, c))).await?;
+    Ok(DashboardView { partners: partners.into_iter().flatten().collect() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::export::parse_export;
+    use crate::ids::LoginId;
+    use crate::memory::MemoryDirectory;
+
+    #[test]
+    fn the_dashboard_spans_every_customer_number_of_the_login_and_nothing_else() {
+        let directory = MemoryDirectory::new(parse_export(include_str!("../../../fixtures/crm-demo.json")).unwrap());
+        let caller = Caller {
+            login_id: LoginId::parse("L-1").unwrap(),
+            partner_numbers: vec![CustomerNumber::parse("1000002").unwrap()],
+            must_change_password: false,
+            token_hash: String::new(),
+        };
+        let view = futures::executor::block_on(dashboard(&directory, &caller)).unwrap();
+        assert_eq!(view.partners.len(), 1);
+        let accounts = &view.partners[0].contract_accounts;
+        assert_eq!(accounts.len(), 2, "Jürgen has an electricity and a gas account");
+        let meters: Vec<&str> = accounts
+            .iter()
+            .flat_map(|a| &a.contracts)
+            .flat_map(|c| &c.meters)
+            .map(|m| m.meter_number.as_str())
+            .collect();
+        assert_eq!(meters.len(), 2);
+        assert!(meters.contains(&"7ELS8135012345"));
+        assert!(!meters.contains(&"1EMH0012345678"), "another customer's meter");
+    }
+}
