@@ -168,14 +168,56 @@ mod openapi_tests {
                 compile(r).unwrap_or_else(|e| panic!("{r}: {e}"));
             }
         }
-        // Every operation documents its error answers.
+        // Every operation documents its server error, every body-taking one its 400, and
+        // every authenticated one its 401.
         for (path, item) in doc["paths"].as_object().unwrap() {
             for (method, op) in item.as_object().unwrap() {
                 let responses = op["responses"].as_object().unwrap();
-                for status in ["400", "500"] {
+                let mut expected = vec!["500"];
+                if op.get("requestBody").is_some() {
+                    expected.push("400");
+                }
+                if op.get("security").is_some() {
+                    expected.push("401");
+                }
+                for status in expected {
                     assert!(responses.contains_key(status), "{method} {path} lacks {status}");
                 }
             }
         }
+
+        // Every route the local router serves is documented, and the other way round.
+        let manifest = include_str!("../../../Cargo.toml");
+        let router = manifest.split("[workspace.metadata.lambda.watch.router]").nth(1).unwrap();
+        let mut served: Vec<(String, String)> = Vec::new();
+        for line in router.lines().filter(|l| l.starts_with('"')) {
+            let path = line.split('"').nth(1).unwrap().to_owned();
+            for method in line.split("method = \"").skip(1) {
+                served.push((method.split('"').next().unwrap().to_lowercase(), path.clone()));
+            }
+        }
+        let mut documented: Vec<(String, String)> = doc["paths"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .flat_map(|(path, item)| item.as_object().unwrap().keys().map(move |m| (m.clone(), path.clone())))
+            .collect();
+        served.sort();
+        documented.sort();
+        assert_eq!(served, documented);
+
+        // And so is every route of the SAM template.
+        let template = include_str!("../../../infra/template.yaml");
+        let mut deployed: Vec<(String, String)> = template
+            .split("Method: ")
+            .skip(1)
+            .map(|rest| {
+                let method = rest.split([',', '\n']).next().unwrap().trim().to_lowercase();
+                let path = rest.split("Path: ").nth(1).unwrap().split([' ', '\n', '}']).next().unwrap().to_owned();
+                (method, path)
+            })
+            .collect();
+        deployed.sort();
+        assert_eq!(deployed, documented);
     }
 }
