@@ -9,7 +9,9 @@ use portal_domain::identity::account::{AccountError, AccountService};
 use portal_domain::identity::sessions::{Access, Authenticator};
 use portal_domain::ids::CustomerNumber;
 use portal_platform::dynamo::{DynamoDirectory, DynamoLimiter};
-use portal_platform::http::{Problem, authenticate, finish, json_response, no_content, read_json, request_id, route};
+use portal_platform::http::{
+    Problem, authenticate, finish, json_response, no_content, problems, read_json, request_id, route,
+};
 use portal_platform::identity::{DynamoLogins, DynamoSessions};
 use portal_platform::live::Live;
 use portal_platform::schemas;
@@ -88,24 +90,12 @@ impl Api {
 
 fn problem(error: AccountError, request_id: &str) -> Problem {
     match error {
-        AccountError::NotIdentified => Problem::new(
-            StatusCode::NOT_FOUND,
-            "CUSTOMER_NOT_FOUND",
-            "No customer matches this customer number and name.",
-        ),
-        AccountError::TooManyAttempts => Problem::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "TOO_MANY_ATTEMPTS",
-            "Too many attempts for this customer number. Try again in an hour.",
-        ),
-        AccountError::AlreadyRegistered => Problem::new(
-            StatusCode::CONFLICT,
-            "ALREADY_REGISTERED",
-            "This customer number belongs to another portal login.",
-        ),
-        AccountError::Conflict => {
-            Problem::new(StatusCode::CONFLICT, "CONCURRENT_UPDATE", "The account changed at the same time. Retry.")
+        AccountError::NotIdentified => problems::customer_not_found(),
+        AccountError::TooManyAttempts => problems::too_many_attempts(),
+        AccountError::AlreadyRegistered => {
+            problems::already_registered("This customer number belongs to another portal login.")
         }
+        AccountError::Conflict => problems::concurrent_update("The account changed at the same time. Retry."),
         // The session outlived its login: answer like an ended session.
         AccountError::NotFound => Problem::new(
             StatusCode::UNAUTHORIZED,

@@ -15,7 +15,7 @@ use portal_domain::ports::{AttemptLimiter, CustomerDirectory, RequestWriter};
 use portal_domain::requests::fingerprint;
 use portal_platform::dynamo::{DynamoDirectory, DynamoLimiter};
 use portal_platform::http::{
-    FieldError, Problem, finish, idempotency_key, json_response, read_json, request_id, route,
+    FieldError, Problem, finish, idempotency_key, json_response, problems, read_json, request_id, route,
 };
 use portal_platform::live::Live;
 use portal_platform::schemas;
@@ -120,16 +120,8 @@ impl<D: CustomerDirectory, L: AttemptLimiter, W: RequestWriter, C: Clock> Api<D,
 /// The documented answer for every outcome of the capability.
 fn problem(error: MeterReadingError, request_id: &str) -> Problem {
     match error {
-        MeterReadingError::NotIdentified => Problem::new(
-            StatusCode::NOT_FOUND,
-            "CUSTOMER_NOT_FOUND",
-            "No customer matches this customer number and name.",
-        ),
-        MeterReadingError::TooManyAttempts => Problem::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "TOO_MANY_ATTEMPTS",
-            "Too many failed attempts for this customer number. Try again in an hour.",
-        ),
+        MeterReadingError::NotIdentified => problems::customer_not_found(),
+        MeterReadingError::TooManyAttempts => problems::too_many_attempts(),
         MeterReadingError::MeterNotFound => {
             Problem::new(StatusCode::NOT_FOUND, "METER_NOT_FOUND", "The customer has no meter with this number.")
         }
@@ -138,16 +130,10 @@ fn problem(error: MeterReadingError, request_id: &str) -> Problem {
             "REQUEST_IN_PROGRESS",
             "A request with this Idempotency-Key is still being processed. Retry in a moment.",
         ),
-        MeterReadingError::Conflict => Problem::new(
-            StatusCode::CONFLICT,
-            "CONCURRENT_UPDATE",
+        MeterReadingError::Conflict => problems::concurrent_update(
             "Another reading of this meter was recorded at the same time. Check the last reading and retry.",
         ),
-        MeterReadingError::IdempotencyKeyReused => Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "IDEMPOTENCY_KEY_REUSED",
-            "This Idempotency-Key was used for a different request.",
-        ),
+        MeterReadingError::IdempotencyKeyReused => problems::idempotency_key_reused(),
         MeterReadingError::Implausible(violations) => {
             let errors: Vec<FieldError> = violations
                 .iter()

@@ -11,7 +11,7 @@ use portal_domain::identity::registration::{Registration, RegistrationError, Reg
 use portal_domain::ids::CustomerNumber;
 use portal_domain::requests::fingerprint;
 use portal_platform::dynamo::{DynamoDirectory, DynamoLimiter};
-use portal_platform::http::{Problem, finish, idempotency_key, json_response, read_json, request_id, route};
+use portal_platform::http::{Problem, finish, idempotency_key, json_response, problems, read_json, request_id, route};
 use portal_platform::identity::{DynamoLogins, DynamoTokens, SesMailer};
 use portal_platform::live::Live;
 use portal_platform::schemas;
@@ -109,21 +109,11 @@ impl Api {
 
 fn problem(error: RegistrationError, request_id: &str) -> Problem {
     match error {
-        RegistrationError::NotIdentified => Problem::new(
-            StatusCode::NOT_FOUND,
-            "CUSTOMER_NOT_FOUND",
-            "No customer matches this customer number and name.",
-        ),
-        RegistrationError::TooManyAttempts => Problem::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "TOO_MANY_ATTEMPTS",
-            "Too many attempts for this customer number. Try again in an hour.",
-        ),
-        RegistrationError::AlreadyRegistered => Problem::new(
-            StatusCode::CONFLICT,
-            "ALREADY_REGISTERED",
-            "This customer already has a portal login. Log in, or reset the password.",
-        ),
+        RegistrationError::NotIdentified => problems::customer_not_found(),
+        RegistrationError::TooManyAttempts => problems::too_many_attempts(),
+        RegistrationError::AlreadyRegistered => {
+            problems::already_registered("This customer already has a portal login. Log in, or reset the password.")
+        }
         RegistrationError::UsernameTaken => {
             Problem::new(StatusCode::CONFLICT, "USERNAME_TAKEN", "This username is taken; choose another.")
         }
@@ -132,11 +122,7 @@ fn problem(error: RegistrationError, request_id: &str) -> Problem {
             "REGISTRATION_TOKEN_INVALID",
             "The registration token is unknown, used or expired. Start again with the customer number.",
         ),
-        RegistrationError::IdempotencyKeyReused => Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "IDEMPOTENCY_KEY_REUSED",
-            "This Idempotency-Key was used for a different request.",
-        ),
+        RegistrationError::IdempotencyKeyReused => problems::idempotency_key_reused(),
         RegistrationError::Store(e) => Problem::unexpected(request_id, &e),
     }
 }

@@ -3,6 +3,7 @@
 
 use crate::config::Tables;
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use portal_domain::entities::{BusinessPartner, Contract, ContractAccountRecord, MeterRecord};
@@ -18,6 +19,11 @@ pub type Item = HashMap<String, AttributeValue>;
 /// A storage error with the SDK's full context, for the log (never for the client).
 pub fn store_error(operation: &str, err: impl std::error::Error) -> StoreError {
     StoreError(format!("{operation}: {}", DisplayErrorContext(err)))
+}
+
+/// Whether a DynamoDB call failed on its condition expression (an answer, not an error).
+pub fn condition_failed<E: ProvideErrorMetadata, R>(err: &aws_sdk_dynamodb::error::SdkError<E, R>) -> bool {
+    err.as_service_error().and_then(ProvideErrorMetadata::code) == Some("ConditionalCheckFailedException")
 }
 
 pub fn s(v: impl Into<String>) -> AttributeValue {
@@ -136,7 +142,7 @@ impl AttemptLimiter for DynamoLimiter {
             .await;
         match result {
             Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) if condition_failed(&e) => Ok(false),
             Err(e) => Err(store_error("UpdateItem", e)),
         }
     }

@@ -97,6 +97,40 @@ pub fn json_response(status: StatusCode, body: &impl Serialize, request_id: &str
     respond(status, "application/json", body, request_id)
 }
 
+/// Answers several capabilities share, each with one wording.
+pub mod problems {
+    use super::Problem;
+    use http::StatusCode;
+
+    pub fn customer_not_found() -> Problem {
+        Problem::new(StatusCode::NOT_FOUND, "CUSTOMER_NOT_FOUND", "No customer matches this customer number and name.")
+    }
+
+    pub fn too_many_attempts() -> Problem {
+        Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "TOO_MANY_ATTEMPTS",
+            "Too many attempts for this customer number. Try again in an hour.",
+        )
+    }
+
+    pub fn idempotency_key_reused() -> Problem {
+        Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "IDEMPOTENCY_KEY_REUSED",
+            "This Idempotency-Key was used for a different request.",
+        )
+    }
+
+    pub fn already_registered(detail: &str) -> Problem {
+        Problem::new(StatusCode::CONFLICT, "ALREADY_REGISTERED", detail)
+    }
+
+    pub fn concurrent_update(detail: &str) -> Problem {
+        Problem::new(StatusCode::CONFLICT, "CONCURRENT_UPDATE", detail)
+    }
+}
+
 /// The response for a handler's outcome, with one log line per request (status only:
 /// bodies are never logged).
 pub fn finish(answer: Result<Response<Body>, Problem>, request_id: &str) -> Response<Body> {

@@ -2,7 +2,7 @@
 //! uniqueness claims, read consistently), sessions, single-use tokens, and mail.
 
 use crate::config::Tables;
-use crate::dynamo::{Item, from_item, n, s, store_error, to_item};
+use crate::dynamo::{Item, condition_failed, from_item, n, s, store_error, to_item};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_sesv2::error::ProvideErrorMetadata;
 use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message};
@@ -159,7 +159,7 @@ impl LoginThrottle for DynamoThrottle {
         };
         match result {
             Ok(out) => Ok(Ok(number(out.attributes.as_ref(), "failures").unwrap_or(0) as u32)),
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+            Err(e) if condition_failed(&e) => {
                 let held = get_consistent(&self.client, &self.table, "limitKey", subject).await?;
                 let until_ms = number(held.as_ref(), "lockedUntil").unwrap_or(now_ms + HOLD_MS);
                 let until = OffsetDateTime::from_unix_timestamp_nanos(i128::from(until_ms) * 1_000_000).unwrap_or(now);
@@ -259,7 +259,7 @@ impl SessionStore for DynamoSessions {
         match result {
             Ok(_) => Ok(()),
             // Ended meanwhile (logout elsewhere): nothing to touch.
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
+            Err(e) if condition_failed(&e) => Ok(()),
             Err(e) => Err(store_error("UpdateItem", e)),
         }
     }
@@ -298,7 +298,7 @@ impl SessionStore for DynamoSessions {
                 .send()
                 .await;
             if let Err(e) = result
-                && !e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception())
+                && !condition_failed(&e)
             {
                 return Err(store_error("UpdateItem", e));
             }
@@ -356,7 +356,7 @@ impl TokenStore for DynamoTokens {
             .await;
         match result {
             Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) if condition_failed(&e) => Ok(false),
             Err(e) => Err(store_error("UpdateItem", e)),
         }
     }

@@ -7,7 +7,7 @@
 //! customer has set in the portal is never overwritten by the export's.
 
 use crate::config::Tables;
-use crate::dynamo::{Item, s, store_error, to_item};
+use crate::dynamo::{Item, condition_failed, s, store_error, to_item};
 use crate::identity::DynamoSessions;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
@@ -118,7 +118,7 @@ async fn claim(client: &Client, tables: &Tables, key: &str, login: &PortalLogin)
         .await;
     match result {
         Ok(_) => Ok(true),
-        Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+        Err(e) if condition_failed(&e) => {
             tracing::warn!(login_id = %login.login_id, claim = key.split('#').next().unwrap_or_default(), "claimed by another login; left to it");
             Ok(false)
         }
@@ -138,7 +138,7 @@ async fn release(client: &Client, tables: &Tables, key: &str, login: &PortalLogi
         .await;
     match result {
         Ok(_) => Ok(()),
-        Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
+        Err(e) if condition_failed(&e) => Ok(()),
         Err(e) => Err(store_error("DeleteItem", e)),
     }
 }
