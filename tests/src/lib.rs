@@ -199,6 +199,31 @@ pub async fn call(
     (status, content_type, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap() })
 }
 
+/// A session of a demo login opened directly in the test stack's session table (for
+/// authorization tests that must not depend on logins other tests lock or change).
+pub async fn demo_session(login_id: &str, partners: &[&str], must_change_password: bool) -> String {
+    use portal_domain::identity::SessionStore;
+    let env = test_env();
+    let config = Config::from_lookup(|k| env.get(k).cloned()).unwrap();
+    let clients = Clients::from_sdk_config(&sdk_config(EMULATOR).await, None);
+    let login = portal_domain::identity::LoginRecord {
+        login_id: portal_domain::ids::LoginId::parse(login_id).unwrap(),
+        username: "test".into(),
+        email: "test@example.org".into(),
+        status: portal_domain::entities::LoginStatus::Active,
+        partner_numbers: partners.iter().map(|p| portal_domain::ids::CustomerNumber::parse(p).unwrap()).collect(),
+        must_change_password,
+        password_hash: String::new(),
+        password_expires_at: None,
+        created_at: time::OffsetDateTime::now_utc(),
+    };
+    let policy = portal_domain::identity::sessions::SessionPolicy::default();
+    let (token, record) =
+        portal_domain::identity::sessions::open_session(&login, time::OffsetDateTime::now_utc(), &policy);
+    portal_platform::identity::DynamoSessions::new(clients.dynamo, &config.tables).create(&record).await.unwrap();
+    secrecy::ExposeSecret::expose_secret(&token).to_owned()
+}
+
 /// Mails the emulator has sent to `to`, oldest first (text bodies).
 pub async fn mails_to(to: &str) -> Vec<String> {
     // The emulator's state dump can fail while other requests change it: retry.

@@ -16,6 +16,7 @@ pub mod meter_reading;
 pub mod names;
 pub mod plausibility;
 pub mod ports;
+pub mod reads;
 pub mod requests;
 
 pub mod memory;

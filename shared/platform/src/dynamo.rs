@@ -43,14 +43,14 @@ pub fn to_item<T: serde::Serialize>(value: &T) -> Result<Item, StoreError> {
 }
 
 /// Reads one item by key.
-async fn get<T: DeserializeOwned>(client: &Client, table: &str, key: Item) -> Result<Option<T>, StoreError> {
+pub(crate) async fn get<T: DeserializeOwned>(client: &Client, table: &str, key: Item) -> Result<Option<T>, StoreError> {
     let out =
         client.get_item().table_name(table).set_key(Some(key)).send().await.map_err(|e| store_error("GetItem", e))?;
     out.item.map(|item| from_item(table, item)).transpose()
 }
 
 /// All items of one partition (one customer's items of a table), every page.
-async fn partition<T: DeserializeOwned>(
+pub(crate) async fn partition<T: DeserializeOwned>(
     client: &Client,
     table: &str,
     key_name: &str,

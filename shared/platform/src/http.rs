@@ -190,6 +190,16 @@ pub async fn authenticate<S: SessionStore, C: Clock>(
     })
 }
 
+/// The path parameter between `prefix` and `suffix` (`/v1/meters/{x}/readings`), parsed;
+/// `None` for another path or a value that does not parse (answered 404 like an unknown id).
+pub fn path_param<T, E>(path: &str, prefix: &str, suffix: &str, parse: impl Fn(&str) -> Result<T, E>) -> Option<T> {
+    let rest = path.strip_prefix(prefix)?.strip_suffix(suffix)?;
+    if rest.is_empty() || rest.contains('/') {
+        return None;
+    }
+    parse(rest).ok()
+}
+
 /// The optional `Idempotency-Key` header.
 pub fn idempotency_key(req: &Request) -> Result<Option<IdempotencyKey>, Problem> {
     let Some(raw) = req.headers().get("idempotency-key") else { return Ok(None) };

@@ -9,6 +9,7 @@ pub mod http;
 pub mod identity;
 pub mod import;
 pub mod live;
+pub mod reads;
 pub mod schemas;
 pub mod telemetry;
 pub mod write_path;

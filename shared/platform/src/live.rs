@@ -37,6 +37,10 @@ impl Live {
         )
     }
 
+    pub fn reads(&self) -> crate::reads::DynamoReads {
+        crate::reads::DynamoReads::new(self.clients.dynamo.clone(), self.config.tables.clone())
+    }
+
     pub fn logins(&self) -> DynamoLogins {
         DynamoLogins::new(self.clients.dynamo.clone(), self.config.tables.clone())
     }

@@ -64,6 +64,13 @@ pub const ALL: &[(&str, &str)] = &[
         "events/portal-login-customer-number-added.schema.json",
         include_str!("../../../schemas/events/portal-login-customer-number-added.schema.json"),
     ),
+    ("customer.response.schema.json", include_str!("../../../schemas/customer.response.schema.json")),
+    ("contract.response.schema.json", include_str!("../../../schemas/contract.response.schema.json")),
+    ("account-contracts.response.schema.json", include_str!("../../../schemas/account-contracts.response.schema.json")),
+    ("installment-plan.response.schema.json", include_str!("../../../schemas/installment-plan.response.schema.json")),
+    ("bank-details.response.schema.json", include_str!("../../../schemas/bank-details.response.schema.json")),
+    ("products.response.schema.json", include_str!("../../../schemas/products.response.schema.json")),
+    ("code-list.response.schema.json", include_str!("../../../schemas/code-list.response.schema.json")),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -213,7 +220,8 @@ mod openapi_tests {
             .skip(1)
             .map(|rest| {
                 let method = rest.split([',', '\n']).next().unwrap().trim().to_lowercase();
-                let path = rest.split("Path: ").nth(1).unwrap().split([' ', '\n', '}']).next().unwrap().to_owned();
+                let path = rest.split("Path: ").nth(1).unwrap().trim_start_matches('"');
+                let path = path.split(['"', ' ', '\n']).next().unwrap().to_owned();
                 (method, path)
             })
             .collect();

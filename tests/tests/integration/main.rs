@@ -6,4 +6,5 @@ mod end_to_end;
 mod identity_e2e;
 mod identity_store;
 mod import;
+mod reads_e2e;
 mod write_path;

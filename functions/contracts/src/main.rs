@@ -1,0 +1,64 @@
+//! Contract details (capability 5): the contracts of a contract account, one contract.
+
+use http::{Method, StatusCode};
+use lambda_http::{Body, Error, Request, RequestExt, Response, run, service_fn};
+use portal_domain::clock::SystemClock;
+use portal_domain::identity::sessions::{Access, Authenticator};
+use portal_domain::ids::{AccountNumber, ContractNumber};
+use portal_domain::reads::{AccountContractsView, ContractView, ScopedReads};
+use portal_platform::http::{Problem, authenticate, finish, json_response, path_param, request_id, route};
+use portal_platform::identity::DynamoSessions;
+use portal_platform::live::Live;
+use portal_platform::reads::DynamoReads;
+use std::convert::Infallible;
+
+struct Api {
+    reads: DynamoReads,
+    auth: Authenticator<DynamoSessions, SystemClock>,
+}
+
+impl Api {
+    #[tracing::instrument(skip_all, fields(request_id = tracing::field::Empty, path = req.raw_http_path()))]
+    async fn handle(&self, req: Request) -> Result<Response<Body>, Infallible> {
+        let id = request_id(&req);
+        tracing::Span::current().record("request_id", id.as_str());
+        let answer = match route(&req) {
+            (Method::GET, path) if path.starts_with("/v1/contract-accounts/") => {
+                self.of_account(&req, &path, &id).await
+            }
+            (Method::GET, path) if path.starts_with("/v1/contracts/") => self.contract(&req, &path, &id).await,
+            _ => Err(Problem::not_found()),
+        };
+        Ok(finish(answer, &id))
+    }
+
+    async fn of_account(&self, req: &Request, path: &str, id: &str) -> Result<Response<Body>, Problem> {
+        let caller = authenticate(&self.auth, req, Access::Regular, id).await?;
+        let account = path_param(path, "/v1/contract-accounts/", "/contracts", AccountNumber::parse)
+            .ok_or_else(Problem::not_found)?;
+        let found = self.reads.account_contracts(&caller, &account).await.map_err(|e| Problem::unexpected(id, &e))?;
+        let (record, contracts) = found.ok_or_else(Problem::not_found)?;
+        let view = AccountContractsView {
+            account_number: record.account_number,
+            billing_address: record.billing_address,
+            bill_recipient: record.bill_recipient,
+            contracts: contracts.into_iter().map(ContractView::from).collect(),
+        };
+        Ok(json_response(StatusCode::OK, &view, id))
+    }
+
+    async fn contract(&self, req: &Request, path: &str, id: &str) -> Result<Response<Body>, Problem> {
+        let caller = authenticate(&self.auth, req, Access::Regular, id).await?;
+        let number = path_param(path, "/v1/contracts/", "", ContractNumber::parse).ok_or_else(Problem::not_found)?;
+        let contract = self.reads.contract(&caller, &number).await.map_err(|e| Problem::unexpected(id, &e))?;
+        Ok(json_response(StatusCode::OK, &ContractView::from(contract.ok_or_else(Problem::not_found)?), id))
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    portal_platform::telemetry::init();
+    let live = Live::from_env().await?;
+    let api = Api { reads: live.reads(), auth: live.authenticator() };
+    run(service_fn(|req| api.handle(req))).await
+}

@@ -1,0 +1,123 @@
+//! DynamoDB adapter of the scoped reads: every lookup is made under the caller's customer
+//! numbers (the first part of every customer-owned key), concurrently when a login has
+//! several, so that authorization and reading are one round of calls.
+
+use crate::config::Tables;
+use crate::dynamo::{Item, from_item, get, partition, s, store_error};
+use aws_sdk_dynamodb::Client;
+use futures::future::try_join_all;
+use portal_domain::entities::{
+    BankDetails, BusinessPartner, CodeValue, Contract, ContractAccountRecord, InstallmentPlan, Product,
+};
+use portal_domain::export::Owned;
+use portal_domain::identity::sessions::Caller;
+use portal_domain::ids::{AccountNumber, ContractNumber, CustomerNumber};
+use portal_domain::ports::StoreError;
+use portal_domain::reads::{Catalog, ScopedReads};
+use serde::de::DeserializeOwned;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+#[derive(Debug, Clone)]
+pub struct DynamoReads {
+    client: Client,
+    tables: Arc<Tables>,
+}
+
+impl DynamoReads {
+    pub fn new(client: Client, tables: Arc<Tables>) -> Self {
+        Self { client, tables }
+    }
+
+    /// The item `(customer, id)` for the first of the caller's customers that has it.
+    async fn owned<T: DeserializeOwned>(
+        &self,
+        caller: &Caller,
+        table: &str,
+        sort_key: &str,
+        id: &str,
+    ) -> Result<Option<T>, StoreError> {
+        let found = try_join_all(caller.partner_numbers.iter().map(|p| {
+            let key = HashMap::from([("partnerNumber".to_owned(), s(p.as_str())), (sort_key.to_owned(), s(id))]);
+            get::<T>(&self.client, table, key)
+        }))
+        .await?;
+        Ok(found.into_iter().flatten().next())
+    }
+}
+
+impl ScopedReads for DynamoReads {
+    async fn partner(&self, caller: &Caller, customer: &CustomerNumber) -> Result<Option<BusinessPartner>, StoreError> {
+        if !caller.owns(customer) {
+            return Ok(None);
+        }
+        let key = HashMap::from([("partnerNumber".to_owned(), s(customer.as_str()))]);
+        get(&self.client, &self.tables.business_partners, key).await
+    }
+
+    async fn account(
+        &self,
+        caller: &Caller,
+        account: &AccountNumber,
+    ) -> Result<Option<ContractAccountRecord>, StoreError> {
+        self.owned(caller, &self.tables.contract_accounts, "accountNumber", account.as_str()).await
+    }
+
+    async fn account_contracts(
+        &self,
+        caller: &Caller,
+        account: &AccountNumber,
+    ) -> Result<Option<(ContractAccountRecord, Vec<Contract>)>, StoreError> {
+        let contracts =
+            try_join_all(caller.partner_numbers.iter().map(|p| {
+                partition::<Owned<Contract>>(&self.client, &self.tables.contracts, "partnerNumber", p.as_str())
+            }));
+        let (owned, contracts) = futures::try_join!(self.account(caller, account), contracts)?;
+        Ok(owned.map(|record| {
+            let of_account = contracts.into_iter().flatten().map(|c| c.entity).filter(|c| &c.account_number == account);
+            (record, of_account.collect())
+        }))
+    }
+
+    async fn contract(&self, caller: &Caller, contract: &ContractNumber) -> Result<Option<Contract>, StoreError> {
+        let owned: Option<Owned<Contract>> =
+            self.owned(caller, &self.tables.contracts, "contractNumber", contract.as_str()).await?;
+        Ok(owned.map(|c| c.entity))
+    }
+
+    async fn bank_details(&self, caller: &Caller, account: &AccountNumber) -> Result<Option<BankDetails>, StoreError> {
+        self.owned(caller, &self.tables.bank_details, "accountNumber", account.as_str()).await
+    }
+
+    async fn installment_plan(
+        &self,
+        caller: &Caller,
+        account: &AccountNumber,
+    ) -> Result<Option<Owned<InstallmentPlan>>, StoreError> {
+        self.owned(caller, &self.tables.installment_plans, "accountNumber", account.as_str()).await
+    }
+}
+
+impl Catalog for DynamoReads {
+    async fn products(&self) -> Result<Vec<Product>, StoreError> {
+        // The catalogue is a handful of items: one scan, every page.
+        let table = &self.tables.products;
+        let items: Vec<Item> = self
+            .client
+            .scan()
+            .table_name(table)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| store_error("Scan", e))?;
+        let mut products: Vec<Product> = items.into_iter().map(|i| from_item(table, i)).collect::<Result<_, _>>()?;
+        products.sort_by(|a, b| a.product_id.cmp(&b.product_id));
+        Ok(products)
+    }
+
+    async fn code_list(&self, name: &str) -> Result<Vec<CodeValue>, StoreError> {
+        partition(&self.client, &self.tables.code_lists, "listName", name).await
+    }
+}

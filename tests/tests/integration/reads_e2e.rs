@@ -1,0 +1,103 @@
+//! What a logged-in customer sees, end to end, and the authorization matrix: every
+//! endpoint × {no session, owner, another customer, must-change-password login}.
+
+use integration_tests::{call, demo_session};
+use portal_platform::schemas;
+use reqwest::Method;
+use serde_json::Value;
+
+/// jmueller's objects (customer 1000002): electricity 800000002 / 5000002, gas 800000003 / 5000003.
+const OWNED: &[(&str, &str)] = &[
+    ("/v1/customers/1000002", "customer.response.schema.json"),
+    ("/v1/contract-accounts/800000003/contracts", "account-contracts.response.schema.json"),
+    ("/v1/contracts/5000003", "contract.response.schema.json"),
+    ("/v1/contract-accounts/800000003/installment-plan", "installment-plan.response.schema.json"),
+    ("/v1/contract-accounts/800000002/bank-details", "bank-details.response.schema.json"),
+];
+
+/// The same kinds of objects that do not exist.
+const UNKNOWN: &[&str] = &[
+    "/v1/customers/9999999",
+    "/v1/contract-accounts/899999999/contracts",
+    "/v1/contracts/5999999",
+    "/v1/contract-accounts/899999999/installment-plan",
+    "/v1/contract-accounts/899999999/bank-details",
+];
+
+#[tokio::test]
+async fn every_endpoint_answers_each_kind_of_caller_as_documented() {
+    let owner = demo_session("L-0000001", &["1000002"], false).await;
+    let other = demo_session("L-0000003", &["1000003"], false).await;
+    let must_change = demo_session("L-0000001", &["1000002"], true).await;
+
+    for ((path, schema), unknown) in OWNED.iter().zip(UNKNOWN) {
+        let (status, content_type, body) = call(Method::GET, path, None, Some(&owner)).await;
+        assert_eq!(status, 200, "owner {path}: {body}");
+        assert_eq!(content_type, "application/json");
+        assert!(schemas::compile(schema).unwrap().is_valid(&body), "{path}: {body}");
+
+        let (status, _, body) = call(Method::GET, path, None, None).await;
+        assert_eq!((status, body["code"].as_str()), (401, Some("UNAUTHENTICATED")), "no session {path}");
+
+        let (status, _, body) = call(Method::GET, path, None, Some(&must_change)).await;
+        assert_eq!((status, body["code"].as_str()), (403, Some("PASSWORD_CHANGE_REQUIRED")), "must change {path}");
+
+        // Another customer's object answers exactly like an unknown one, and shows nothing.
+        let (status, _, foreign) = call(Method::GET, path, None, Some(&other)).await;
+        let (unknown_status, _, missing) = call(Method::GET, unknown, None, Some(&owner)).await;
+        assert_eq!((status, unknown_status), (404, 404), "other customer {path}");
+        assert_eq!((&foreign["code"], &foreign["detail"]), (&missing["code"], &missing["detail"]));
+        assert!(!foreign.to_string().contains("1000002") && !foreign.to_string().contains("Müller"));
+    }
+}
+
+#[tokio::test]
+async fn the_read_side_shows_the_mirror_exactly() {
+    let owner = demo_session("L-0000001", &["1000002"], false).await;
+    let get = |path: &'static str| {
+        let token = owner.clone();
+        async move { call(Method::GET, path, None, Some(&token)).await.2 }
+    };
+
+    let plan = get("/v1/contract-accounts/800000003/installment-plan").await;
+    assert_eq!((plan["amount"].as_str(), plan["changePossible"].as_bool()), (Some("118.00"), Some(false)));
+    assert_eq!(plan["changeRefusedReason"], "LAST_EXECUTION_IN_PROGRESS");
+    let open = get("/v1/contract-accounts/800000002/installment-plan").await;
+    assert_eq!(open["changePossible"], true);
+    assert_eq!(open["sum"], "732.00", "12 installments of 61.00");
+
+    let bank = get("/v1/contract-accounts/800000002/bank-details").await;
+    assert_eq!(bank["paymentMethod"], "BANK_TRANSFER");
+    assert_eq!(bank["payoutAccount"]["iban"], "******************3456");
+    assert!(!bank.to_string().contains("DE64850503003120123456"));
+
+    let contracts = get("/v1/contract-accounts/800000003/contracts").await;
+    assert_eq!(contracts["contracts"].as_array().map(Vec::len), Some(1));
+    assert_eq!(contracts["contracts"][0]["maloId"], "53456789017");
+    assert_eq!(contracts["billRecipient"]["name"], "Hausverwaltung Elbblick GmbH");
+
+    let customer = get("/v1/customers/1000002").await;
+    assert_eq!(
+        (customer["lastName"].as_str(), customer["notificationConsent"].as_bool()),
+        (Some("Müller-Lüdenscheidt"), Some(false))
+    );
+}
+
+#[tokio::test]
+async fn products_and_code_lists_are_public() {
+    let (status, _, products) = call(Method::GET, "/v1/products", None, None).await;
+    assert_eq!(status, 200);
+    assert!(schemas::compile("products.response.schema.json").unwrap().is_valid(&products), "{products}");
+    let heat_pump =
+        products["products"].as_array().unwrap().iter().find(|p| p["productId"] == "HEIZSTROM-HTNT").unwrap();
+    assert_eq!((heat_pump["unitPrice"].as_str(), heat_pump["unitPriceLow"].as_str()), (Some("0.2980"), Some("0.2490")));
+
+    let (status, _, reasons) = call(Method::GET, "/v1/code-lists/messageReasons", None, None).await;
+    assert_eq!(status, 200);
+    assert!(schemas::compile("code-list.response.schema.json").unwrap().is_valid(&reasons), "{reasons}");
+    let meter: &Value = reasons["values"].as_array().unwrap().iter().find(|v| v["key"] == "METER").unwrap();
+    assert_eq!(meter["routeTo"], "messwesen");
+
+    let (status, _, unknown) = call(Method::GET, "/v1/code-lists/noSuchList", None, None).await;
+    assert_eq!((status, unknown["code"].as_str()), (404, Some("NOT_FOUND")));
+}
