@@ -5,19 +5,27 @@ use http::{Method, StatusCode};
 use jsonschema::Validator;
 use lambda_http::{Body, Request, RequestExt, Response};
 use portal_domain::clock::{Clock, SystemClock};
+use portal_domain::consumption::{consumption_view, readings_view};
 use portal_domain::entities::iso_date;
+use portal_domain::entities::{MeterReading, MeterRecord};
+use portal_domain::identity::SessionStore;
+use portal_domain::identity::sessions::{Access, Authenticator};
 use portal_domain::ids::{CustomerNumber, MeterNumber, RegisterCode};
 use portal_domain::meter_reading::{
     AnonymousPolicy, AnonymousReading, Identification, MeterReadingError, MeterReadingService,
 };
 use portal_domain::plausibility::{Field, SubmittedValue};
 use portal_domain::ports::{AttemptLimiter, CustomerDirectory, RequestWriter};
+use portal_domain::reads::ScopedReads;
 use portal_domain::requests::fingerprint;
 use portal_platform::dynamo::{DynamoDirectory, DynamoLimiter};
 use portal_platform::http::{
-    FieldError, Problem, finish, idempotency_key, json_response, problems, read_json, request_id, route,
+    FieldError, Problem, authenticate, finish, idempotency_key, json_response, path_param, problems, read_json,
+    request_id, route,
 };
+use portal_platform::identity::DynamoSessions;
 use portal_platform::live::Live;
+use portal_platform::reads::DynamoReads;
 use portal_platform::schemas;
 use portal_platform::write_path::WritePath;
 use rust_decimal::Decimal;
@@ -49,13 +57,16 @@ struct ValueBody {
     value: Decimal,
 }
 
-pub struct Api<D, L, W, C> {
+pub struct Api<D, L, W, C, R, S> {
     service: MeterReadingService<D, L, W, C>,
+    /// The customer's own meters, for the logged-in views.
+    reads: R,
+    auth: Authenticator<S, C>,
     lookup_schema: Validator,
     submit_schema: Validator,
 }
 
-impl Api<DynamoDirectory, DynamoLimiter, WritePath, SystemClock> {
+impl Api<DynamoDirectory, DynamoLimiter, WritePath, SystemClock, DynamoReads, DynamoSessions> {
     /// Everything built once per process: configuration, clients, compiled schemas.
     pub async fn from_env() -> Result<Self, lambda_http::Error> {
         let live = Live::from_env().await?;
@@ -69,14 +80,28 @@ impl Api<DynamoDirectory, DynamoLimiter, WritePath, SystemClock> {
                 ..AnonymousPolicy::default()
             },
         };
-        Ok(Self::new(service)?)
+        Ok(Self::new(service, live.reads(), live.authenticator())?)
     }
 }
 
-impl<D: CustomerDirectory, L: AttemptLimiter, W: RequestWriter, C: Clock> Api<D, L, W, C> {
-    pub fn new(service: MeterReadingService<D, L, W, C>) -> Result<Self, schemas::SchemaError> {
+impl<D, L, W, C, R, S> Api<D, L, W, C, R, S>
+where
+    D: CustomerDirectory,
+    L: AttemptLimiter,
+    W: RequestWriter,
+    C: Clock,
+    R: ScopedReads,
+    S: SessionStore,
+{
+    pub fn new(
+        service: MeterReadingService<D, L, W, C>,
+        reads: R,
+        auth: Authenticator<S, C>,
+    ) -> Result<Self, schemas::SchemaError> {
         Ok(Self {
             service,
+            reads,
+            auth,
             lookup_schema: schemas::compile("anonymous-meter-reading-lookup.request.schema.json")?,
             submit_schema: schemas::compile("anonymous-meter-reading.request.schema.json")?,
         })
@@ -90,6 +115,12 @@ impl<D: CustomerDirectory, L: AttemptLimiter, W: RequestWriter, C: Clock> Api<D,
         let answer = match (method, path.as_str()) {
             (Method::POST, "/v1/anonymous/meter-readings/lookup") => self.lookup(&req, &id).await,
             (Method::POST, "/v1/anonymous/meter-readings") => self.submit(&req, &id).await,
+            (Method::GET, p) if p.starts_with("/v1/meters/") && p.ends_with("/readings") => {
+                self.readings(&req, p, &id).await
+            }
+            (Method::GET, p) if p.starts_with("/v1/meters/") && p.ends_with("/consumption") => {
+                self.consumption(&req, p, &id).await
+            }
             _ => Err(Problem::not_found()),
         };
         Ok(finish(answer, &id))
@@ -100,6 +131,30 @@ impl<D: CustomerDirectory, L: AttemptLimiter, W: RequestWriter, C: Clock> Api<D,
         let who = Identification { customer: body.customer_number, name: body.last_name };
         let view = self.service.lookup(&who).await.map_err(|e| problem(e, id))?;
         Ok(json_response(StatusCode::OK, &view, id))
+    }
+
+    /// The caller's meter with its history, or 404 (unknown or another customer's).
+    async fn own_meter(
+        &self,
+        req: &Request,
+        path: &str,
+        suffix: &str,
+        id: &str,
+    ) -> Result<(MeterRecord, Vec<MeterReading>), Problem> {
+        let caller = authenticate(&self.auth, req, Access::Regular, id).await?;
+        let meter = path_param(path, "/v1/meters/", suffix, MeterNumber::parse).ok_or_else(Problem::not_found)?;
+        let found = self.reads.meter_readings(&caller, &meter).await.map_err(|e| Problem::unexpected(id, &e))?;
+        found.ok_or_else(Problem::not_found)
+    }
+
+    async fn readings(&self, req: &Request, path: &str, id: &str) -> Result<Response<Body>, Problem> {
+        let (meter, history) = self.own_meter(req, path, "/readings", id).await?;
+        Ok(json_response(StatusCode::OK, &readings_view(&meter, &history), id))
+    }
+
+    async fn consumption(&self, req: &Request, path: &str, id: &str) -> Result<Response<Body>, Problem> {
+        let (meter, history) = self.own_meter(req, path, "/consumption", id).await?;
+        Ok(json_response(StatusCode::OK, &consumption_view(&meter, &history), id))
     }
 
     async fn submit(&self, req: &Request, id: &str) -> Result<Response<Body>, Problem> {
@@ -159,22 +214,28 @@ mod tests {
     use super::*;
     use portal_domain::clock::FixedClock;
     use portal_domain::export::parse_export;
-    use portal_domain::memory::{MemoryDirectory, MemoryLimiter, MemoryWriter};
+    use portal_domain::memory::{MemoryDirectory, MemoryLimiter, MemorySessions, MemoryWriter};
     use serde_json::{Value, json};
     use time::macros::datetime;
 
-    type TestApi = Api<MemoryDirectory, MemoryLimiter, MemoryWriter, FixedClock>;
+    type TestApi = Api<MemoryDirectory, MemoryLimiter, MemoryWriter, FixedClock, MemoryDirectory, MemorySessions>;
+
+    const NOW: time::OffsetDateTime = datetime!(2026-12-01 09:00 UTC);
+
+    fn auth(sessions: &MemorySessions) -> Authenticator<MemorySessions, FixedClock> {
+        Authenticator { sessions: sessions.clone(), clock: FixedClock(NOW), policy: Default::default() }
+    }
 
     fn api() -> TestApi {
-        let snapshot = parse_export(include_str!("../../../fixtures/crm-demo.json")).unwrap();
-        Api::new(MeterReadingService {
-            directory: MemoryDirectory::new(snapshot),
+        let directory = MemoryDirectory::new(parse_export(include_str!("../../../fixtures/crm-demo.json")).unwrap());
+        let service = MeterReadingService {
+            directory: directory.clone(),
             limiter: MemoryLimiter::default(),
             writer: MemoryWriter::default(),
-            clock: FixedClock(datetime!(2026-12-01 09:00 UTC)),
+            clock: FixedClock(NOW),
             policy: AnonymousPolicy::default(),
-        })
-        .unwrap()
+        };
+        Api::new(service, directory, auth(&MemorySessions::default())).unwrap()
     }
 
     /// A real API Gateway HTTP API (payload 2.0) event, as Lambda receives it.
@@ -358,14 +419,15 @@ mod tests {
 
     #[test]
     fn a_storage_failure_is_a_generic_500_with_the_request_id() {
-        let api = Api::new(MeterReadingService {
+        let service = MeterReadingService {
             directory: Unavailable,
             limiter: MemoryLimiter::default(),
             writer: MemoryWriter::default(),
-            clock: FixedClock(datetime!(2026-12-01 09:00 UTC)),
+            clock: FixedClock(NOW),
             policy: AnonymousPolicy::default(),
-        })
-        .unwrap();
+        };
+        let reads = MemoryDirectory::new(parse_export(include_str!("../../../fixtures/crm-demo.json")).unwrap());
+        let api = Api::new(service, reads, auth(&MemorySessions::default())).unwrap();
         let res = futures::executor::block_on(api.handle(event(
             "/v1/anonymous/meter-readings/lookup",
             &json!({"customerNumber": "1000001", "lastName": "Mustermann"}),

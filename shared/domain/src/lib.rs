@@ -6,6 +6,7 @@
 //! past it.
 
 pub mod clock;
+pub mod consumption;
 pub mod dashboard;
 pub mod entities;
 pub mod export;

@@ -1,7 +1,11 @@
 //! In-memory adapters of the ports, for fast handler and rule tests.
 
-use crate::entities::{BusinessPartner, Contract, MeterRecord};
+use crate::entities::{
+    BankDetails, BusinessPartner, Contract, ContractAccountRecord, InstallmentPlan, MeterReading, MeterRecord,
+};
 use crate::export::{MirrorSnapshot, Owned};
+use crate::identity::sessions::Caller;
+use crate::ids::{AccountNumber, ContractNumber};
 use crate::ids::{CustomerNumber, MeterNumber};
 use crate::ports::{AttemptLimiter, CustomerDirectory, RequestWriter, StoreError};
 use crate::requests::{CommitReceipt, CustomerRequest, IdempotencyScope, StoredAnswer, WriteError};
@@ -164,5 +168,70 @@ impl crate::identity::SessionStore for MemorySessions {
             s.partner_numbers = partners.to_vec();
         }
         Ok(())
+    }
+}
+
+impl crate::reads::ScopedReads for MemoryDirectory {
+    async fn partner(&self, caller: &Caller, customer: &CustomerNumber) -> Result<Option<BusinessPartner>, StoreError> {
+        Ok(self.0.partners.iter().find(|p| &p.partner_number == customer && caller.owns(customer)).cloned())
+    }
+
+    async fn account(
+        &self,
+        caller: &Caller,
+        account: &AccountNumber,
+    ) -> Result<Option<ContractAccountRecord>, StoreError> {
+        Ok(self.0.accounts.iter().find(|a| &a.account_number == account && caller.owns(&a.partner_number)).cloned())
+    }
+
+    async fn account_contracts(
+        &self,
+        caller: &Caller,
+        account: &AccountNumber,
+    ) -> Result<Option<(ContractAccountRecord, Vec<Contract>)>, StoreError> {
+        let Some(record) = crate::reads::ScopedReads::account(self, caller, account).await? else { return Ok(None) };
+        let contracts =
+            self.0.contracts.iter().filter(|c| &c.entity.account_number == account).map(|c| c.entity.clone()).collect();
+        Ok(Some((record, contracts)))
+    }
+
+    async fn contract(&self, caller: &Caller, contract: &ContractNumber) -> Result<Option<Contract>, StoreError> {
+        Ok(self
+            .0
+            .contracts
+            .iter()
+            .find(|c| &c.entity.contract_number == contract && caller.owns(&c.partner_number))
+            .map(|c| c.entity.clone()))
+    }
+
+    async fn bank_details(&self, caller: &Caller, account: &AccountNumber) -> Result<Option<BankDetails>, StoreError> {
+        Ok(self.0.bank_details.iter().find(|b| &b.account_number == account && caller.owns(&b.partner_number)).cloned())
+    }
+
+    async fn installment_plan(
+        &self,
+        caller: &Caller,
+        account: &AccountNumber,
+    ) -> Result<Option<Owned<InstallmentPlan>>, StoreError> {
+        Ok(self
+            .0
+            .installment_plans
+            .iter()
+            .find(|p| &p.entity.account_number == account && caller.owns(&p.partner_number))
+            .cloned())
+    }
+
+    async fn meter_readings(
+        &self,
+        caller: &Caller,
+        meter: &MeterNumber,
+    ) -> Result<Option<(MeterRecord, Vec<MeterReading>)>, StoreError> {
+        let Some(record) =
+            self.0.meters.iter().find(|m| &m.meter.meter_number == meter && caller.owns(&m.partner_number))
+        else {
+            return Ok(None);
+        };
+        let readings = self.0.readings.iter().filter(|r| &r.meter_number == meter).cloned().collect();
+        Ok(Some((record.clone(), readings)))
     }
 }

@@ -6,11 +6,11 @@
 
 use crate::entities::{
     Address, BankAccount, BankDetails, BillRecipient, BusinessPartner, CodeValue, Contract, ContractAccountRecord,
-    InstallmentPlan, InstallmentStatus, PartnerType, PaymentMethod, Product, iso_date,
+    InstallmentPlan, InstallmentStatus, MeterReading, MeterRecord, PartnerType, PaymentMethod, Product, iso_date,
 };
 use crate::export::Owned;
 use crate::identity::sessions::Caller;
-use crate::ids::{AccountNumber, ContractNumber, CustomerNumber};
+use crate::ids::{AccountNumber, ContractNumber, CustomerNumber, MeterNumber};
 use crate::ports::StoreError;
 use rust_decimal::Decimal;
 use serde::Serialize;
@@ -51,6 +51,12 @@ pub trait ScopedReads: Send + Sync {
         caller: &Caller,
         account: &AccountNumber,
     ) -> impl Future<Output = Result<Option<Owned<InstallmentPlan>>, StoreError>> + Send;
+    /// A meter with its reading history, if the meter is the caller's.
+    fn meter_readings(
+        &self,
+        caller: &Caller,
+        meter: &MeterNumber,
+    ) -> impl Future<Output = Result<Option<(MeterRecord, Vec<MeterReading>)>, StoreError>> + Send;
 }
 
 /// The public catalogue: products and code lists (Schlüsselabruf).

@@ -19,6 +19,11 @@ use serde::Serialize;
 use std::collections::HashMap;
 use std::time::Duration;
 
+/// Sort key of a reading in its customer's partition: meter, register, date.
+pub fn reading_key(r: &portal_domain::entities::MeterReading) -> String {
+    format!("{}#{}#{}", r.meter_number, r.register, iso_date::format(r.date))
+}
+
 /// Number of items written per table.
 pub type ImportReport = Vec<(String, usize)>;
 
@@ -31,13 +36,17 @@ pub async fn write_snapshot(
     tables: &Tables,
     snapshot: &MirrorSnapshot,
 ) -> Result<ImportReport, StoreError> {
+    let owners: HashMap<&str, &str> =
+        snapshot.meters.iter().map(|m| (m.meter.meter_number.as_str(), m.partner_number.as_str())).collect();
     let readings: Vec<Item> = snapshot
         .readings
         .iter()
         .map(|r| {
             let mut item = to_item(r)?;
-            let key = format!("{}#{}", r.register, iso_date::format(r.date));
-            item.insert("readingKey".to_owned(), crate::dynamo::s(key));
+            let owner =
+                owners.get(r.meter_number.as_str()).ok_or_else(|| StoreError("reading of an unknown meter".into()))?;
+            item.insert("partnerNumber".to_owned(), s(*owner));
+            item.insert("readingKey".to_owned(), s(reading_key(r)));
             Ok(item)
         })
         .collect::<Result<_, StoreError>>()?;

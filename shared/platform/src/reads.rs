@@ -7,11 +7,12 @@ use crate::dynamo::{Item, from_item, get, partition, s, store_error};
 use aws_sdk_dynamodb::Client;
 use futures::future::try_join_all;
 use portal_domain::entities::{
-    BankDetails, BusinessPartner, CodeValue, Contract, ContractAccountRecord, InstallmentPlan, Product,
+    BankDetails, BusinessPartner, CodeValue, Contract, ContractAccountRecord, InstallmentPlan, MeterReading,
+    MeterRecord, Product,
 };
 use portal_domain::export::Owned;
 use portal_domain::identity::sessions::Caller;
-use portal_domain::ids::{AccountNumber, ContractNumber, CustomerNumber};
+use portal_domain::ids::{AccountNumber, ContractNumber, CustomerNumber, MeterNumber};
 use portal_domain::ports::StoreError;
 use portal_domain::reads::{Catalog, ScopedReads};
 use serde::de::DeserializeOwned;
@@ -95,6 +96,55 @@ impl ScopedReads for DynamoReads {
         account: &AccountNumber,
     ) -> Result<Option<Owned<InstallmentPlan>>, StoreError> {
         self.owned(caller, &self.tables.installment_plans, "accountNumber", account.as_str()).await
+    }
+
+    async fn meter_readings(
+        &self,
+        caller: &Caller,
+        meter: &MeterNumber,
+    ) -> Result<Option<(MeterRecord, Vec<MeterReading>)>, StoreError> {
+        // Meter and history under each of the caller's customer numbers, all at once.
+        let found = try_join_all(caller.partner_numbers.iter().map(|p| async move {
+            let key = HashMap::from([
+                ("partnerNumber".to_owned(), s(p.as_str())),
+                ("meterNumber".to_owned(), s(meter.as_str())),
+            ]);
+            futures::try_join!(get::<MeterRecord>(&self.client, &self.tables.meters, key), self.readings_of(p, meter))
+        }))
+        .await?;
+        Ok(found.into_iter().find_map(|(record, readings)| record.map(|r| (r, readings))))
+    }
+}
+
+impl DynamoReads {
+    async fn readings_of(
+        &self,
+        customer: &CustomerNumber,
+        meter: &MeterNumber,
+    ) -> Result<Vec<MeterReading>, StoreError> {
+        let table = &self.tables.meter_readings;
+        let items: Vec<Item> = self
+            .client
+            .query()
+            .table_name(table)
+            .key_condition_expression("partnerNumber = :p AND begins_with(readingKey, :m)")
+            .expression_attribute_values(":p", s(customer.as_str()))
+            .expression_attribute_values(":m", s(format!("{meter}#")))
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| store_error("Query", e))?;
+        // The keys are the mirror's, not the CRM reading's.
+        items
+            .into_iter()
+            .map(|mut i| {
+                i.remove("partnerNumber");
+                i.remove("readingKey");
+                from_item(table, i)
+            })
+            .collect()
     }
 }
 

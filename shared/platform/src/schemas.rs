@@ -71,6 +71,8 @@ pub const ALL: &[(&str, &str)] = &[
     ("bank-details.response.schema.json", include_str!("../../../schemas/bank-details.response.schema.json")),
     ("products.response.schema.json", include_str!("../../../schemas/products.response.schema.json")),
     ("code-list.response.schema.json", include_str!("../../../schemas/code-list.response.schema.json")),
+    ("meter-readings.response.schema.json", include_str!("../../../schemas/meter-readings.response.schema.json")),
+    ("consumption.response.schema.json", include_str!("../../../schemas/consumption.response.schema.json")),
 ];
 
 #[derive(Debug, thiserror::Error)]

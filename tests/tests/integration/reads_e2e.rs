@@ -13,6 +13,8 @@ const OWNED: &[(&str, &str)] = &[
     ("/v1/contracts/5000003", "contract.response.schema.json"),
     ("/v1/contract-accounts/800000003/installment-plan", "installment-plan.response.schema.json"),
     ("/v1/contract-accounts/800000002/bank-details", "bank-details.response.schema.json"),
+    ("/v1/meters/7ELS8135012345/readings", "meter-readings.response.schema.json"),
+    ("/v1/meters/1ESY1160012345/consumption", "consumption.response.schema.json"),
 ];
 
 /// The same kinds of objects that do not exist.
@@ -22,6 +24,8 @@ const UNKNOWN: &[&str] = &[
     "/v1/contracts/5999999",
     "/v1/contract-accounts/899999999/installment-plan",
     "/v1/contract-accounts/899999999/bank-details",
+    "/v1/meters/9ZZZ9999999999/readings",
+    "/v1/meters/9ZZZ9999999999/consumption",
 ];
 
 #[tokio::test]
@@ -100,4 +104,52 @@ async fn products_and_code_lists_are_public() {
 
     let (status, _, unknown) = call(Method::GET, "/v1/code-lists/noSuchList", None, None).await;
     assert_eq!((status, unknown["code"].as_str()), (404, Some("NOT_FOUND")));
+}
+
+#[tokio::test]
+async fn a_reported_rollover_shows_as_consumption_through_zero() {
+    // Petra's five-digit meter stands at 99740; she reports 00120 today, anonymously.
+    let today = portal_domain::entities::iso_date::format(portal_domain::clock::Clock::today(
+        &portal_domain::clock::SystemClock,
+    ));
+    let reading = serde_json::json!({
+        "customerNumber": "1000005", "lastName": "Schulz", "meterNumber": "1EBZ0012398765", "readingDate": today,
+        "values": [{"register": "SINGLE", "value": "00120"}]
+    });
+    let (status, _, receipt) = call(Method::POST, "/v1/anonymous/meter-readings", Some(&reading), None).await;
+    assert_eq!(status, 202, "{receipt}");
+    assert_eq!(
+        (receipt["values"][0]["rollover"].as_bool(), receipt["values"][0]["consumption"].as_str()),
+        (Some(true), Some("380"))
+    );
+
+    let petra = demo_session("L-TEST0005", &["1000005"], false).await;
+    let (status, _, readings) = call(Method::GET, "/v1/meters/1EBZ0012398765/readings", None, Some(&petra)).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (readings["history"][0]["value"].as_str(), readings["history"][0]["source"].as_str()),
+        (Some("120"), Some("CUSTOMER"))
+    );
+    let (status, _, consumption) = call(Method::GET, "/v1/meters/1EBZ0012398765/consumption", None, Some(&petra)).await;
+    assert_eq!(status, 200);
+    assert!(schemas::compile("consumption.response.schema.json").unwrap().is_valid(&consumption), "{consumption}");
+    let periods = consumption["periods"].as_array().unwrap();
+    let total: i64 = periods
+        .iter()
+        .filter(|p| p["periodStart"].as_str() > Some("2026-11-30"))
+        .map(|p| p["total"].as_str().unwrap().parse::<i64>().unwrap())
+        .sum();
+    assert_eq!(total, 380, "{consumption}");
+    let november = periods.iter().find(|p| p["periodStart"] == "2026-11-01").unwrap();
+    assert_eq!((november["total"].as_str(), november["complete"].as_bool()), (Some("349"), Some(true)));
+}
+
+#[tokio::test]
+async fn gas_consumption_keeps_its_decimals() {
+    let owner = demo_session("L-0000001", &["1000002"], false).await;
+    let (_, _, consumption) = call(Method::GET, "/v1/meters/7ELS8135012345/consumption", None, Some(&owner)).await;
+    let november =
+        consumption["periods"].as_array().unwrap().iter().find(|p| p["periodStart"] == "2026-11-01").unwrap().clone();
+    assert_eq!(november["total"], "130.164");
+    assert_eq!(consumption["unit"], "m3");
 }
