@@ -26,6 +26,16 @@ impl Clients {
     /// Clients from a given configuration; `emulator_account` adds the emulator's
     /// account header so that each test gets its own tables and queues.
     pub fn from_sdk_config(config: &aws_config::SdkConfig, emulator_account: Option<&str>) -> Self {
+        Self::with_counter(config, emulator_account, None)
+    }
+
+    /// Clients whose calls are also recorded in `counter` (cost per request, in tests and
+    /// benchmarks).
+    pub fn with_counter(
+        config: &aws_config::SdkConfig,
+        emulator_account: Option<&str>,
+        counter: Option<&CallCounter>,
+    ) -> Self {
         let mut dynamo = aws_sdk_dynamodb::config::Builder::from(config);
         let mut sqs = aws_sdk_sqs::config::Builder::from(config);
         let mut ses = aws_sdk_sesv2::config::Builder::from(config);
@@ -33,6 +43,11 @@ impl Clients {
             dynamo = dynamo.interceptor(EmulatorAccount(account.to_owned()));
             sqs = sqs.interceptor(EmulatorAccount(account.to_owned()));
             ses = ses.interceptor(EmulatorAccount(account.to_owned()));
+        }
+        if let Some(counter) = counter {
+            dynamo = dynamo.interceptor(counter.clone());
+            sqs = sqs.interceptor(counter.clone());
+            ses = ses.interceptor(counter.clone());
         }
         Self {
             dynamo: aws_sdk_dynamodb::Client::from_conf(dynamo.build()),
@@ -58,6 +73,40 @@ impl Intercept for EmulatorAccount {
         _cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         context.request_mut().headers_mut().insert("x-moto-account-id", self.0.clone());
+        Ok(())
+    }
+}
+
+/// Records every AWS call by operation name, in order.
+#[derive(Debug, Clone, Default)]
+pub struct CallCounter(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl CallCounter {
+    /// The calls so far (`GetItem`, `Query`, …), and forgets them.
+    pub fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+}
+
+impl Intercept for CallCounter {
+    fn name(&self) -> &'static str {
+        "CallCounter"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        // JSON-protocol services name the operation in X-Amz-Target (`DynamoDB_20120810.GetItem`);
+        // REST ones in the path.
+        let request = context.request();
+        let name = match request.headers().get("x-amz-target") {
+            Some(target) => target.rsplit('.').next().unwrap_or(target).to_owned(),
+            None => format!("{} {}", request.method(), request.uri()),
+        };
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(name);
         Ok(())
     }
 }
