@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "infra" / "template.yaml"
 ENDPOINT = "http://127.0.0.1:4566"
 REGION = "eu-central-1"
+ACCOUNT = "123456789012"  # the emulator's default account
 LOCAL_ENV = {
     "AWS_ENDPOINT_URL": ENDPOINT,
     "AWS_REGION": REGION,
@@ -53,7 +54,7 @@ def substitute(value, stack_name):
     """Fn::Sub with the pseudo parameters the template's resource names use."""
     if isinstance(value, dict) and "Fn::Sub" in value:
         text = value["Fn::Sub"]
-        for k, v in {"AWS::StackName": stack_name, "AWS::Region": REGION}.items():
+        for k, v in {"AWS::StackName": stack_name, "AWS::Region": REGION, "AWS::AccountId": ACCOUNT}.items():
             text = text.replace("${" + k + "}", v)
         if "${" in text:
             raise SystemExit(f"cannot resolve {value!r} locally")
@@ -75,11 +76,17 @@ def resolve(value, template, stack_name):
             table = substitute(props["TableName"], stack_name)
             client("dynamodb").describe_table(TableName=table)
             return table
+        if resource["Type"] == "AWS::S3::Bucket":
+            bucket = substitute(props["BucketName"], stack_name)
+            client("s3").head_bucket(Bucket=bucket)
+            return bucket
         if resource["Type"] == "AWS::SQS::Queue":
             queue = substitute(props["QueueName"], stack_name)
             return client("sqs").get_queue_url(QueueName=queue)["QueueUrl"]
     if isinstance(value, (str, int, float)):
         return str(value)
+    if isinstance(value, dict) and "Ref" in value:
+        raise SystemExit(f"cannot resolve {value!r} locally")
     raise SystemExit(f"cannot resolve {value!r} locally")
 
 

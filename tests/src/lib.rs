@@ -68,7 +68,12 @@ pub async fn isolated_stack() -> Stack {
     let default_account = "/123456789012/";
     let config = Config::from_lookup(|k| {
         env.get(k).map(|v| {
-            if k == "REQUESTS_QUEUE_URL" { v.replace(default_account, &format!("/{account}/")) } else { v.clone() }
+            match k {
+                "REQUESTS_QUEUE_URL" => v.replace(default_account, &format!("/{account}/")),
+                // Bucket names are global: the template names them with the account.
+                "DOCUMENTS_BUCKET" => v.replace("123456789012", &account),
+                _ => v.clone(),
+            }
         })
     })
     .unwrap();
@@ -82,7 +87,7 @@ pub async fn isolated_stack() -> Stack {
 pub async fn isolated_stack_with_demo() -> Stack {
     let stack = isolated_stack().await;
     let snapshot = portal_domain::export::parse_export(DEMO_EXPORT).unwrap();
-    portal_platform::import::write_snapshot(&stack.clients.dynamo, &stack.config.tables, &snapshot).await.unwrap();
+    portal_platform::import::write_snapshot(&stack.clients, &stack.config, &snapshot).await.unwrap();
     stack
 }
 
@@ -94,7 +99,7 @@ impl Stack {
         let mut down = self.sdk.to_builder();
         down.set_endpoint_url(Some("http://127.0.0.1:9".to_owned()));
         let sqs_down = Clients::from_sdk_config(&down.build(), Some(&self.account)).sqs;
-        Clients { dynamo: self.clients.dynamo.clone(), sqs: sqs_down, ses: self.clients.ses.clone() }
+        Clients { sqs: sqs_down, ..self.clients.clone() }
     }
 
     pub fn write_path(&self, clients: &Clients) -> WritePath {

@@ -389,6 +389,9 @@ pub struct Document {
     pub title: String,
     pub file_name: String,
     pub media_type: String,
+    /// The file, in the export only; the mirror keeps it in the document store.
+    #[serde(default, skip_serializing)]
+    pub content_base64: Option<String>,
 }
 
 /// Product (Produkt). Prices are decimals; the low-tariff price only for HT/NT products.

@@ -288,6 +288,10 @@ impl Snapshot {
         }
 
         for d in &documents {
+            if let Some(content) = &d.content_base64 {
+                check_document_content(content, &d.media_type)
+                    .map_err(|m| ImportError::new("document", d.document_id.to_string(), "contentBase64", m))?;
+            }
             if !partner_set.contains(&d.partner_number) {
                 return Err(ImportError::new(
                     "document",
@@ -368,6 +372,25 @@ fn code_lists(doc: &Value) -> Result<Vec<CodeValue>, ImportError> {
     Ok(values)
 }
 
+/// Largest document file.
+pub const MAX_DOCUMENT_BYTES: usize = 10 * 1024 * 1024;
+
+/// The file must decode and be what its media type says (by its first bytes).
+fn check_document_content(content: &str, media_type: &str) -> Result<(), String> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(content).map_err(|e| format!("not base64: {e}"))?;
+    if bytes.len() > MAX_DOCUMENT_BYTES {
+        return Err("larger than 10 MB".into());
+    }
+    let magic: &[u8] = match media_type {
+        "application/pdf" => b"%PDF",
+        "image/png" => b"\x89PNG",
+        "image/jpeg" => b"\xFF\xD8\xFF",
+        other => return Err(format!("media type {other} is not accepted")),
+    };
+    if bytes.starts_with(magic) { Ok(()) } else { Err(format!("the content is not {media_type}")) }
+}
+
 /// ISO 13616: country, length for the country and mod-97 check digits (`iban_validate`).
 pub fn iban_is_valid(raw: &str) -> bool {
     let compact: String = raw.chars().filter(|c| !c.is_whitespace()).collect();
@@ -420,6 +443,10 @@ mod tests {
 
         let e = broken(|d| d["format"] = "evi-export/9".into());
         assert_eq!(e.field, "format");
+
+        // A "PDF" that is not one.
+        let e = broken(|d| d["documents"][0]["contentBase64"] = "aGVsbG8=".into());
+        assert_eq!((e.entity, e.key.as_str(), e.field.as_str()), ("document", "D-2024-000101", "contentBase64"));
     }
 
     #[test]

@@ -8,6 +8,7 @@
 pub mod clock;
 pub mod consumption;
 pub mod dashboard;
+pub mod documents;
 pub mod entities;
 pub mod export;
 pub mod identification;

@@ -221,6 +221,26 @@ impl crate::reads::ScopedReads for MemoryDirectory {
             .cloned())
     }
 
+    async fn documents(&self, caller: &Caller) -> Result<Vec<crate::entities::Document>, StoreError> {
+        Ok(self.0.documents.iter().filter(|d| caller.owns(&d.partner_number)).cloned().collect())
+    }
+
+    async fn document_file(
+        &self,
+        caller: &Caller,
+        document: &crate::ids::DocumentId,
+    ) -> Result<Option<(crate::entities::Document, Vec<u8>)>, StoreError> {
+        use base64::Engine;
+        let Some(d) = self.0.documents.iter().find(|d| &d.document_id == document && caller.owns(&d.partner_number))
+        else {
+            return Ok(None);
+        };
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(d.content_base64.as_deref().unwrap_or_default())
+            .unwrap_or_default();
+        Ok(Some((d.clone(), bytes)))
+    }
+
     async fn meter_readings(
         &self,
         caller: &Caller,

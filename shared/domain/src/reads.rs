@@ -6,11 +6,12 @@
 
 use crate::entities::{
     Address, BankAccount, BankDetails, BillRecipient, BusinessPartner, CodeValue, Contract, ContractAccountRecord,
-    InstallmentPlan, InstallmentStatus, MeterReading, MeterRecord, PartnerType, PaymentMethod, Product, iso_date,
+    Document, InstallmentPlan, InstallmentStatus, MeterReading, MeterRecord, PartnerType, PaymentMethod, Product,
+    iso_date,
 };
 use crate::export::Owned;
 use crate::identity::sessions::Caller;
-use crate::ids::{AccountNumber, ContractNumber, CustomerNumber, MeterNumber};
+use crate::ids::{AccountNumber, ContractNumber, CustomerNumber, DocumentId, MeterNumber};
 use crate::ports::StoreError;
 use rust_decimal::Decimal;
 use serde::Serialize;
@@ -51,6 +52,14 @@ pub trait ScopedReads: Send + Sync {
         caller: &Caller,
         account: &AccountNumber,
     ) -> impl Future<Output = Result<Option<Owned<InstallmentPlan>>, StoreError>> + Send;
+    /// The documents of all the caller's customer numbers.
+    fn documents(&self, caller: &Caller) -> impl Future<Output = Result<Vec<Document>, StoreError>> + Send;
+    /// A document and its file, if the document is the caller's.
+    fn document_file(
+        &self,
+        caller: &Caller,
+        document: &DocumentId,
+    ) -> impl Future<Output = Result<Option<(Document, Vec<u8>)>, StoreError>> + Send;
     /// A meter with its reading history, if the meter is the caller's.
     fn meter_readings(
         &self,

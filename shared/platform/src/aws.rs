@@ -14,6 +14,7 @@ pub struct Clients {
     pub dynamo: aws_sdk_dynamodb::Client,
     pub sqs: aws_sdk_sqs::Client,
     pub ses: aws_sdk_sesv2::Client,
+    pub s3: aws_sdk_s3::Client,
 }
 
 impl Clients {
@@ -39,7 +40,10 @@ impl Clients {
         let mut dynamo = aws_sdk_dynamodb::config::Builder::from(config);
         let mut sqs = aws_sdk_sqs::config::Builder::from(config);
         let mut ses = aws_sdk_sesv2::config::Builder::from(config);
+        // Emulators serve buckets by path, not by host name.
+        let mut s3 = aws_sdk_s3::config::Builder::from(config).force_path_style(config.endpoint_url().is_some());
         if let Some(account) = emulator_account {
+            s3 = s3.interceptor(EmulatorAccount(account.to_owned()));
             dynamo = dynamo.interceptor(EmulatorAccount(account.to_owned()));
             sqs = sqs.interceptor(EmulatorAccount(account.to_owned()));
             ses = ses.interceptor(EmulatorAccount(account.to_owned()));
@@ -48,11 +52,13 @@ impl Clients {
             dynamo = dynamo.interceptor(counter.clone());
             sqs = sqs.interceptor(counter.clone());
             ses = ses.interceptor(counter.clone());
+            s3 = s3.interceptor(counter.clone());
         }
         Self {
             dynamo: aws_sdk_dynamodb::Client::from_conf(dynamo.build()),
             sqs: aws_sdk_sqs::Client::from_conf(sqs.build()),
             ses: aws_sdk_sesv2::Client::from_conf(ses.build()),
+            s3: aws_sdk_s3::Client::from_conf(s3.build()),
         }
     }
 }

@@ -46,6 +46,10 @@ pub struct Config {
     pub mail_from: String,
     /// New logins wait for approval by the CRM.
     pub registration_requires_approval: bool,
+    /// Where document files are kept.
+    pub documents_bucket: String,
+    /// What the documents inbox shows.
+    pub inbox: portal_domain::documents::InboxPolicy,
 }
 
 impl Config {
@@ -91,7 +95,16 @@ impl Config {
             Some("true") => true,
             Some(other) => return Err(ConfigError::Invalid("REGISTRATION_REQUIRES_APPROVAL", other.to_owned())),
         };
+        let categories = get("INBOX_CATEGORIES")
+            .filter(|v| !v.trim().is_empty())
+            .map(|v| v.split(',').map(|c| c.trim().to_owned()).filter(|c| !c.is_empty()).collect());
+        let max_age_days = match get("INBOX_MAX_AGE_DAYS").filter(|v| !v.trim().is_empty() && v != "0") {
+            None => None,
+            Some(v) => Some(v.parse::<u32>().map_err(|_| ConfigError::Invalid("INBOX_MAX_AGE_DAYS", v))?),
+        };
         Ok(Self {
+            documents_bucket: req("DOCUMENTS_BUCKET")?,
+            inbox: portal_domain::documents::InboxPolicy { categories, max_age_days },
             tables: Arc::new(tables),
             requests_queue_url: req("REQUESTS_QUEUE_URL")?,
             anonymous_attempts_per_hour: attempts,

@@ -6,11 +6,15 @@
 //! come from the CRM (so setting AKTIV there reactivates a login), but a password the
 //! customer has set in the portal is never overwritten by the export's.
 
-use crate::config::Tables;
+use crate::aws::Clients;
+use crate::config::{Config, Tables};
 use crate::dynamo::{Item, condition_failed, s, store_error, to_item};
 use crate::identity::DynamoSessions;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use portal_domain::documents::object_key;
 use portal_domain::entities::{LoginStatus, PortalLogin, iso_date};
 use portal_domain::export::{ImportError, MirrorSnapshot, parse_export};
 use portal_domain::identity::{SessionStore, partner_claim, username_claim};
@@ -32,10 +36,30 @@ fn items<T: Serialize>(values: &[T]) -> Result<Vec<Item>, StoreError> {
 }
 
 pub async fn write_snapshot(
-    client: &Client,
-    tables: &Tables,
+    clients: &Clients,
+    config: &Config,
     snapshot: &MirrorSnapshot,
 ) -> Result<ImportReport, StoreError> {
+    let (client, tables) = (&clients.dynamo, config.tables.as_ref());
+    // Files first: a document item never points at a missing file.
+    let mut files = 0;
+    for document in &snapshot.documents {
+        if let Some(content) = &document.content_base64 {
+            let bytes =
+                BASE64.decode(content).map_err(|e| StoreError(format!("document {}: {e}", document.document_id)))?;
+            clients
+                .s3
+                .put_object()
+                .bucket(&config.documents_bucket)
+                .key(object_key(&document.partner_number, &document.document_id))
+                .content_type(&document.media_type)
+                .body(bytes.into())
+                .send()
+                .await
+                .map_err(|e| store_error("PutObject", e))?;
+            files += 1;
+        }
+    }
     let owners: HashMap<&str, &str> =
         snapshot.meters.iter().map(|m| (m.meter.meter_number.as_str(), m.partner_number.as_str())).collect();
     let readings: Vec<Item> = snapshot
@@ -95,6 +119,7 @@ pub async fn write_snapshot(
         }
     }
     report.push((tables.login_claims.clone(), claims));
+    report.push((config.documents_bucket.clone(), files));
     Ok(report)
 }
 
@@ -108,9 +133,9 @@ pub enum ImportFailure {
 }
 
 /// Validates a whole export, then writes it.
-pub async fn import_export(client: &Client, tables: &Tables, export: &str) -> Result<ImportReport, ImportFailure> {
+pub async fn import_export(clients: &Clients, config: &Config, export: &str) -> Result<ImportReport, ImportFailure> {
     let snapshot = parse_export(export)?;
-    Ok(write_snapshot(client, tables, &snapshot).await?)
+    Ok(write_snapshot(clients, config, &snapshot).await?)
 }
 
 /// Claims a key for an imported login unless another login holds it (then it is left to

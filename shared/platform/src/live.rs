@@ -38,7 +38,12 @@ impl Live {
     }
 
     pub fn reads(&self) -> crate::reads::DynamoReads {
-        crate::reads::DynamoReads::new(self.clients.dynamo.clone(), self.config.tables.clone())
+        crate::reads::DynamoReads::new(
+            self.clients.dynamo.clone(),
+            self.config.tables.clone(),
+            self.clients.s3.clone(),
+            self.config.documents_bucket.clone(),
+        )
     }
 
     pub fn logins(&self) -> DynamoLogins {

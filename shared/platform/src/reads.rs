@@ -6,13 +6,14 @@ use crate::config::Tables;
 use crate::dynamo::{Item, from_item, get, partition, s, store_error};
 use aws_sdk_dynamodb::Client;
 use futures::future::try_join_all;
+use portal_domain::documents::object_key;
 use portal_domain::entities::{
-    BankDetails, BusinessPartner, CodeValue, Contract, ContractAccountRecord, InstallmentPlan, MeterReading,
+    BankDetails, BusinessPartner, CodeValue, Contract, ContractAccountRecord, Document, InstallmentPlan, MeterReading,
     MeterRecord, Product,
 };
 use portal_domain::export::Owned;
 use portal_domain::identity::sessions::Caller;
-use portal_domain::ids::{AccountNumber, ContractNumber, CustomerNumber, MeterNumber};
+use portal_domain::ids::{AccountNumber, ContractNumber, CustomerNumber, DocumentId, MeterNumber};
 use portal_domain::ports::StoreError;
 use portal_domain::reads::{Catalog, ScopedReads};
 use serde::de::DeserializeOwned;
@@ -23,11 +24,13 @@ use std::sync::Arc;
 pub struct DynamoReads {
     client: Client,
     tables: Arc<Tables>,
+    s3: aws_sdk_s3::Client,
+    bucket: String,
 }
 
 impl DynamoReads {
-    pub fn new(client: Client, tables: Arc<Tables>) -> Self {
-        Self { client, tables }
+    pub fn new(client: Client, tables: Arc<Tables>, s3: aws_sdk_s3::Client, bucket: String) -> Self {
+        Self { client, tables, s3, bucket }
     }
 
     /// The item `(customer, id)` for the first of the caller's customers that has it.
@@ -98,6 +101,35 @@ impl ScopedReads for DynamoReads {
         self.owned(caller, &self.tables.installment_plans, "accountNumber", account.as_str()).await
     }
 
+    async fn documents(&self, caller: &Caller) -> Result<Vec<Document>, StoreError> {
+        let per_customer = try_join_all(
+            caller
+                .partner_numbers
+                .iter()
+                .map(|p| partition::<Document>(&self.client, &self.tables.documents, "partnerNumber", p.as_str())),
+        )
+        .await?;
+        Ok(per_customer.into_iter().flatten().collect())
+    }
+
+    async fn document_file(
+        &self,
+        caller: &Caller,
+        document: &DocumentId,
+    ) -> Result<Option<(Document, Vec<u8>)>, StoreError> {
+        // Record and file under each of the caller's customer numbers, all at once: the
+        // file's key begins with the customer number too.
+        let found = try_join_all(caller.partner_numbers.iter().map(|p| async move {
+            let key = HashMap::from([
+                ("partnerNumber".to_owned(), s(p.as_str())),
+                ("documentId".to_owned(), s(document.as_str())),
+            ]);
+            futures::try_join!(get::<Document>(&self.client, &self.tables.documents, key), self.file(p, document))
+        }))
+        .await?;
+        Ok(found.into_iter().find_map(|(record, file)| record.zip(file)))
+    }
+
     async fn meter_readings(
         &self,
         caller: &Caller,
@@ -117,6 +149,18 @@ impl ScopedReads for DynamoReads {
 }
 
 impl DynamoReads {
+    async fn file(&self, customer: &CustomerNumber, document: &DocumentId) -> Result<Option<Vec<u8>>, StoreError> {
+        let result = self.s3.get_object().bucket(&self.bucket).key(object_key(customer, document)).send().await;
+        match result {
+            Ok(out) => {
+                let bytes = out.body.collect().await.map_err(|e| StoreError(format!("GetObject body: {e}")))?;
+                Ok(Some(bytes.into_bytes().to_vec()))
+            }
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => Ok(None),
+            Err(e) => Err(store_error("GetObject", e)),
+        }
+    }
+
     async fn readings_of(
         &self,
         customer: &CustomerNumber,

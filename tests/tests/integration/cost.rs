@@ -42,7 +42,8 @@ async fn every_read_is_the_session_check_plus_one_round() {
     let caller: Caller = auth.authenticate(Some(&token), Access::Regular).await.unwrap();
     assert_eq!(counter.take(), ["GetItem"], "the session check");
 
-    let reads = DynamoReads::new(clients.dynamo.clone(), tables);
+    let reads =
+        DynamoReads::new(clients.dynamo.clone(), tables, clients.s3.clone(), stack.config.documents_bucket.clone());
     let customer = CustomerNumber::parse("1000002").unwrap();
     let account = AccountNumber::parse("800000003").unwrap();
 

@@ -292,7 +292,7 @@ async fn a_deleted_account_reactivated_by_the_crm_logs_in_with_the_password_its_
     assert!(stack.live().logins().by_claim("PARTNER#1000002").await.unwrap().is_none(), "the customer number is free");
 
     // EVI sets the login AKTIV again (the export says so).
-    portal_platform::import::import_export(&stack.clients.dynamo, &stack.config.tables, integration_tests::DEMO_EXPORT)
+    portal_platform::import::import_export(&stack.clients, &stack.config, integration_tests::DEMO_EXPORT)
         .await
         .unwrap();
     assert!(access.login("jmueller", &changed).await.is_ok(), "the password set in the portal works again");
@@ -311,9 +311,7 @@ async fn the_crm_locking_a_login_ends_its_sessions() {
     let me = caller(&stack, &grant.token).await;
     let mut export: serde_json::Value = serde_json::from_str(integration_tests::DEMO_EXPORT).unwrap();
     export["portalLogins"][2]["status"] = "GESPERRT".into();
-    portal_platform::import::import_export(&stack.clients.dynamo, &stack.config.tables, &export.to_string())
-        .await
-        .unwrap();
+    portal_platform::import::import_export(&stack.clients, &stack.config, &export.to_string()).await.unwrap();
     assert!(stack.live().sessions().get(&me.token_hash).await.unwrap().is_none());
 }
 

@@ -9,7 +9,7 @@ async fn importing_twice_gives_the_same_state() {
     let stack = isolated_stack().await;
     let snapshot = parse_export(DEMO_EXPORT).unwrap();
     let t = &stack.config.tables;
-    write_snapshot(&stack.clients.dynamo, t, &snapshot).await.unwrap();
+    write_snapshot(&stack.clients, &stack.config, &snapshot).await.unwrap();
     let tables = [
         &t.business_partners,
         &t.contract_accounts,
@@ -33,7 +33,7 @@ async fn importing_twice_gives_the_same_state() {
     assert_eq!(first[0].len(), 5);
     assert_eq!(first[6].len(), 180);
 
-    write_snapshot(&stack.clients.dynamo, t, &snapshot).await.unwrap();
+    write_snapshot(&stack.clients, &stack.config, &snapshot).await.unwrap();
     for (i, table) in tables.iter().enumerate() {
         let mut items: Vec<String> = stack.items(table).await.into_iter().map(canonical).collect();
         items.sort();
@@ -55,7 +55,7 @@ async fn a_bad_export_is_refused_whole_and_writes_nothing() {
     let reading = readings.iter_mut().rev().find(|r| r["meterNumber"] == "1ITF0055501234").unwrap();
     reading["register"] = "NT".into();
     let t = &stack.config.tables;
-    let err = import_export(&stack.clients.dynamo, t, &doc.to_string()).await.unwrap_err();
+    let err = import_export(&stack.clients, &stack.config, &doc.to_string()).await.unwrap_err();
     let ImportFailure::Invalid(err) = err else { panic!("{err}") };
     assert_eq!((err.entity, err.field.as_str()), ("meterReading", "register"));
     assert!(err.key.starts_with("1ITF0055501234/NT/"), "{err}");
@@ -70,7 +70,7 @@ async fn a_bad_export_is_refused_whole_and_writes_nothing() {
 async fn a_reimport_takes_the_crm_login_status_but_keeps_a_password_set_in_the_portal() {
     let stack = isolated_stack().await;
     let t = &stack.config.tables;
-    import_export(&stack.clients.dynamo, t, DEMO_EXPORT).await.unwrap();
+    import_export(&stack.clients, &stack.config, DEMO_EXPORT).await.unwrap();
     // The customer changed the password in the portal.
     stack
         .clients
@@ -86,7 +86,7 @@ async fn a_reimport_takes_the_crm_login_status_but_keeps_a_password_set_in_the_p
     // EVI reactivates kweber.
     let mut doc: serde_json::Value = serde_json::from_str(DEMO_EXPORT).unwrap();
     doc["portalLogins"][1]["status"] = "AKTIV".into();
-    import_export(&stack.clients.dynamo, t, &doc.to_string()).await.unwrap();
+    import_export(&stack.clients, &stack.config, &doc.to_string()).await.unwrap();
     let login = stack.items(&t.portal_logins).await.into_iter().find(|l| s(l, "loginId") == "L-0000002").unwrap();
     assert_eq!(s(&login, "status"), "AKTIV");
     assert_eq!(s(&login, "passwordHash"), "portal-set-hash");

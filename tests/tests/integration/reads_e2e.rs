@@ -153,3 +153,54 @@ async fn gas_consumption_keeps_its_decimals() {
     assert_eq!(november["total"], "130.164");
     assert_eq!(consumption["unit"], "m3");
 }
+
+#[tokio::test]
+async fn the_inbox_lists_filters_and_downloads_only_the_customers_documents() {
+    let owner = demo_session("L-0000001", &["1000002"], false).await;
+    let (status, _, inbox) = call(Method::GET, "/v1/me/documents", None, Some(&owner)).await;
+    assert_eq!(status, 200, "{inbox}");
+    assert!(schemas::compile("documents.response.schema.json").unwrap().is_valid(&inbox), "{inbox}");
+    let ids: Vec<&str> =
+        inbox["documents"].as_array().unwrap().iter().map(|d| d["documentId"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["D-2026-000202", "D-2026-000201"], "newest first, only Jürgen's");
+
+    let (_, _, filtered) =
+        call(Method::GET, "/v1/me/documents?category=INVOICE&from=2026-08-01", None, Some(&owner)).await;
+    assert_eq!(filtered["documents"].as_array().map(Vec::len), Some(1));
+    let (status, _, bad) = call(Method::GET, "/v1/me/documents?from=yesterday", None, Some(&owner)).await;
+    assert_eq!((status, bad["code"].as_str()), (400, Some("VALIDATION_FAILED")));
+
+    // The download is the stored file, byte for byte, with its media type.
+    let response = reqwest::Client::new()
+        .get(format!("{}/v1/me/documents/D-2026-000202", integration_tests::api_url()))
+        .bearer_auth(&owner)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/pdf");
+    let bytes = response.bytes().await.unwrap();
+    let export: Value = serde_json::from_str(integration_tests::DEMO_EXPORT).unwrap();
+    let stored = export["documents"].as_array().unwrap().iter().find(|d| d["documentId"] == "D-2026-000202").unwrap();
+    use base64::Engine;
+    let expected = base64::engine::general_purpose::STANDARD.decode(stored["contentBase64"].as_str().unwrap()).unwrap();
+    assert_eq!(bytes.as_ref(), expected.as_slice());
+
+    // Erika's document is not Jürgen's: 404 like an unknown one.
+    let (status, _, foreign) = call(Method::GET, "/v1/me/documents/D-2025-000102", None, Some(&owner)).await;
+    let (_, _, unknown) = call(Method::GET, "/v1/me/documents/D-0000-000000", None, Some(&owner)).await;
+    assert_eq!(status, 404);
+    assert_eq!(
+        foreign,
+        Value::Object(
+            unknown
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| (k.clone(), if k == "requestId" { foreign["requestId"].clone() } else { v.clone() }))
+                .collect()
+        )
+    );
+    let (status, _, _) = call(Method::GET, "/v1/me/documents", None, None).await;
+    assert_eq!(status, 401);
+}

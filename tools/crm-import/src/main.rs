@@ -11,7 +11,7 @@ async fn main() -> anyhow::Result<()> {
     let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
     let config = Config::from_env()?;
     let clients = Clients::from_env().await;
-    let report = import_export(&clients.dynamo, &config.tables, &text).await.with_context(|| path.clone())?;
+    let report = import_export(&clients, &config, &text).await.with_context(|| path.clone())?;
     for (table, count) in report {
         println!("{count:>6}  {table}");
     }

@@ -1,0 +1,104 @@
+//! The documents inbox (capability 9, read side): the list with filters, and the download
+//! of a document's file with its media type.
+
+use http::{HeaderValue, Method, StatusCode, header};
+use lambda_http::{Body, Error, Request, RequestExt, Response, run, service_fn};
+use portal_domain::clock::{Clock, SystemClock};
+use portal_domain::documents::{InboxFilter, InboxPolicy, inbox};
+use portal_domain::entities::iso_date;
+use portal_domain::identity::sessions::{Access, Authenticator};
+use portal_domain::ids::DocumentId;
+use portal_domain::reads::ScopedReads;
+use portal_platform::http::{FieldError, Problem, authenticate, finish, json_response, path_param, request_id, route};
+use portal_platform::identity::DynamoSessions;
+use portal_platform::live::Live;
+use portal_platform::reads::DynamoReads;
+use std::convert::Infallible;
+use time::Date;
+
+struct Api {
+    reads: DynamoReads,
+    auth: Authenticator<DynamoSessions, SystemClock>,
+    policy: InboxPolicy,
+}
+
+fn invalid(parameter: &str, message: &str) -> Problem {
+    Problem::new(
+        StatusCode::BAD_REQUEST,
+        "VALIDATION_FAILED",
+        format!("Invalid query parameter {parameter}: {message}"),
+    )
+    .with_errors(vec![FieldError {
+        pointer: format!("?{parameter}"),
+        code: "format".into(),
+        message: message.into(),
+    }])
+}
+
+/// The filter from the query string: `category`, `from`, `to` (dates YYYY-MM-DD).
+fn filter(req: &Request) -> Result<InboxFilter, Problem> {
+    let query = req.query_string_parameters_ref();
+    let get = |name: &str| query.and_then(|q| q.first(name)).map(str::to_owned);
+    let date = |name: &str| -> Result<Option<Date>, Problem> {
+        get(name)
+            .map(|v| Date::parse(&v, iso_date::FORMAT).map_err(|_| invalid(name, "expected a date YYYY-MM-DD")))
+            .transpose()
+    };
+    let category = get("category");
+    if category.as_ref().is_some_and(|c| c.len() > 40 || !c.bytes().all(|b| b.is_ascii_uppercase() || b == b'_')) {
+        return Err(invalid("category", "expected a category key such as INVOICE"));
+    }
+    Ok(InboxFilter { category, from: date("from")?, to: date("to")? })
+}
+
+impl Api {
+    #[tracing::instrument(skip_all, fields(request_id = tracing::field::Empty, path = req.raw_http_path()))]
+    async fn handle(&self, req: Request) -> Result<Response<Body>, Infallible> {
+        let id = request_id(&req);
+        tracing::Span::current().record("request_id", id.as_str());
+        let answer = match route(&req) {
+            (Method::GET, path) if path == "/v1/me/documents" => self.list(&req, &id).await,
+            (Method::GET, path) if path.starts_with("/v1/me/documents/") => self.download(&req, &path, &id).await,
+            _ => Err(Problem::not_found()),
+        };
+        Ok(finish(answer, &id))
+    }
+
+    async fn list(&self, req: &Request, id: &str) -> Result<Response<Body>, Problem> {
+        let caller = authenticate(&self.auth, req, Access::Regular, id).await?;
+        let filter = filter(req)?;
+        let documents = self.reads.documents(&caller).await.map_err(|e| Problem::unexpected(id, &e))?;
+        Ok(json_response(StatusCode::OK, &inbox(documents, &self.policy, &filter, SystemClock.today()), id))
+    }
+
+    async fn download(&self, req: &Request, path: &str, id: &str) -> Result<Response<Body>, Problem> {
+        let caller = authenticate(&self.auth, req, Access::Regular, id).await?;
+        let document = path_param(path, "/v1/me/documents/", "", DocumentId::parse).ok_or_else(Problem::not_found)?;
+        let found = self.reads.document_file(&caller, &document).await.map_err(|e| Problem::unexpected(id, &e))?;
+        // A document the inbox does not show cannot be downloaded either.
+        let (record, bytes) =
+            found.filter(|(d, _)| self.policy.shows(d, SystemClock.today())).ok_or_else(Problem::not_found)?;
+        let mut response = Response::new(Body::Binary(bytes));
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_str(&record.media_type).map_err(|e| Problem::unexpected(id, &e))?,
+        );
+        let disposition = format!("attachment; filename=\"{}\"", record.document_id);
+        headers.insert(
+            header::CONTENT_DISPOSITION,
+            HeaderValue::from_str(&disposition).map_err(|e| Problem::unexpected(id, &e))?,
+        );
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+        headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+        Ok(response)
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    portal_platform::telemetry::init();
+    let live = Live::from_env().await?;
+    let api = Api { reads: live.reads(), auth: live.authenticator(), policy: live.config.inbox.clone() };
+    run(service_fn(|req| api.handle(req))).await
+}

@@ -1,0 +1,117 @@
+//! The documents inbox (Posteingang, capability 9, read side): the documents linked to the
+//! customer, filtered by category and period; which categories and how far back are shown
+//! is configuration. A document that is not shown cannot be downloaded either.
+
+use crate::entities::{Document, iso_date};
+use crate::ids::{AccountNumber, CustomerNumber, DocumentId};
+use serde::Serialize;
+use time::{Date, Duration};
+
+/// What the inbox shows (configuration).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InboxPolicy {
+    /// Categories shown; `None` shows every category.
+    pub categories: Option<Vec<String>>,
+    /// How far back documents are shown; `None` shows all.
+    pub max_age_days: Option<u32>,
+}
+
+impl InboxPolicy {
+    pub fn shows(&self, document: &Document, today: Date) -> bool {
+        let category = self.categories.as_ref().is_none_or(|c| c.iter().any(|c| c == &document.category));
+        let recent = self.max_age_days.is_none_or(|days| document.date >= today - Duration::days(i64::from(days)));
+        category && recent
+    }
+}
+
+/// The customer's filter (query parameters).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InboxFilter {
+    pub category: Option<String>,
+    pub from: Option<Date>,
+    pub to: Option<Date>,
+}
+
+impl InboxFilter {
+    fn matches(&self, d: &Document) -> bool {
+        self.category.as_ref().is_none_or(|c| c == &d.category)
+            && self.from.is_none_or(|from| d.date >= from)
+            && self.to.is_none_or(|to| d.date <= to)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DocumentView {
+    pub document_id: DocumentId,
+    pub customer_number: CustomerNumber,
+    pub account_number: Option<AccountNumber>,
+    pub category: String,
+    #[serde(with = "iso_date")]
+    pub date: Date,
+    pub title: String,
+    pub file_name: String,
+    pub media_type: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InboxView {
+    pub documents: Vec<DocumentView>,
+}
+
+/// The inbox: shown by the policy, matching the filter, newest first.
+pub fn inbox(documents: Vec<Document>, policy: &InboxPolicy, filter: &InboxFilter, today: Date) -> InboxView {
+    let mut shown: Vec<DocumentView> = documents
+        .into_iter()
+        .filter(|d| policy.shows(d, today) && filter.matches(d))
+        .map(|d| DocumentView {
+            document_id: d.document_id,
+            customer_number: d.partner_number,
+            account_number: d.account_number,
+            category: d.category,
+            date: d.date,
+            title: d.title,
+            file_name: d.file_name,
+            media_type: d.media_type,
+        })
+        .collect();
+    shown.sort_by(|a, b| b.date.cmp(&a.date).then_with(|| a.document_id.cmp(&b.document_id)));
+    InboxView { documents: shown }
+}
+
+/// Where a document's file is kept: under its customer, by its id (never a client's name).
+pub fn object_key(customer: &CustomerNumber, document: &DocumentId) -> String {
+    format!("documents/{customer}/{document}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::export::parse_export;
+    use time::macros::date;
+
+    fn erikas() -> Vec<Document> {
+        let s = parse_export(include_str!("../../../fixtures/crm-demo.json")).unwrap();
+        s.documents.into_iter().filter(|d| d.partner_number.as_str() == "1000001").collect()
+    }
+
+    #[test]
+    fn the_policy_hides_categories_and_old_documents_and_the_filter_narrows() {
+        let today = date!(2026 - 12 - 01);
+        let all = inbox(erikas(), &InboxPolicy::default(), &InboxFilter::default(), today);
+        assert_eq!(all.documents.len(), 5);
+        assert_eq!(all.documents[0].document_id.as_str(), "D-2026-000104", "newest first");
+
+        let policy = InboxPolicy { categories: Some(vec!["INVOICE".into(), "LETTER".into()]), max_age_days: Some(730) };
+        let shown: Vec<String> = inbox(erikas(), &policy, &InboxFilter::default(), today)
+            .documents
+            .into_iter()
+            .map(|d| d.document_id.to_string())
+            .collect();
+        assert_eq!(shown, ["D-2026-000104", "D-2025-000102"]);
+
+        let filter = InboxFilter { category: Some("INVOICE".into()), from: Some(date!(2025 - 01 - 01)), to: None };
+        let invoices = inbox(erikas(), &InboxPolicy::default(), &filter, today);
+        assert_eq!(invoices.documents.len(), 1);
+    }
+}
