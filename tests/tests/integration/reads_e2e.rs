@@ -204,3 +204,48 @@ async fn the_inbox_lists_filters_and_downloads_only_the_customers_documents() {
     let (status, _, _) = call(Method::GET, "/v1/me/documents", None, None).await;
     assert_eq!(status, 401);
 }
+
+/// Every documented operation that needs a session refuses a caller without one (401) and
+/// a login that must change its password first (403): no endpoint is reachable around the
+/// authentication step. (The routes test in `portal_platform::schemas` ties every served
+/// route to the OpenAPI document.)
+#[tokio::test]
+async fn no_secured_operation_is_reachable_without_a_valid_session() {
+    let doc: Value = serde_json::from_str(include_str!("../../../schemas/openapi.json")).unwrap();
+    let must_change = demo_session("L-0000001", &["1000002"], true).await;
+    let samples = [
+        ("{customerNumber}", "1000002"),
+        ("{accountNumber}", "800000002"),
+        ("{contractNumber}", "5000002"),
+        ("{meterNumber}", "1ESY1160012345"),
+        ("{documentId}", "D-2026-000201"),
+    ];
+    let mut checked = 0;
+    for (template, item) in doc["paths"].as_object().unwrap() {
+        let path = samples.iter().fold(template.clone(), |p, (from, to)| p.replace(from, to));
+        for (method, op) in item.as_object().unwrap() {
+            if op.get("security").is_none() {
+                continue;
+            }
+            let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let body = matches!(method, Method::POST | Method::PUT).then(|| serde_json::json!({}));
+            let (status, _, problem) = call(method.clone(), &path, body.as_ref(), None).await;
+            assert_eq!(
+                (status, problem["code"].as_str()),
+                (401, Some("UNAUTHENTICATED")),
+                "{method} {path} without a session"
+            );
+            let exempt = path == "/v1/me/password" || path == "/v1/sessions/current";
+            if !exempt {
+                let (status, _, problem) = call(method.clone(), &path, body.as_ref(), Some(&must_change)).await;
+                assert_eq!(
+                    (status, problem["code"].as_str()),
+                    (403, Some("PASSWORD_CHANGE_REQUIRED")),
+                    "{method} {path} before the password change"
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 15, "{checked} secured operations");
+}
