@@ -53,6 +53,25 @@ async fn every_endpoint_answers_each_kind_of_caller_as_documented() {
         assert_eq!((&foreign["code"], &foreign["detail"]), (&missing["code"], &missing["detail"]));
         assert!(!foreign.to_string().contains("1000002") && !foreign.to_string().contains("Müller"));
     }
+
+    // The examples: jmueller asking for Erika's customer data and meter.
+    for path in ["/v1/customers/1000001", "/v1/meters/1EMH0012345678/readings", "/v1/meters/1EMH0012345678/consumption"]
+    {
+        let (status, _, body) = call(Method::GET, path, None, Some(&owner)).await;
+        assert_eq!((status, body["code"].as_str()), (404, Some("NOT_FOUND")), "{path}");
+        assert!(!body.to_string().contains("Mustermann"));
+    }
+
+    // A deleted login has no way in: it cannot open a session (its open sessions ended
+    // with the deletion, see identity_e2e), so it sees what a caller without one sees.
+    let (status, _, refused) = call(
+        Method::POST,
+        "/v1/sessions",
+        Some(&serde_json::json!({"username": "kweber", "password": "Demo-Passwort-2026"})),
+        None,
+    )
+    .await;
+    assert_eq!((status, refused["code"].as_str()), (401, Some("INVALID_CREDENTIALS")));
 }
 
 #[tokio::test]
