@@ -2,16 +2,14 @@
 
 use http::{Method, StatusCode};
 use jsonschema::Validator;
-use lambda_http::{Body, Request, RequestExt, Response};
+use lambda_http::{Body, Request, Response};
 use portal_domain::clock::SystemClock;
 use portal_domain::identification::Identification;
 use portal_domain::identity::account::{AccountError, AccountService};
 use portal_domain::identity::sessions::{Access, Authenticator};
 use portal_domain::ids::CustomerNumber;
 use portal_platform::dynamo::{DynamoDirectory, DynamoLimiter};
-use portal_platform::http::{
-    Problem, authenticate, finish, json_response, no_content, problems, read_json, request_id, route,
-};
+use portal_platform::http::{Problem, authenticate, json_response, no_content, problems, read_json, serve};
 use portal_platform::identity::{DynamoLogins, DynamoSessions};
 use portal_platform::live::Live;
 use portal_platform::schemas;
@@ -53,18 +51,16 @@ impl Api {
         })
     }
 
-    #[tracing::instrument(skip_all, fields(request_id = tracing::field::Empty, path = req.raw_http_path()))]
     pub async fn handle(&self, req: Request) -> Result<Response<Body>, Infallible> {
-        let id = request_id(&req);
-        tracing::Span::current().record("request_id", id.as_str());
-        let (method, path) = route(&req);
-        let answer = match (method, path.as_str()) {
-            (Method::GET, "/v1/me") => self.me(&req, &id).await,
-            (Method::DELETE, "/v1/me") => self.delete(&req, &id).await,
-            (Method::POST, "/v1/me/customer-numbers") => self.add_customer_number(&req, &id).await,
-            _ => Err(Problem::not_found()),
-        };
-        Ok(finish(answer, &id))
+        serve(req, |req, method, path, id| async move {
+            match (method, path.as_str()) {
+                (Method::GET, "/v1/me") => self.me(&req, &id).await,
+                (Method::DELETE, "/v1/me") => self.delete(&req, &id).await,
+                (Method::POST, "/v1/me/customer-numbers") => self.add_customer_number(&req, &id).await,
+                _ => Err(Problem::not_found()),
+            }
+        })
+        .await
     }
 
     async fn me(&self, req: &Request, id: &str) -> Result<Response<Body>, Problem> {

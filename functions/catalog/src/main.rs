@@ -1,9 +1,9 @@
 //! Products and code lists (capability 11, Schlüsselabruf): public, no session.
 
 use http::{Method, StatusCode};
-use lambda_http::{Body, Error, Request, RequestExt, Response, run, service_fn};
+use lambda_http::{Body, Error, Request, Response, run, service_fn};
 use portal_domain::reads::Catalog;
-use portal_platform::http::{Problem, finish, json_response, path_param, request_id, route};
+use portal_platform::http::{Problem, json_response, path_param, serve};
 use portal_platform::live::Live;
 use portal_platform::reads::DynamoReads;
 use serde_json::json;
@@ -19,16 +19,15 @@ fn list_name(raw: &str) -> Result<String, ()> {
 }
 
 impl Api {
-    #[tracing::instrument(skip_all, fields(request_id = tracing::field::Empty, path = req.raw_http_path()))]
     async fn handle(&self, req: Request) -> Result<Response<Body>, Infallible> {
-        let id = request_id(&req);
-        tracing::Span::current().record("request_id", id.as_str());
-        let answer = match route(&req) {
-            (Method::GET, path) if path == "/v1/products" => self.products(&id).await,
-            (Method::GET, path) if path.starts_with("/v1/code-lists/") => self.code_list(&path, &id).await,
-            _ => Err(Problem::not_found()),
-        };
-        Ok(finish(answer, &id))
+        serve(req, |_req, method, path, id| async move {
+            match (method, path) {
+                (Method::GET, path) if path == "/v1/products" => self.products(&id).await,
+                (Method::GET, path) if path.starts_with("/v1/code-lists/") => self.code_list(&path, &id).await,
+                _ => Err(Problem::not_found()),
+            }
+        })
+        .await
     }
 
     async fn products(&self, id: &str) -> Result<Response<Body>, Problem> {

@@ -1,12 +1,12 @@
 //! Contract details (capability 5): the contracts of a contract account, one contract.
 
 use http::{Method, StatusCode};
-use lambda_http::{Body, Error, Request, RequestExt, Response, run, service_fn};
+use lambda_http::{Body, Error, Request, Response, run, service_fn};
 use portal_domain::clock::SystemClock;
 use portal_domain::identity::sessions::{Access, Authenticator};
 use portal_domain::ids::{AccountNumber, ContractNumber};
 use portal_domain::reads::{AccountContractsView, ContractView, ScopedReads};
-use portal_platform::http::{Problem, authenticate, finish, json_response, path_param, request_id, route};
+use portal_platform::http::{Problem, authenticate, json_response, path_param, serve};
 use portal_platform::identity::DynamoSessions;
 use portal_platform::live::Live;
 use portal_platform::reads::DynamoReads;
@@ -18,18 +18,17 @@ struct Api {
 }
 
 impl Api {
-    #[tracing::instrument(skip_all, fields(request_id = tracing::field::Empty, path = req.raw_http_path()))]
     async fn handle(&self, req: Request) -> Result<Response<Body>, Infallible> {
-        let id = request_id(&req);
-        tracing::Span::current().record("request_id", id.as_str());
-        let answer = match route(&req) {
-            (Method::GET, path) if path.starts_with("/v1/contract-accounts/") => {
-                self.of_account(&req, &path, &id).await
+        serve(req, |req, method, path, id| async move {
+            match (method, path) {
+                (Method::GET, path) if path.starts_with("/v1/contract-accounts/") => {
+                    self.of_account(&req, &path, &id).await
+                }
+                (Method::GET, path) if path.starts_with("/v1/contracts/") => self.contract(&req, &path, &id).await,
+                _ => Err(Problem::not_found()),
             }
-            (Method::GET, path) if path.starts_with("/v1/contracts/") => self.contract(&req, &path, &id).await,
-            _ => Err(Problem::not_found()),
-        };
-        Ok(finish(answer, &id))
+        })
+        .await
     }
 
     async fn of_account(&self, req: &Request, path: &str, id: &str) -> Result<Response<Body>, Problem> {

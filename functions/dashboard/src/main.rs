@@ -2,12 +2,12 @@
 //! contracts and meters.
 
 use http::{Method, StatusCode};
-use lambda_http::{Body, Error, Request, RequestExt, Response, run, service_fn};
+use lambda_http::{Body, Error, Request, Response, run, service_fn};
 use portal_domain::clock::SystemClock;
 use portal_domain::dashboard::dashboard;
 use portal_domain::identity::sessions::{Access, Authenticator};
 use portal_platform::dynamo::DynamoDirectory;
-use portal_platform::http::{Problem, authenticate, finish, json_response, request_id, route};
+use portal_platform::http::{Problem, authenticate, json_response, serve};
 use portal_platform::identity::DynamoSessions;
 use portal_platform::live::Live;
 use std::convert::Infallible;
@@ -18,15 +18,14 @@ struct Api {
 }
 
 impl Api {
-    #[tracing::instrument(skip_all, fields(request_id = tracing::field::Empty, path = req.raw_http_path()))]
     async fn handle(&self, req: Request) -> Result<Response<Body>, Infallible> {
-        let id = request_id(&req);
-        tracing::Span::current().record("request_id", id.as_str());
-        let answer = match route(&req) {
-            (Method::GET, path) if path == "/v1/me/dashboard" => self.dashboard(&req, &id).await,
-            _ => Err(Problem::not_found()),
-        };
-        Ok(finish(answer, &id))
+        serve(req, |req, method, path, id| async move {
+            match (method, path) {
+                (Method::GET, path) if path == "/v1/me/dashboard" => self.dashboard(&req, &id).await,
+                _ => Err(Problem::not_found()),
+            }
+        })
+        .await
     }
 
     async fn dashboard(&self, req: &Request, id: &str) -> Result<Response<Body>, Problem> {

@@ -9,7 +9,7 @@ use portal_domain::entities::iso_date;
 use portal_domain::identity::sessions::{Access, Authenticator};
 use portal_domain::ids::DocumentId;
 use portal_domain::reads::ScopedReads;
-use portal_platform::http::{FieldError, Problem, authenticate, finish, json_response, path_param, request_id, route};
+use portal_platform::http::{FieldError, Problem, authenticate, json_response, path_param, serve};
 use portal_platform::identity::DynamoSessions;
 use portal_platform::live::Live;
 use portal_platform::reads::DynamoReads;
@@ -52,16 +52,15 @@ fn filter(req: &Request) -> Result<InboxFilter, Problem> {
 }
 
 impl Api {
-    #[tracing::instrument(skip_all, fields(request_id = tracing::field::Empty, path = req.raw_http_path()))]
     async fn handle(&self, req: Request) -> Result<Response<Body>, Infallible> {
-        let id = request_id(&req);
-        tracing::Span::current().record("request_id", id.as_str());
-        let answer = match route(&req) {
-            (Method::GET, path) if path == "/v1/me/documents" => self.list(&req, &id).await,
-            (Method::GET, path) if path.starts_with("/v1/me/documents/") => self.download(&req, &path, &id).await,
-            _ => Err(Problem::not_found()),
-        };
-        Ok(finish(answer, &id))
+        serve(req, |req, method, path, id| async move {
+            match (method, path) {
+                (Method::GET, path) if path == "/v1/me/documents" => self.list(&req, &id).await,
+                (Method::GET, path) if path.starts_with("/v1/me/documents/") => self.download(&req, &path, &id).await,
+                _ => Err(Problem::not_found()),
+            }
+        })
+        .await
     }
 
     async fn list(&self, req: &Request, id: &str) -> Result<Response<Body>, Problem> {

@@ -3,7 +3,7 @@
 
 use http::{Method, StatusCode};
 use jsonschema::Validator;
-use lambda_http::{Body, Request, RequestExt, Response};
+use lambda_http::{Body, Request, Response};
 use portal_domain::clock::{Clock, SystemClock};
 use portal_domain::consumption::{consumption_view, readings_view};
 use portal_domain::entities::iso_date;
@@ -20,8 +20,7 @@ use portal_domain::reads::ScopedReads;
 use portal_domain::requests::fingerprint;
 use portal_platform::dynamo::{DynamoDirectory, DynamoLimiter};
 use portal_platform::http::{
-    FieldError, Problem, authenticate, finish, idempotency_key, json_response, path_param, problems, read_json,
-    request_id, route,
+    FieldError, Problem, authenticate, idempotency_key, json_response, path_param, problems, read_json, serve,
 };
 use portal_platform::identity::DynamoSessions;
 use portal_platform::live::Live;
@@ -107,23 +106,21 @@ where
         })
     }
 
-    #[tracing::instrument(skip_all, fields(request_id = tracing::field::Empty, path = req.raw_http_path()))]
     pub async fn handle(&self, req: Request) -> Result<Response<Body>, Infallible> {
-        let id = request_id(&req);
-        tracing::Span::current().record("request_id", id.as_str());
-        let (method, path) = route(&req);
-        let answer = match (method, path.as_str()) {
-            (Method::POST, "/v1/anonymous/meter-readings/lookup") => self.lookup(&req, &id).await,
-            (Method::POST, "/v1/anonymous/meter-readings") => self.submit(&req, &id).await,
-            (Method::GET, p) if p.starts_with("/v1/meters/") && p.ends_with("/readings") => {
-                self.readings(&req, p, &id).await
+        serve(req, |req, method, path, id| async move {
+            match (method, path.as_str()) {
+                (Method::POST, "/v1/anonymous/meter-readings/lookup") => self.lookup(&req, &id).await,
+                (Method::POST, "/v1/anonymous/meter-readings") => self.submit(&req, &id).await,
+                (Method::GET, p) if p.starts_with("/v1/meters/") && p.ends_with("/readings") => {
+                    self.readings(&req, p, &id).await
+                }
+                (Method::GET, p) if p.starts_with("/v1/meters/") && p.ends_with("/consumption") => {
+                    self.consumption(&req, p, &id).await
+                }
+                _ => Err(Problem::not_found()),
             }
-            (Method::GET, p) if p.starts_with("/v1/meters/") && p.ends_with("/consumption") => {
-                self.consumption(&req, p, &id).await
-            }
-            _ => Err(Problem::not_found()),
-        };
-        Ok(finish(answer, &id))
+        })
+        .await
     }
 
     async fn lookup(&self, req: &Request, id: &str) -> Result<Response<Body>, Problem> {

@@ -2,7 +2,7 @@
 
 use http::{Method, StatusCode};
 use jsonschema::Validator;
-use lambda_http::{Body, Request, RequestExt, Response};
+use lambda_http::{Body, Request, Response};
 use portal_domain::clock::SystemClock;
 use portal_domain::entities::timestamp;
 use portal_domain::identification::Identification;
@@ -11,7 +11,7 @@ use portal_domain::identity::registration::{Registration, RegistrationError, Reg
 use portal_domain::ids::CustomerNumber;
 use portal_domain::requests::fingerprint;
 use portal_platform::dynamo::{DynamoDirectory, DynamoLimiter};
-use portal_platform::http::{Problem, finish, idempotency_key, json_response, problems, read_json, request_id, route};
+use portal_platform::http::{Problem, idempotency_key, json_response, problems, read_json, serve};
 use portal_platform::identity::{DynamoLogins, DynamoTokens, SesMailer};
 use portal_platform::live::Live;
 use portal_platform::schemas;
@@ -69,17 +69,15 @@ impl Api {
         })
     }
 
-    #[tracing::instrument(skip_all, fields(request_id = tracing::field::Empty, path = req.raw_http_path()))]
     pub async fn handle(&self, req: Request) -> Result<Response<Body>, Infallible> {
-        let id = request_id(&req);
-        tracing::Span::current().record("request_id", id.as_str());
-        let (method, path) = route(&req);
-        let answer = match (method, path.as_str()) {
-            (Method::POST, "/v1/registrations/verify") => self.verify(&req, &id).await,
-            (Method::POST, "/v1/registrations") => self.register(&req, &id).await,
-            _ => Err(Problem::not_found()),
-        };
-        Ok(finish(answer, &id))
+        serve(req, |req, method, path, id| async move {
+            match (method, path.as_str()) {
+                (Method::POST, "/v1/registrations/verify") => self.verify(&req, &id).await,
+                (Method::POST, "/v1/registrations") => self.register(&req, &id).await,
+                _ => Err(Problem::not_found()),
+            }
+        })
+        .await
     }
 
     async fn verify(&self, req: &Request, id: &str) -> Result<Response<Body>, Problem> {

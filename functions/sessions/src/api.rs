@@ -2,14 +2,12 @@
 
 use http::{HeaderValue, Method, StatusCode};
 use jsonschema::Validator;
-use lambda_http::{Body, Request, RequestExt, Response};
+use lambda_http::{Body, Request, Response};
 use portal_domain::clock::SystemClock;
 use portal_domain::entities::timestamp;
 use portal_domain::identity::access::{AccessError, AccessService, LockoutPolicy, SessionGrant};
 use portal_domain::identity::sessions::{Access, Authenticator, SessionPolicy};
-use portal_platform::http::{
-    FieldError, Problem, authenticate, finish, json_response, no_content, read_json, request_id, route,
-};
+use portal_platform::http::{FieldError, Problem, authenticate, json_response, no_content, read_json, serve};
 use portal_platform::identity::{DynamoLogins, DynamoSessions, DynamoThrottle, DynamoTokens, SesMailer};
 use portal_platform::live::Live;
 use portal_platform::schemas;
@@ -87,20 +85,18 @@ impl Api {
         })
     }
 
-    #[tracing::instrument(skip_all, fields(request_id = tracing::field::Empty, path = req.raw_http_path()))]
     pub async fn handle(&self, req: Request) -> Result<Response<Body>, Infallible> {
-        let id = request_id(&req);
-        tracing::Span::current().record("request_id", id.as_str());
-        let (method, path) = route(&req);
-        let answer = match (method, path.as_str()) {
-            (Method::POST, "/v1/sessions") => self.login(&req, &id).await,
-            (Method::DELETE, "/v1/sessions/current") => self.logout(&req, &id).await,
-            (Method::PUT, "/v1/me/password") => self.change_password(&req, &id).await,
-            (Method::POST, "/v1/password-resets") => self.request_reset(&req, &id).await,
-            (Method::POST, "/v1/password-resets/confirm") => self.confirm_reset(&req, &id).await,
-            _ => Err(Problem::not_found()),
-        };
-        Ok(finish(answer, &id))
+        serve(req, |req, method, path, id| async move {
+            match (method, path.as_str()) {
+                (Method::POST, "/v1/sessions") => self.login(&req, &id).await,
+                (Method::DELETE, "/v1/sessions/current") => self.logout(&req, &id).await,
+                (Method::PUT, "/v1/me/password") => self.change_password(&req, &id).await,
+                (Method::POST, "/v1/password-resets") => self.request_reset(&req, &id).await,
+                (Method::POST, "/v1/password-resets/confirm") => self.confirm_reset(&req, &id).await,
+                _ => Err(Problem::not_found()),
+            }
+        })
+        .await
     }
 
     async fn login(&self, req: &Request, id: &str) -> Result<Response<Body>, Problem> {

@@ -131,6 +131,20 @@ pub mod problems {
     }
 }
 
+/// Runs a function's handler for one request: the request id, a log span with it and the
+/// path, the route, and one answer (problem details for a refusal) with one log line.
+pub async fn serve<F, Fut>(req: Request, handler: F) -> Result<Response<Body>, std::convert::Infallible>
+where
+    F: FnOnce(Request, http::Method, String, String) -> Fut,
+    Fut: std::future::Future<Output = Result<Response<Body>, Problem>>,
+{
+    use tracing::Instrument;
+    let id = request_id(&req);
+    let (method, path) = route(&req);
+    let span = tracing::info_span!("handle", request_id = %id, path = %path);
+    async move { Ok(finish(handler(req, method, path, id.clone()).await, &id)) }.instrument(span).await
+}
+
 /// The response for a handler's outcome, with one log line per request (status only:
 /// bodies are never logged).
 pub fn finish(answer: Result<Response<Body>, Problem>, request_id: &str) -> Response<Body> {
