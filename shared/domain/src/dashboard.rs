@@ -2,27 +2,20 @@
 //! accounts, contracts and meters, for the portal's drop-downs when a customer has
 //! several. One round of concurrent reads: four per customer number.
 
-use crate::entities::{Address, BillRecipient, PartnerType, iso_date};
+use crate::entities::{Address, BillRecipient, PartnerType};
 use crate::identity::sessions::Caller;
-use crate::ids::{AccountNumber, ContractNumber, CustomerNumber, InstallationId, MaloId, ProductId};
+use crate::ids::{AccountNumber, CustomerNumber};
 use crate::meter_reading::{MeterView, meter_view};
 use crate::ports::{CustomerDirectory, StoreError};
 use futures::future::try_join_all;
 use serde::Serialize;
-use time::Date;
 
+/// A contract with its meters.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ContractView {
-    pub contract_number: ContractNumber,
-    pub product_id: ProductId,
-    #[serde(with = "iso_date")]
-    pub start_date: Date,
-    #[serde(with = "iso_date::option")]
-    pub end_date: Option<Date>,
-    pub installation_id: InstallationId,
-    pub malo_id: MaloId,
-    pub consumption_point: Address,
+    #[serde(flatten)]
+    pub contract: crate::reads::ContractView,
     pub meters: Vec<MeterView>,
 }
 
@@ -72,18 +65,12 @@ async fn partner_view(
                 .map(|c| &c.entity)
                 .filter(|c| c.account_number == a.account_number)
                 .map(|c| ContractView {
-                    contract_number: c.contract_number.clone(),
-                    product_id: c.product_id.clone(),
-                    start_date: c.start_date,
-                    end_date: c.end_date,
-                    installation_id: c.installation_id.clone(),
-                    malo_id: c.consumption_point.malo_id.clone(),
-                    consumption_point: c.consumption_point.address.clone(),
                     meters: meters
                         .iter()
                         .filter(|m| m.meter.installation_id == c.installation_id)
                         .map(meter_view)
                         .collect(),
+                    contract: c.clone().into(),
                 })
                 .collect(),
             account_number: a.account_number,
