@@ -1,20 +1,67 @@
-//! Customer data (capability 4): `GET /v1/customers/{customerNumber}`.
+//! Customer data (capability 4): `GET /v1/customers/{customerNumber}`, and the
+//! contact-data change `PATCH /v1/customers/{customerNumber}/contact`.
 
 use http::{Method, StatusCode};
+use jsonschema::Validator;
 use lambda_http::{Body, Error, Request, Response, run, service_fn};
 use portal_domain::clock::SystemClock;
+use portal_domain::contact::{Change, ContactChange, ContactError, ContactService, PhoneNumber};
+use portal_domain::identity::credentials::EmailAddress;
 use portal_domain::identity::sessions::{Access, Authenticator};
 use portal_domain::ids::CustomerNumber;
 use portal_domain::reads::{CustomerView, ScopedReads};
-use portal_platform::http::{Problem, authenticate, json_response, path_param, serve};
+use portal_domain::requests::fingerprint;
+use portal_platform::http::{
+    FieldError, Problem, authenticate, idempotency_key, json_response, path_param, problems, read_json, serve,
+};
 use portal_platform::identity::DynamoSessions;
 use portal_platform::live::Live;
 use portal_platform::reads::DynamoReads;
+use portal_platform::schemas;
+use portal_platform::write_path::WritePath;
+use serde_json::{Map, Value};
 use std::convert::Infallible;
 
 struct Api {
     reads: DynamoReads,
+    contact: ContactService<DynamoReads, WritePath, SystemClock>,
     auth: Authenticator<DynamoSessions, SystemClock>,
+    contact_schema: Validator,
+}
+
+fn unprocessable(pointer: &str, code: &'static str, message: &str) -> Problem {
+    Problem::new(StatusCode::UNPROCESSABLE_ENTITY, code, message.to_owned()).with_errors(vec![FieldError {
+        pointer: pointer.to_owned(),
+        code: code.to_owned(),
+        message: message.to_owned(),
+    }])
+}
+
+fn phone(body: &Map<String, Value>, name: &str) -> Result<Change<PhoneNumber>, Problem> {
+    match body.get(name) {
+        None => Ok(Change::Keep),
+        Some(Value::Null) => Ok(Change::Clear),
+        Some(v) => PhoneNumber::parse(v.as_str().unwrap_or_default())
+            .map(Change::Set)
+            .map_err(|m| unprocessable(&format!("/{name}"), "PHONE_INVALID", m)),
+    }
+}
+
+/// The change from a validated body: absent fields stay, `null` removes a number.
+fn contact_change(body: &Value) -> Result<ContactChange, Problem> {
+    let empty = Map::new();
+    let body = body.as_object().unwrap_or(&empty);
+    let email = match body.get("email").and_then(Value::as_str) {
+        None => None,
+        Some(e) => Some(EmailAddress::parse(e).map_err(|m| unprocessable("/email", "EMAIL_INVALID", m))?),
+    };
+    Ok(ContactChange {
+        phone: phone(body, "phone")?,
+        mobile: phone(body, "mobile")?,
+        fax: phone(body, "fax")?,
+        email,
+        notification_consent: body.get("notificationConsent").and_then(Value::as_bool),
+    })
 }
 
 impl Api {
@@ -22,6 +69,7 @@ impl Api {
         serve(req, |req, method, path, id| async move {
             match (method, path) {
                 (Method::GET, path) if path.starts_with("/v1/customers/") => self.customer(&req, &path, &id).await,
+                (Method::PATCH, path) if path.ends_with("/contact") => self.change_contact(&req, &path, &id).await,
                 _ => Err(Problem::not_found()),
             }
         })
@@ -35,12 +83,45 @@ impl Api {
         let view = CustomerView::from(partner.ok_or_else(Problem::not_found)?);
         Ok(json_response(StatusCode::OK, &view, id))
     }
+
+    async fn change_contact(&self, req: &Request, path: &str, id: &str) -> Result<Response<Body>, Problem> {
+        let caller = authenticate(&self.auth, req, Access::Regular, id).await?;
+        let customer =
+            path_param(path, "/v1/customers/", "/contact", CustomerNumber::parse).ok_or_else(Problem::not_found)?;
+        let key = idempotency_key(req)?;
+        let (body, raw) = read_json::<Value>(req, &self.contact_schema)?;
+        let change = contact_change(&body)?;
+        let answer = self
+            .contact
+            .change(&caller, &customer, change, key.map(|k| (k, fingerprint(&raw))))
+            .await
+            .map_err(|e| match e {
+                ContactError::NotFound => Problem::not_found(),
+                ContactError::NothingToChange => unprocessable("", "NOTHING_TO_CHANGE", "the request changes nothing"),
+                ContactError::IdempotencyKeyReused => problems::idempotency_key_reused(),
+                ContactError::RequestInProgress => Problem::new(
+                    StatusCode::CONFLICT,
+                    "REQUEST_IN_PROGRESS",
+                    "A request with this Idempotency-Key is still being processed. Retry in a moment.",
+                ),
+                ContactError::Conflict => {
+                    problems::concurrent_update("The customer data changed at the same time. Retry.")
+                }
+                ContactError::Store(e) => Problem::unexpected(id, &e),
+            })?;
+        Ok(json_response(StatusCode::ACCEPTED, &answer, id))
+    }
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     portal_platform::telemetry::init();
     let live = Live::from_env().await?;
-    let api = Api { reads: live.reads(), auth: live.authenticator() };
+    let api = Api {
+        reads: live.reads(),
+        contact: ContactService { reads: live.reads(), writer: live.writer(), clock: SystemClock },
+        auth: live.authenticator(),
+        contact_schema: schemas::compile("contact-change.request.schema.json")?,
+    };
     run(service_fn(|req| api.handle(req))).await
 }

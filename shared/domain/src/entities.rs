@@ -136,6 +136,10 @@ pub struct BusinessPartner {
     pub email: Option<String>,
     pub notification_consent: bool,
     pub account_manager: Option<String>,
+    /// A contact-data change the customer made in the portal that the CRM has not
+    /// confirmed yet: the values above already show it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_contact_change: Option<crate::ids::RequestId>,
 }
 
 impl BusinessPartner {

@@ -7,6 +7,7 @@
 
 pub mod clock;
 pub mod consumption;
+pub mod contact;
 pub mod dashboard;
 pub mod documents;
 pub mod entities;

@@ -90,6 +90,8 @@ pub struct CustomerView {
     pub fax: Option<String>,
     pub email: Option<String>,
     pub notification_consent: bool,
+    /// A contact-data change not yet confirmed by the CRM (the values above include it).
+    pub pending_contact_change: Option<crate::ids::RequestId>,
 }
 
 impl From<BusinessPartner> for CustomerView {
@@ -107,6 +109,7 @@ impl From<BusinessPartner> for CustomerView {
             fax: p.fax,
             email: p.email,
             notification_consent: p.notification_consent,
+            pending_contact_change: p.pending_contact_change,
         }
     }
 }

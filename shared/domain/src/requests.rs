@@ -23,6 +23,8 @@ pub enum RequestKind {
     AccountDeletion,
     /// A further customer number added to a login.
     CustomerNumberAdded,
+    /// Kommunikationsdatenänderung.
+    ContactDataChange,
 }
 
 impl RequestKind {
@@ -32,6 +34,7 @@ impl RequestKind {
             Self::PortalRegistration => "PORTAL_REGISTRATION",
             Self::AccountDeletion => "ACCOUNT_DELETION",
             Self::CustomerNumberAdded => "CUSTOMER_NUMBER_ADDED",
+            Self::ContactDataChange => "CONTACT_DATA_CHANGE",
         }
     }
 
@@ -42,6 +45,7 @@ impl RequestKind {
             Self::PortalRegistration => "portal-login.registered",
             Self::AccountDeletion => "portal-login.deleted",
             Self::CustomerNumberAdded => "portal-login.customer-number-added",
+            Self::ContactDataChange => "customer.contact-data-changed",
         }
     }
 }
@@ -159,6 +163,12 @@ pub enum MirrorUpdate {
     SetLoginStatus {
         login_id: LoginId,
         status: LoginStatus,
+    },
+    /// New contact data of a customer, shown at once and marked pending.
+    PartnerContact {
+        customer: CustomerNumber,
+        set: serde_json::Map<String, Value>,
+        request_id: RequestId,
     },
     /// Adds a customer number to a login that does not have it yet.
     AddLoginPartner {

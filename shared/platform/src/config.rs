@@ -35,6 +35,7 @@ pub struct Tables {
     pub one_time_tokens: String,
     pub login_claims: String,
     pub portal_login_requests: String,
+    pub contact_data_changes: String,
 }
 
 #[derive(Debug, Clone)]
@@ -82,6 +83,7 @@ impl Config {
             one_time_tokens: req("TABLE_ONE_TIME_TOKENS")?,
             login_claims: req("TABLE_LOGIN_CLAIMS")?,
             portal_login_requests: req("TABLE_PORTAL_LOGIN_REQUESTS")?,
+            contact_data_changes: req("TABLE_CONTACT_DATA_CHANGES")?,
         };
         let attempts = match get("ANONYMOUS_ATTEMPTS_PER_HOUR") {
             None => 10,

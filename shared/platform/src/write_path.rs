@@ -71,6 +71,7 @@ impl WritePath {
             RequestKind::PortalRegistration | RequestKind::AccountDeletion | RequestKind::CustomerNumberAdded => {
                 &self.tables.portal_login_requests
             }
+            RequestKind::ContactDataChange => &self.tables.contact_data_changes,
         }
     }
 
@@ -149,6 +150,23 @@ impl WritePath {
                     .condition_expression("attribute_exists(loginId)")
                     .expression_attribute_names("#st", "status")
                     .expression_attribute_values(":status", status);
+                (Self::update(update)?, Meaning::Conflict)
+            }
+            MirrorUpdate::PartnerContact { customer, set, request_id } => {
+                let mut update = Update::builder()
+                    .table_name(&t.business_partners)
+                    .key("partnerNumber", s(customer.as_str()))
+                    .condition_expression("attribute_exists(partnerNumber)")
+                    .expression_attribute_values(":request", s(request_id.to_string()));
+                let mut assignments = vec!["pendingContactChange = :request".to_owned()];
+                for (i, (name, value)) in set.iter().enumerate() {
+                    let value = serde_dynamo::to_attribute_value(value).map_err(|e| StoreError(e.to_string()))?;
+                    update = update
+                        .expression_attribute_names(format!("#f{i}"), name)
+                        .expression_attribute_values(format!(":v{i}"), value);
+                    assignments.push(format!("#f{i} = :v{i}"));
+                }
+                let update = update.update_expression(format!("SET {}", assignments.join(", ")));
                 (Self::update(update)?, Meaning::Conflict)
             }
             MirrorUpdate::AddLoginPartner { login_id, customer } => {

@@ -268,3 +268,68 @@ async fn no_secured_operation_is_reachable_without_a_valid_session() {
     }
     assert!(checked >= 15, "{checked} secured operations");
 }
+
+#[tokio::test]
+async fn a_contact_data_change_shows_at_once_marked_pending_and_goes_downstream_once() {
+    let bakery = demo_session("L-0000003", &["1000003"], false).await;
+    let change = serde_json::json!({"phone": "+49 7472 2000", "fax": null, "notificationConsent": false});
+    let send = |body: Value, key: Option<&'static str>| {
+        let token = bakery.clone();
+        async move {
+            let mut req = reqwest::Client::new()
+                .patch(format!("{}/v1/customers/1000003/contact", integration_tests::api_url()))
+                .bearer_auth(token)
+                .json(&body);
+            if let Some(k) = key {
+                req = req.header("Idempotency-Key", k);
+            }
+            let res = req.send().await.unwrap();
+            (res.status().as_u16(), res.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, receipt) = send(change.clone(), Some("contact-1")).await;
+    assert_eq!(status, 202, "{receipt}");
+    assert!(schemas::compile("change-receipt.response.schema.json").unwrap().is_valid(&receipt), "{receipt}");
+    assert_eq!(send(change.clone(), Some("contact-1")).await, (202, receipt.clone()), "a retry answers the same");
+
+    let (_, _, customer) = call(Method::GET, "/v1/customers/1000003", None, Some(&bakery)).await;
+    assert_eq!((customer["phone"].as_str(), customer["fax"].as_str()), (Some("+49 7472 2000"), None));
+    assert_eq!(customer["notificationConsent"], false);
+    assert_eq!(customer["pendingContactChange"], receipt["requestId"]);
+
+    // Exactly one outbox entry for the request, its message valid against the event schema.
+    let env = integration_tests::test_env();
+    let clients = portal_platform::aws::Clients::from_sdk_config(
+        &integration_tests::sdk_config(integration_tests::EMULATOR).await,
+        None,
+    );
+    let outbox = clients.dynamo.scan().table_name(&env["TABLE_OUTBOX"]).send().await.unwrap().items.unwrap_or_default();
+    let entries: Vec<_> = outbox
+        .iter()
+        .filter(|i| integration_tests::s(i, "requestId") == receipt["requestId"].as_str().unwrap())
+        .collect();
+    assert_eq!(entries.len(), 1);
+    let message: Value = serde_json::from_str(&integration_tests::s(entries[0], "body")).unwrap();
+    assert!(
+        schemas::compile("events/customer-contact-data-changed.schema.json").unwrap().is_valid(&message),
+        "{message}"
+    );
+    assert_eq!(message["payload"]["consent"]["given"], false);
+    assert_eq!(message["payload"]["consent"]["channel"], "PORTAL");
+
+    // Refusals: a bad number, nothing to change, another customer's number.
+    let (status, problem) = send(serde_json::json!({"mobile": "0171-CALL-ME"}), None).await;
+    assert_eq!((status, problem["code"].as_str()), (400, Some("VALIDATION_FAILED")));
+    let (status, problem) = send(serde_json::json!({"mobile": "12 - 34 - 5"}), None).await;
+    assert_eq!((status, problem["code"].as_str()), (422, Some("PHONE_INVALID")), "{problem}");
+    let (status, _) = send(serde_json::json!({}), None).await;
+    assert_eq!(status, 400);
+    let (status, _, _) = call(
+        Method::PATCH,
+        "/v1/customers/1000002/contact",
+        Some(&serde_json::json!({"phone": "+49 351 1234567"})),
+        Some(&bakery),
+    )
+    .await;
+    assert_eq!(status, 404);
+}
