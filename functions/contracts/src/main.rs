@@ -37,12 +37,7 @@ impl Api {
             .ok_or_else(Problem::not_found)?;
         let found = self.reads.account_contracts(&caller, &account).await.map_err(|e| Problem::unexpected(id, &e))?;
         let (record, contracts) = found.ok_or_else(Problem::not_found)?;
-        let view = AccountContractsView {
-            account_number: record.account_number,
-            billing_address: record.billing_address,
-            bill_recipient: record.bill_recipient,
-            contracts: contracts.into_iter().map(ContractView::from).collect(),
-        };
+        let view = AccountContractsView::new(record, contracts.into_iter().map(ContractView::from).collect());
         Ok(json_response(StatusCode::OK, &view, id))
     }
 

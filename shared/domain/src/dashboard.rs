@@ -2,9 +2,9 @@
 //! accounts, contracts and meters, for the portal's drop-downs when a customer has
 //! several. One round of concurrent reads: four per customer number.
 
-use crate::entities::{Address, BillRecipient, PartnerType};
+use crate::entities::PartnerType;
 use crate::identity::sessions::Caller;
-use crate::ids::{AccountNumber, CustomerNumber};
+use crate::ids::CustomerNumber;
 use crate::meter_reading::{MeterView, meter_view};
 use crate::ports::{CustomerDirectory, StoreError};
 use futures::future::try_join_all;
@@ -19,14 +19,8 @@ pub struct ContractView {
     pub meters: Vec<MeterView>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AccountView {
-    pub account_number: AccountNumber,
-    pub billing_address: Address,
-    pub bill_recipient: Option<BillRecipient>,
-    pub contracts: Vec<ContractView>,
-}
+/// A contract account with its contracts and their meters.
+pub type AccountView = crate::reads::AccountContractsView<ContractView>;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -59,8 +53,8 @@ async fn partner_view(
     let Some(partner) = partner else { return Ok(None) };
     let contract_accounts = accounts
         .into_iter()
-        .map(|a| AccountView {
-            contracts: contracts
+        .map(|a| {
+            let of_account = contracts
                 .iter()
                 .map(|c| &c.entity)
                 .filter(|c| c.account_number == a.account_number)
@@ -72,10 +66,8 @@ async fn partner_view(
                         .collect(),
                     contract: c.clone().into(),
                 })
-                .collect(),
-            account_number: a.account_number,
-            billing_address: a.billing_address,
-            bill_recipient: a.bill_recipient,
+                .collect();
+            AccountView::new(a, of_account)
         })
         .collect();
     Ok(Some(PartnerView {

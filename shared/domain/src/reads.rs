@@ -145,13 +145,25 @@ impl From<Contract> for ContractView {
     }
 }
 
+/// A contract account with its contracts (shown as `C`: plain, or with meters on the dashboard).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct AccountContractsView {
+pub struct AccountContractsView<C = ContractView> {
     pub account_number: AccountNumber,
     pub billing_address: Address,
     pub bill_recipient: Option<BillRecipient>,
-    pub contracts: Vec<ContractView>,
+    pub contracts: Vec<C>,
+}
+
+impl<C> AccountContractsView<C> {
+    pub fn new(account: ContractAccountRecord, contracts: Vec<C>) -> Self {
+        Self {
+            account_number: account.account_number,
+            billing_address: account.billing_address,
+            bill_recipient: account.bill_recipient,
+            contracts,
+        }
+    }
 }
 
 /// A bank account with its IBAN masked to the last four characters.
