@@ -5,7 +5,7 @@ use http::{Method, StatusCode};
 use jsonschema::Validator;
 use lambda_http::{Body, Error, Request, Response, run, service_fn};
 use portal_domain::clock::SystemClock;
-use portal_domain::contact::{Change, ContactChange, ContactError, ContactService, PhoneNumber};
+use portal_domain::contact::{Change, ContactChange, ContactService, PhoneNumber};
 use portal_domain::identity::credentials::EmailAddress;
 use portal_domain::identity::sessions::{Access, Authenticator};
 use portal_domain::ids::CustomerNumber;
@@ -95,20 +95,7 @@ impl Api {
             .contact
             .change(&caller, &customer, change, key.map(|k| (k, fingerprint(&raw))))
             .await
-            .map_err(|e| match e {
-                ContactError::NotFound => Problem::not_found(),
-                ContactError::NothingToChange => unprocessable("", "NOTHING_TO_CHANGE", "the request changes nothing"),
-                ContactError::IdempotencyKeyReused => problems::idempotency_key_reused(),
-                ContactError::RequestInProgress => Problem::new(
-                    StatusCode::CONFLICT,
-                    "REQUEST_IN_PROGRESS",
-                    "A request with this Idempotency-Key is still being processed. Retry in a moment.",
-                ),
-                ContactError::Conflict => {
-                    problems::concurrent_update("The customer data changed at the same time. Retry.")
-                }
-                ContactError::Store(e) => Problem::unexpected(id, &e),
-            })?;
+            .map_err(|e| problems::change(e, id))?;
         Ok(json_response(StatusCode::ACCEPTED, &answer, id))
     }
 }

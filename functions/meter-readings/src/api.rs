@@ -14,13 +14,13 @@ use portal_domain::ids::{CustomerNumber, MeterNumber, RegisterCode};
 use portal_domain::meter_reading::{
     AnonymousPolicy, AnonymousReading, Identification, MeterReadingError, MeterReadingService,
 };
-use portal_domain::plausibility::{Field, SubmittedValue};
+use portal_domain::plausibility::SubmittedValue;
 use portal_domain::ports::{AttemptLimiter, CustomerDirectory, RequestWriter};
 use portal_domain::reads::ScopedReads;
 use portal_domain::requests::fingerprint;
 use portal_platform::dynamo::{DynamoDirectory, DynamoLimiter};
 use portal_platform::http::{
-    FieldError, Problem, authenticate, idempotency_key, json_response, path_param, problems, read_json, serve,
+    Problem, authenticate, idempotency_key, json_response, path_param, problems, read_json, serve,
 };
 use portal_platform::identity::DynamoSessions;
 use portal_platform::live::Live;
@@ -51,6 +51,14 @@ struct SubmitBody {
 }
 
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ReadingBody {
+    #[serde(with = "iso_date")]
+    reading_date: Date,
+    values: Vec<ValueBody>,
+}
+
+#[derive(Deserialize)]
 struct ValueBody {
     register: RegisterCode,
     value: Decimal,
@@ -63,6 +71,7 @@ pub struct Api<D, L, W, C, R, S> {
     auth: Authenticator<S, C>,
     lookup_schema: Validator,
     submit_schema: Validator,
+    reading_schema: Validator,
 }
 
 impl Api<DynamoDirectory, DynamoLimiter, WritePath, SystemClock, DynamoReads, DynamoSessions> {
@@ -103,6 +112,7 @@ where
             auth,
             lookup_schema: schemas::compile("anonymous-meter-reading-lookup.request.schema.json")?,
             submit_schema: schemas::compile("anonymous-meter-reading.request.schema.json")?,
+            reading_schema: schemas::compile("meter-reading.request.schema.json")?,
         })
     }
 
@@ -113,6 +123,9 @@ where
                 (Method::POST, "/v1/anonymous/meter-readings") => self.submit(&req, &id).await,
                 (Method::GET, p) if p.starts_with("/v1/meters/") && p.ends_with("/readings") => {
                     self.readings(&req, p, &id).await
+                }
+                (Method::POST, p) if p.starts_with("/v1/meters/") && p.ends_with("/readings") => {
+                    self.submit_logged_in(&req, p, &id).await
                 }
                 (Method::GET, p) if p.starts_with("/v1/meters/") && p.ends_with("/consumption") => {
                     self.consumption(&req, p, &id).await
@@ -169,6 +182,35 @@ where
     }
 }
 
+impl<D, L, W, C, R, S> Api<D, L, W, C, R, S>
+where
+    D: CustomerDirectory,
+    L: AttemptLimiter,
+    W: RequestWriter,
+    C: Clock,
+    R: ScopedReads,
+    S: SessionStore,
+{
+    /// A reading of a logged-in customer's meter: the same rules and write as anonymously.
+    async fn submit_logged_in(&self, req: &Request, path: &str, id: &str) -> Result<Response<Body>, Problem> {
+        let caller = authenticate(&self.auth, req, Access::Regular, id).await?;
+        let meter = path_param(path, "/v1/meters/", "/readings", MeterNumber::parse).ok_or_else(Problem::not_found)?;
+        let key = idempotency_key(req)?;
+        let (body, raw) = read_json::<ReadingBody>(req, &self.reading_schema)?;
+        let values: Vec<SubmittedValue> =
+            body.values.into_iter().map(|v| SubmittedValue { register: v.register, value: v.value }).collect();
+        let answer = self
+            .service
+            .submit_as(&self.reads, &caller, &meter, body.reading_date, &values, key.map(|k| (k, fingerprint(&raw))))
+            .await
+            .map_err(|e| match e {
+                MeterReadingError::MeterNotFound => Problem::not_found(),
+                other => problem(other, id),
+            })?;
+        Ok(json_response(StatusCode::ACCEPTED, &answer, id))
+    }
+}
+
 /// The documented answer for every outcome of the capability.
 fn problem(error: MeterReadingError, request_id: &str) -> Problem {
     match error {
@@ -177,31 +219,12 @@ fn problem(error: MeterReadingError, request_id: &str) -> Problem {
         MeterReadingError::MeterNotFound => {
             Problem::new(StatusCode::NOT_FOUND, "METER_NOT_FOUND", "The customer has no meter with this number.")
         }
-        MeterReadingError::RequestInProgress => Problem::new(
-            StatusCode::CONFLICT,
-            "REQUEST_IN_PROGRESS",
-            "A request with this Idempotency-Key is still being processed. Retry in a moment.",
-        ),
+        MeterReadingError::RequestInProgress => problems::request_in_progress(),
         MeterReadingError::Conflict => problems::concurrent_update(
             "Another reading of this meter was recorded at the same time. Check the last reading and retry.",
         ),
         MeterReadingError::IdempotencyKeyReused => problems::idempotency_key_reused(),
-        MeterReadingError::Implausible(violations) => {
-            let errors: Vec<FieldError> = violations
-                .iter()
-                .map(|v| FieldError {
-                    pointer: match v.field() {
-                        Field::ReadingDate => "/readingDate".to_owned(),
-                        Field::Values => "/values".to_owned(),
-                        Field::Value(i) => format!("/values/{i}/value"),
-                    },
-                    code: v.code().to_owned(),
-                    message: v.message(),
-                })
-                .collect();
-            let first = &violations[0];
-            Problem::new(StatusCode::UNPROCESSABLE_ENTITY, first.code(), first.message()).with_errors(errors)
-        }
+        MeterReadingError::Implausible(violations) => problems::implausible(&violations, ""),
         MeterReadingError::Store(e) => Problem::unexpected(request_id, &e),
     }
 }

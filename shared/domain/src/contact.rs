@@ -8,12 +8,10 @@ use crate::entities::timestamp;
 use crate::identity::credentials::EmailAddress;
 use crate::identity::sessions::Caller;
 use crate::ids::{CustomerNumber, IdempotencyKey, RequestId};
+use crate::changes::{self, ChangeError};
 use crate::ports::{RequestWriter, StoreError};
 use crate::reads::ScopedReads;
-use crate::requests::{
-    Activity, ActivityOwner, Channel, CustomerRequest, IdempotencyClaim, IdempotencyScope, MirrorUpdate, RequestKind,
-    WriteError,
-};
+use crate::requests::{Activity, ActivityOwner, Channel, CustomerRequest, MirrorObject, MirrorUpdate, RequestKind};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
@@ -55,22 +53,6 @@ pub struct ContactChange {
     pub notification_consent: Option<bool>,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ContactError {
-    #[error("no such customer")]
-    NotFound,
-    #[error("the request changes nothing")]
-    NothingToChange,
-    #[error("the idempotency key was used for another request")]
-    IdempotencyKeyReused,
-    #[error("a request with this idempotency key is in progress")]
-    RequestInProgress,
-    #[error("the customer changed concurrently")]
-    Conflict,
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
 pub struct ContactService<R, W, C> {
     pub reads: R,
     pub writer: W,
@@ -96,25 +78,12 @@ impl<R: ScopedReads, W: RequestWriter, C: Clock> ContactService<R, W, C> {
         customer: &CustomerNumber,
         change: ContactChange,
         idempotency: Option<(IdempotencyKey, String)>,
-    ) -> Result<Value, ContactError> {
-        let claim = idempotency.map(|(key, fingerprint)| IdempotencyClaim {
-            scope: IdempotencyScope::new("contact-change", customer.as_str(), &key),
-            fingerprint,
-        });
-        let earlier = async {
-            match &claim {
-                Some(c) => self.writer.find_answer(&c.scope).await,
-                None => Ok(None),
-            }
-        };
-        let (earlier, partner) = futures::join!(earlier, self.reads.partner(caller, customer));
-        let partner = partner?.ok_or(ContactError::NotFound)?;
-        if let (Some(answer), Some(claim)) = (earlier?, &claim) {
-            return if answer.fingerprint == claim.fingerprint {
-                Ok(answer.body)
-            } else {
-                Err(ContactError::IdempotencyKeyReused)
-            };
+    ) -> Result<Value, ChangeError> {
+        let claim = changes::claim("contact-change", customer.as_str(), idempotency);
+        let (earlier, partner) = futures::join!(changes::stored(&self.writer, &claim), self.reads.partner(caller, customer));
+        let partner = partner?.ok_or(ChangeError::NotFound)?;
+        if let Some(answer) = changes::replay(earlier?, &claim)? {
+            return Ok(answer);
         }
 
         let mut set = Map::new();
@@ -128,7 +97,7 @@ impl<R: ScopedReads, W: RequestWriter, C: Clock> ContactService<R, W, C> {
             set.insert("notificationConsent".into(), json!(consent));
         }
         if set.is_empty() {
-            return Err(ContactError::NothingToChange);
+            return Err(ChangeError::invalid("", "NOTHING_TO_CHANGE", "the request changes nothing"));
         }
         let now = self.clock.now();
         let previous: Map<String, Value> = {
@@ -150,7 +119,7 @@ impl<R: ScopedReads, W: RequestWriter, C: Clock> ContactService<R, W, C> {
         let request = CustomerRequest {
             request_id,
             kind: RequestKind::ContactDataChange,
-            customer: customer.clone(),
+            customer: Some(customer.clone()),
             channel: Channel::Portal,
             submitted_at: now,
             record: details.clone(),
@@ -159,28 +128,20 @@ impl<R: ScopedReads, W: RequestWriter, C: Clock> ContactService<R, W, C> {
                 activity_type: "CONTACT_DATA_CHANGED",
                 subject: "Kommunikationsdaten im Kundenportal geändert".into(),
             }],
-            mirror_updates: vec![MirrorUpdate::PartnerContact {
-                customer: customer.clone(),
-                set: set.clone(),
-                request_id,
+            mirror_updates: vec![MirrorUpdate::Pending {
+                object: MirrorObject::Partner(customer.clone()),
+                set: {
+                    let mut marked = set.clone();
+                    marked.insert("pendingContactChange".into(), json!(request_id));
+                    marked
+                },
+                expect: Map::new(),
             }],
             payload: json!({ "changes": set, "consent": consent }),
-            idempotency: claim.clone(),
-            answer: answer.clone(),
+            idempotency: claim,
+            answer,
         };
-        match self.writer.commit(request).await {
-            Ok(_) => Ok(answer),
-            Err(WriteError::IdempotencyKeyTaken) => {
-                let claim = claim.ok_or_else(|| StoreError("idempotency conflict without a key".into()))?;
-                match self.writer.find_answer(&claim.scope).await? {
-                    Some(stored) if stored.fingerprint == claim.fingerprint => Ok(stored.body),
-                    Some(_) => Err(ContactError::IdempotencyKeyReused),
-                    None => Err(ContactError::RequestInProgress),
-                }
-            }
-            Err(WriteError::Store(e)) => Err(e.into()),
-            Err(_) => Err(ContactError::Conflict),
-        }
+        changes::commit(&self.writer, request).await
     }
 }
 

@@ -102,6 +102,7 @@ mod tests {
             partner_numbers: vec![CustomerNumber::parse("1000002").unwrap()],
             must_change_password: false,
             token_hash: String::new(),
+            signed_in_at: time::OffsetDateTime::UNIX_EPOCH,
         };
         let view = futures::executor::block_on(dashboard(&directory, &caller)).unwrap();
         assert_eq!(view.partners.len(), 1);

@@ -3,7 +3,7 @@
 
 use crate::ids::{
     AccountNumber, ContractNumber, CustomerNumber, DocumentId, InstallationId, LoginId, MaloId, MeterNumber, ProductId,
-    RegisterCode,
+    RegisterCode, RequestId,
 };
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -207,6 +207,10 @@ pub struct BankDetails {
     pub bank_account: Option<BankAccount>,
     pub payout_account: Option<BankAccount>,
     pub mandate: Option<SepaMandate>,
+    /// A change the customer made in the portal that the CRM has not confirmed yet: the
+    /// values above already show it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_change: Option<RequestId>,
 }
 
 /// Contract account as mirrored: the account without its bank details.
@@ -217,6 +221,29 @@ pub struct ContractAccountRecord {
     pub account_number: AccountNumber,
     pub billing_address: Address,
     pub bill_recipient: Option<BillRecipient>,
+    /// A billing-address change not yet confirmed by the CRM (the values above show it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_change: Option<RequestId>,
+}
+
+/// A termination the customer submitted that the CRM has not processed yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PendingTermination {
+    pub request_id: RequestId,
+    pub reason: String,
+    #[serde(with = "iso_date")]
+    pub termination_date: Date,
+}
+
+/// An installment change the customer requested that the CRM has not processed yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PendingInstallmentChange {
+    pub request_id: RequestId,
+    pub amount: Decimal,
+    #[serde(with = "iso_date")]
+    pub valid_from: Date,
 }
 
 /// Consumption point (Verbrauchsstelle) with its market location id.
@@ -240,6 +267,8 @@ pub struct Contract {
     pub end_date: Option<Date>,
     pub installation_id: InstallationId,
     pub consumption_point: ConsumptionPoint,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_termination: Option<PendingTermination>,
 }
 
 /// Installation (Anlage); its account is the "Anlagenkonto".
@@ -378,6 +407,8 @@ pub struct InstallmentPlan {
     pub change_locked: bool,
     pub change_locked_reason: Option<String>,
     pub installments: Vec<Installment>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_change: Option<PendingInstallmentChange>,
 }
 
 /// Document (Dokument) in the customer's inbox; the file itself is not part of the record.

@@ -162,6 +162,7 @@ impl Snapshot {
                 account_number: a.account_number.clone(),
                 billing_address: a.billing_address,
                 bill_recipient: a.bill_recipient,
+                pending_change: None,
             });
             bank_details.push(BankDetails {
                 partner_number: a.partner_number,
@@ -170,6 +171,7 @@ impl Snapshot {
                 bank_account: a.bank_account,
                 payout_account: a.payout_account,
                 mandate: a.mandate,
+                pending_change: None,
             });
         }
 

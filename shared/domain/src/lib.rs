@@ -5,6 +5,9 @@
 //! below (`CustomerNumber`, `MeterValue`, `MaloId`, …), so an invalid value cannot exist
 //! past it.
 
+pub mod bank;
+pub mod billing;
+pub mod changes;
 pub mod clock;
 pub mod consumption;
 pub mod contact;
@@ -15,11 +18,15 @@ pub mod export;
 pub mod identification;
 pub mod identity;
 pub mod ids;
+pub mod installments;
+pub mod messages;
 pub mod meter_reading;
 pub mod names;
 pub mod plausibility;
 pub mod ports;
 pub mod reads;
 pub mod requests;
+pub mod termination;
+pub mod uploads;
 
 pub mod memory;

@@ -255,3 +255,80 @@ impl crate::reads::ScopedReads for MemoryDirectory {
         Ok(Some((record.clone(), readings)))
     }
 }
+
+/// Logins in a map.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryLogins(Arc<Mutex<HashMap<crate::ids::LoginId, crate::identity::LoginRecord>>>);
+
+impl MemoryLogins {
+    pub fn insert(&self, login: crate::identity::LoginRecord) {
+        lock(&self.0).insert(login.login_id.clone(), login);
+    }
+}
+
+impl crate::identity::LoginStore for MemoryLogins {
+    async fn by_claim(&self, claim: &str) -> Result<Option<crate::identity::LoginRecord>, StoreError> {
+        let name = claim.strip_prefix("USERNAME#").unwrap_or_default();
+        Ok(lock(&self.0).values().find(|l| l.username == name).cloned())
+    }
+
+    async fn get(&self, login_id: &crate::ids::LoginId) -> Result<Option<crate::identity::LoginRecord>, StoreError> {
+        Ok(lock(&self.0).get(login_id).cloned())
+    }
+
+    async fn by_email(&self, email: &str) -> Result<Vec<crate::identity::LoginRecord>, StoreError> {
+        Ok(lock(&self.0).values().filter(|l| l.email == email).cloned().collect())
+    }
+
+    async fn set_password(&self, login_id: &crate::ids::LoginId, hash: &str) -> Result<(), StoreError> {
+        if let Some(l) = lock(&self.0).get_mut(login_id) {
+            l.password_hash = hash.to_owned();
+        }
+        Ok(())
+    }
+}
+
+/// Failures and locks per subject in a map.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryThrottle(Arc<Mutex<HashMap<String, (u32, time::OffsetDateTime)>>>);
+
+impl crate::identity::LoginThrottle for MemoryThrottle {
+    async fn begin(
+        &self,
+        subject: &str,
+        now: time::OffsetDateTime,
+    ) -> Result<Result<u32, crate::identity::Throttled>, StoreError> {
+        Ok(match lock(&self.0).get(subject) {
+            Some((_, until)) if *until > now => Err(crate::identity::Throttled { until: *until }),
+            Some((failures, _)) => Ok(*failures),
+            None => Ok(0),
+        })
+    }
+
+    async fn fail(&self, subject: &str, failures: u32, locked_until: time::OffsetDateTime) -> Result<(), StoreError> {
+        lock(&self.0).insert(subject.to_owned(), (failures, locked_until));
+        Ok(())
+    }
+
+    async fn clear(&self, subject: &str) -> Result<(), StoreError> {
+        lock(&self.0).remove(subject);
+        Ok(())
+    }
+}
+
+/// Mails kept in a list: recipient and subject (texts stay secret).
+#[derive(Debug, Clone, Default)]
+pub struct MemoryMailer(Arc<Mutex<Vec<(String, String)>>>);
+
+impl MemoryMailer {
+    pub fn sent(&self) -> Vec<(String, String)> {
+        lock(&self.0).clone()
+    }
+}
+
+impl crate::identity::Mailer for MemoryMailer {
+    async fn send(&self, mail: crate::identity::Mail) -> Result<(), StoreError> {
+        lock(&self.0).push((mail.to, mail.subject));
+        Ok(())
+    }
+}

@@ -3,16 +3,18 @@
 //! submits a reading (Zählerstandsmeldung).
 
 use crate::clock::Clock;
-use crate::entities::{Address, BusinessPartner, Commodity, LastReading, MeterRecord, ReadingSource, iso_date};
+use crate::entities::{Address, Commodity, LastReading, MeterRecord, ReadingSource, iso_date};
 use crate::identification::{IdentificationError, decide, take_attempt};
 use crate::ids::{
     ContractNumber, CustomerNumber, IdempotencyKey, InstallationId, MaloId, MeterNumber, RegisterCode, RequestId,
 };
 use crate::plausibility::{AcceptedValue, ReadingPolicy, RuleViolation, SubmittedValue, check_reading};
 use crate::ports::{AttemptLimiter, CustomerDirectory, RequestWriter, StoreError};
+use crate::changes::{self, ChangeError};
+use crate::identity::sessions::Caller;
+use crate::reads::ScopedReads;
 use crate::requests::{
-    Activity, ActivityOwner, Channel, CustomerRequest, IdempotencyClaim, IdempotencyScope, MirrorUpdate, RequestKind,
-    WriteError,
+    Activity, ActivityOwner, Channel, CustomerRequest, IdempotencyClaim, MirrorUpdate, RequestKind,
 };
 use rust_decimal::Decimal;
 use serde::Serialize;
@@ -151,6 +153,7 @@ pub fn meter_view(m: &MeterRecord) -> MeterView {
 }
 
 const SUBMIT_OPERATION: &str = "anonymous-meter-reading";
+const LOGGED_IN_OPERATION: &str = "meter-reading";
 
 pub struct MeterReadingService<D, L, W, C> {
     pub directory: D,
@@ -200,18 +203,9 @@ impl<D: CustomerDirectory, L: AttemptLimiter, W: RequestWriter, C: Clock> MeterR
     /// again for a retry with the same idempotency key and body).
     pub async fn submit(&self, reading: AnonymousReading) -> Result<Value, MeterReadingError> {
         let who = &reading.identification;
-        let claim = reading.idempotency.as_ref().map(|(key, fingerprint)| IdempotencyClaim {
-            scope: IdempotencyScope::new(SUBMIT_OPERATION, who.customer.as_str(), key),
-            fingerprint: fingerprint.clone(),
-        });
-        let earlier = async {
-            match &claim {
-                Some(c) => self.writer.find_answer(&c.scope).await,
-                None => Ok(None),
-            }
-        };
+        let claim = changes::claim(SUBMIT_OPERATION, who.customer.as_str(), reading.idempotency.clone());
         let (earlier, allowed, partner, meter) = futures::join!(
-            earlier,
+            changes::stored(&self.writer, &claim),
             self.attempt(&who.customer),
             self.directory.partner(&who.customer),
             self.directory.meter(&who.customer, &reading.meter),
@@ -227,38 +221,63 @@ impl<D: CustomerDirectory, L: AttemptLimiter, W: RequestWriter, C: Clock> MeterR
         if earlier.is_some() {
             return Err(MeterReadingError::IdempotencyKeyReused);
         }
+        let meter = meter?.ok_or(MeterReadingError::MeterNotFound)?;
+        self.record(&partner.partner_number, meter, reading.reading_date, &reading.values, claim, Channel::PortalAnonymous)
+            .await
+    }
+
+    /// A reading of a logged-in customer: the caller's meter, then the same rules and
+    /// the same write as an anonymous reading.
+    pub async fn submit_as<R: ScopedReads>(
+        &self,
+        reads: &R,
+        caller: &Caller,
+        meter: &MeterNumber,
+        reading_date: Date,
+        values: &[SubmittedValue],
+        idempotency: Option<(IdempotencyKey, String)>,
+    ) -> Result<Value, MeterReadingError> {
+        let claim = changes::claim(LOGGED_IN_OPERATION, meter.as_str(), idempotency);
+        let (earlier, found) = futures::join!(changes::stored(&self.writer, &claim), reads.meter_readings(caller, meter));
+        let (record, _) = found?.ok_or(MeterReadingError::MeterNotFound)?;
+        if let Some(answer) = changes::replay(earlier?, &claim)? {
+            return Ok(answer);
+        }
+        let customer = record.partner_number.clone();
+        self.record(&customer, record, reading_date, values, claim, Channel::Portal).await
+    }
+
+    /// Checks a reading of an identified customer's meter and writes it.
+    async fn record(
+        &self,
+        customer: &CustomerNumber,
+        meter: MeterRecord,
+        reading_date: Date,
+        values: &[SubmittedValue],
+        claim: Option<IdempotencyClaim>,
+        channel: Channel,
+    ) -> Result<Value, MeterReadingError> {
         let today = self.clock.today();
-        let meter = meter?.filter(|m| m.is_active_on(today)).ok_or(MeterReadingError::MeterNotFound)?;
-
-        let accepted = check_reading(&meter, reading.reading_date, &reading.values, today, &self.policy.readings)
+        if !meter.is_active_on(today) {
+            return Err(MeterReadingError::MeterNotFound);
+        }
+        let accepted = check_reading(&meter, reading_date, values, today, &self.policy.readings)
             .map_err(MeterReadingError::Implausible)?;
+        let request = reading_request(customer, &meter, reading_date, &accepted, claim, self.clock.now(), channel);
+        Ok(changes::commit(&self.writer, request).await?)
+    }
+}
 
-        let request = reading_request(
-            &partner,
-            &meter,
-            reading.reading_date,
-            &accepted,
-            claim,
-            self.clock.now(),
-            Channel::PortalAnonymous,
-        );
-        let answer = request.answer.clone();
-        let claim = request.idempotency.clone();
-        match self.writer.commit(request).await {
-            Ok(_) => Ok(answer),
-            Err(WriteError::Conflict | WriteError::ClaimTaken(_) | WriteError::TokenNotUsable) => {
-                Err(MeterReadingError::Conflict)
-            }
-            // A concurrent request under the same key committed (or is committing) first.
-            Err(WriteError::IdempotencyKeyTaken) => {
-                let claim = claim.ok_or_else(|| StoreError("idempotency conflict without a key".into()))?;
-                match self.writer.find_answer(&claim.scope).await? {
-                    Some(stored) if stored.fingerprint == claim.fingerprint => Ok(stored.body),
-                    Some(_) => Err(MeterReadingError::IdempotencyKeyReused),
-                    None => Err(MeterReadingError::RequestInProgress),
-                }
-            }
-            Err(WriteError::Store(e)) => Err(e.into()),
+impl From<ChangeError> for MeterReadingError {
+    fn from(e: ChangeError) -> Self {
+        match e {
+            ChangeError::IdempotencyKeyReused => Self::IdempotencyKeyReused,
+            ChangeError::RequestInProgress => Self::RequestInProgress,
+            ChangeError::Conflict => Self::Conflict,
+            ChangeError::NotFound => Self::MeterNotFound,
+            ChangeError::Implausible(v) => Self::Implausible(v),
+            ChangeError::Store(e) => Self::Store(e),
+            other => Self::Store(StoreError(other.to_string())),
         }
     }
 }
@@ -266,7 +285,7 @@ impl<D: CustomerDirectory, L: AttemptLimiter, W: RequestWriter, C: Clock> MeterR
 /// The write of one reading: record, activities at the customer and the installation,
 /// the meter's new last readings, message payload and the client's answer.
 pub fn reading_request(
-    partner: &BusinessPartner,
+    customer: &CustomerNumber,
     meter: &MeterRecord,
     reading_date: Date,
     accepted: &[AcceptedValue],
@@ -320,14 +339,14 @@ pub fn reading_request(
     CustomerRequest {
         request_id,
         kind: RequestKind::MeterReadingSubmission,
-        customer: partner.partner_number.clone(),
+        customer: Some(customer.clone()),
         channel,
         submitted_at,
         payload: record.clone(),
         record,
         activities: vec![
             Activity {
-                owner: ActivityOwner::Customer(partner.partner_number.clone()),
+                owner: ActivityOwner::Customer(customer.clone()),
                 activity_type: "METER_READING_SUBMITTED",
                 subject: subject.clone(),
             },
@@ -338,7 +357,7 @@ pub fn reading_request(
             },
         ],
         mirror_updates: vec![MirrorUpdate::MeterLastReadings {
-            customer: partner.partner_number.clone(),
+            customer: customer.clone(),
             meter: meter.meter.meter_number.clone(),
             last_readings,
             expected_version: meter.version,

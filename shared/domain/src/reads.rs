@@ -6,12 +6,12 @@
 
 use crate::entities::{
     Address, BankAccount, BankDetails, BillRecipient, BusinessPartner, CodeValue, Contract, ContractAccountRecord,
-    Document, InstallmentPlan, InstallmentStatus, MeterReading, MeterRecord, PartnerType, PaymentMethod, Product,
-    iso_date,
+    Document, InstallmentPlan, InstallmentStatus, MeterReading, MeterRecord, PartnerType, PaymentMethod,
+    PendingInstallmentChange, PendingTermination, Product, iso_date,
 };
 use crate::export::Owned;
 use crate::identity::sessions::Caller;
-use crate::ids::{AccountNumber, ContractNumber, CustomerNumber, DocumentId, MeterNumber};
+use crate::ids::{AccountNumber, ContractNumber, CustomerNumber, DocumentId, MeterNumber, RequestId};
 use crate::ports::StoreError;
 use rust_decimal::Decimal;
 use serde::Serialize;
@@ -128,6 +128,9 @@ pub struct ContractView {
     pub installation_id: crate::ids::InstallationId,
     pub malo_id: crate::ids::MaloId,
     pub consumption_point: Address,
+    /// A termination the customer submitted that the CRM has not processed yet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pending_termination: Option<PendingTermination>,
 }
 
 impl From<Contract> for ContractView {
@@ -141,6 +144,7 @@ impl From<Contract> for ContractView {
             installation_id: c.installation_id,
             malo_id: c.consumption_point.malo_id,
             consumption_point: c.consumption_point.address,
+            pending_termination: c.pending_termination,
         }
     }
 }
@@ -152,6 +156,9 @@ pub struct AccountContractsView<C = ContractView> {
     pub account_number: AccountNumber,
     pub billing_address: Address,
     pub bill_recipient: Option<BillRecipient>,
+    /// A billing-address change not yet confirmed by the CRM (the values above show it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pending_change: Option<RequestId>,
     pub contracts: Vec<C>,
 }
 
@@ -161,6 +168,7 @@ impl<C> AccountContractsView<C> {
             account_number: account.account_number,
             billing_address: account.billing_address,
             bill_recipient: account.bill_recipient,
+            pending_change: account.pending_change,
             contracts,
         }
     }
@@ -207,6 +215,9 @@ pub struct BankDetailsView {
     pub bank_account: Option<MaskedBankAccount>,
     pub payout_account: Option<MaskedBankAccount>,
     pub mandate: Option<MandateView>,
+    /// A change not yet confirmed by the CRM (the values above show it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pending_change: Option<RequestId>,
 }
 
 impl From<BankDetails> for BankDetailsView {
@@ -221,6 +232,7 @@ impl From<BankDetails> for BankDetailsView {
                 status: m.status,
                 signed_on: m.signed_on,
             }),
+            pending_change: b.pending_change,
         }
     }
 }
@@ -252,6 +264,9 @@ pub struct InstallmentPlanView {
     /// Why a change is not possible now (a code), if it is not.
     pub change_refused_reason: Option<String>,
     pub installments: Vec<InstallmentView>,
+    /// A change the customer requested that the CRM has not processed yet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pending_change: Option<PendingInstallmentChange>,
 }
 
 /// The first day on or after `from` that is the plan's due day (the month's last day
@@ -291,6 +306,7 @@ pub fn installment_plan_view(plan: InstallmentPlan, today: Date) -> InstallmentP
             .into_iter()
             .map(|i| InstallmentView { due_date: i.due_date, amount: i.amount, status: i.status })
             .collect(),
+        pending_change: plan.pending_change,
     }
 }
 

@@ -4,7 +4,9 @@
 
 use crate::entities::{LastReading, LoginStatus};
 use crate::identity::{LoginRecord, TokenPurpose};
-use crate::ids::{CustomerNumber, IdempotencyKey, InstallationId, LoginId, MeterNumber, RequestId};
+use crate::ids::{
+    AccountNumber, ContractNumber, CustomerNumber, IdempotencyKey, InstallationId, LoginId, MeterNumber, RequestId,
+};
 use crate::ports::StoreError;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -25,6 +27,20 @@ pub enum RequestKind {
     CustomerNumberAdded,
     /// Kommunikationsdatenänderung.
     ContactDataChange,
+    /// Bankverbindung ändern: payment method, payment account, payout account.
+    BankDetailsChange,
+    /// Revocation of the SEPA direct-debit mandate.
+    MandateRevocation,
+    /// Change of billing address and bill recipient of a contract account.
+    BillingAddressChange,
+    /// Abschlagsänderung.
+    InstallmentChange,
+    /// Kündigung.
+    ContractTermination,
+    /// A message through the contact form.
+    Message,
+    /// A document the customer uploaded.
+    DocumentUpload,
 }
 
 impl RequestKind {
@@ -35,6 +51,13 @@ impl RequestKind {
             Self::AccountDeletion => "ACCOUNT_DELETION",
             Self::CustomerNumberAdded => "CUSTOMER_NUMBER_ADDED",
             Self::ContactDataChange => "CONTACT_DATA_CHANGE",
+            Self::BankDetailsChange => "BANK_DETAILS_CHANGE",
+            Self::MandateRevocation => "MANDATE_REVOCATION",
+            Self::BillingAddressChange => "BILLING_ADDRESS_CHANGE",
+            Self::InstallmentChange => "INSTALLMENT_CHANGE",
+            Self::ContractTermination => "CONTRACT_TERMINATION",
+            Self::Message => "MESSAGE",
+            Self::DocumentUpload => "DOCUMENT_UPLOAD",
         }
     }
 
@@ -46,6 +69,13 @@ impl RequestKind {
             Self::AccountDeletion => "portal-login.deleted",
             Self::CustomerNumberAdded => "portal-login.customer-number-added",
             Self::ContactDataChange => "customer.contact-data-changed",
+            Self::BankDetailsChange => "bank-details.changed",
+            Self::MandateRevocation => "direct-debit-mandate.revoked",
+            Self::BillingAddressChange => "contract-account.billing-address-changed",
+            Self::InstallmentChange => "installment-plan.change-requested",
+            Self::ContractTermination => "contract.termination-requested",
+            Self::Message => "message.received",
+            Self::DocumentUpload => "document.uploaded",
         }
     }
 }
@@ -63,6 +93,8 @@ pub enum Channel {
 pub enum ActivityOwner {
     Customer(CustomerNumber),
     Installation(InstallationId),
+    /// No customer (an anonymous message): filed under the request, for the CRM to assign.
+    Unassigned(RequestId),
 }
 
 impl ActivityOwner {
@@ -70,6 +102,7 @@ impl ActivityOwner {
         match self {
             Self::Customer(c) => format!("BP#{c}"),
             Self::Installation(i) => format!("INST#{i}"),
+            Self::Unassigned(r) => format!("UNASSIGNED#{r}"),
         }
     }
 }
@@ -109,6 +142,16 @@ pub fn fingerprint(body: &Value) -> String {
     hex::encode(Sha256::digest(body.to_string().as_bytes()))
 }
 
+/// The fingerprint of a body without its `currentPassword`: a retry that confirms
+/// differently is the same request, and nothing derived from a password is kept.
+pub fn fingerprint_unconfirmed(body: &Value) -> String {
+    let mut body = body.clone();
+    if let Some(fields) = body.as_object_mut() {
+        fields.remove("currentPassword");
+    }
+    fingerprint(&body)
+}
+
 /// The answer given to the first request under a key.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -125,7 +168,8 @@ pub struct EventEnvelope {
     pub event_type: &'static str,
     pub event_version: u32,
     pub request_id: RequestId,
-    pub customer_number: CustomerNumber,
+    /// `null` for a message without a customer.
+    pub customer_number: Option<CustomerNumber>,
     pub channel: Channel,
     #[serde(with = "time::serde::rfc3339")]
     pub occurred_at: OffsetDateTime,
@@ -164,11 +208,18 @@ pub enum MirrorUpdate {
         login_id: LoginId,
         status: LoginStatus,
     },
-    /// New contact data of a customer, shown at once and marked pending.
-    PartnerContact {
-        customer: CustomerNumber,
+    /// New values of a mirrored object, shown at once; `set` includes the object's
+    /// pending marker (the request id). Refused if the object is missing or any field in
+    /// `expect` holds another value.
+    Pending {
+        object: MirrorObject,
         set: serde_json::Map<String, Value>,
-        request_id: RequestId,
+        expect: serde_json::Map<String, Value>,
+    },
+    /// A new item of a mirror table (an uploaded document in the inbox); its key must be new.
+    Insert {
+        table: MirrorTable,
+        item: serde_json::Map<String, Value>,
     },
     /// Adds a customer number to a login that does not have it yet.
     AddLoginPartner {
@@ -177,12 +228,29 @@ pub enum MirrorUpdate {
     },
 }
 
+/// A mirrored object a change marks as pending, by its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MirrorObject {
+    Partner(CustomerNumber),
+    Account(CustomerNumber, AccountNumber),
+    BankDetails(CustomerNumber, AccountNumber),
+    InstallmentPlan(CustomerNumber, AccountNumber),
+    Contract(CustomerNumber, ContractNumber),
+}
+
+/// Mirror tables that take new items from the portal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MirrorTable {
+    Documents,
+}
+
 /// Everything one customer request writes, decided before the write.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CustomerRequest {
     pub request_id: RequestId,
     pub kind: RequestKind,
-    pub customer: CustomerNumber,
+    /// The customer the request is for; `None` only for an anonymous message.
+    pub customer: Option<CustomerNumber>,
     pub channel: Channel,
     pub submitted_at: OffsetDateTime,
     /// The transaction record's request-specific fields.
@@ -195,6 +263,15 @@ pub struct CustomerRequest {
 }
 
 impl CustomerRequest {
+    /// The key that orders the downstream messages: the customer number, or the request
+    /// itself for a request without a customer (nothing to keep in order with).
+    pub fn order_key(&self) -> String {
+        match &self.customer {
+            Some(c) => c.to_string(),
+            None => format!("UNASSIGNED-{}", self.request_id),
+        }
+    }
+
     pub fn envelope(&self) -> EventEnvelope {
         EventEnvelope {
             event_type: self.kind.event_type(),

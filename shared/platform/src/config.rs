@@ -36,6 +36,12 @@ pub struct Tables {
     pub login_claims: String,
     pub portal_login_requests: String,
     pub contact_data_changes: String,
+    pub bank_details_changes: String,
+    pub billing_address_changes: String,
+    pub installment_changes: String,
+    pub terminations: String,
+    pub messages: String,
+    pub document_uploads: String,
 }
 
 #[derive(Debug, Clone)]
@@ -51,6 +57,8 @@ pub struct Config {
     pub documents_bucket: String,
     /// What the documents inbox shows.
     pub inbox: portal_domain::documents::InboxPolicy,
+    pub installments: portal_domain::installments::InstallmentPolicy,
+    pub messages: portal_domain::messages::MessagePolicy,
 }
 
 impl Config {
@@ -84,6 +92,33 @@ impl Config {
             login_claims: req("TABLE_LOGIN_CLAIMS")?,
             portal_login_requests: req("TABLE_PORTAL_LOGIN_REQUESTS")?,
             contact_data_changes: req("TABLE_CONTACT_DATA_CHANGES")?,
+            bank_details_changes: req("TABLE_BANK_DETAILS_CHANGES")?,
+            billing_address_changes: req("TABLE_BILLING_ADDRESS_CHANGES")?,
+            installment_changes: req("TABLE_INSTALLMENT_CHANGES")?,
+            terminations: req("TABLE_TERMINATIONS")?,
+            messages: req("TABLE_MESSAGES")?,
+            document_uploads: req("TABLE_DOCUMENT_UPLOADS")?,
+        };
+        let amount = |k: &'static str, default: &str| -> Result<rust_decimal::Decimal, ConfigError> {
+            let v = get(k).filter(|v| !v.trim().is_empty()).unwrap_or_else(|| default.to_owned());
+            v.trim().parse().map_err(|_| ConfigError::Invalid(k, v))
+        };
+        let installments = portal_domain::installments::InstallmentPolicy {
+            min_amount: amount("INSTALLMENT_MIN_AMOUNT", "5.00")?,
+            max_amount: amount("INSTALLMENT_MAX_AMOUNT", "5000.00")?,
+            ..Default::default()
+        };
+        let messages = portal_domain::messages::MessagePolicy {
+            default_department: get("MESSAGE_DEFAULT_DEPARTMENT")
+                .filter(|v| !v.trim().is_empty())
+                .unwrap_or_else(|| "kundenservice".to_owned()),
+            anonymous_per_hour: match get("ANONYMOUS_MESSAGES_PER_HOUR") {
+                None => 5,
+                Some(v) => match v.parse::<u32>() {
+                    Ok(n) if n > 0 => n,
+                    _ => return Err(ConfigError::Invalid("ANONYMOUS_MESSAGES_PER_HOUR", v)),
+                },
+            },
         };
         let attempts = match get("ANONYMOUS_ATTEMPTS_PER_HOUR") {
             None => 10,
@@ -112,6 +147,8 @@ impl Config {
             anonymous_attempts_per_hour: attempts,
             mail_from: req("MAIL_FROM")?,
             registration_requires_approval: requires_approval,
+            installments,
+            messages,
         })
     }
 }

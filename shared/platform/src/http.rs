@@ -32,11 +32,18 @@ pub struct Problem {
     pub code: &'static str,
     pub detail: String,
     pub errors: Vec<FieldError>,
+    /// Seconds for a `Retry-After` header.
+    pub retry_after: Option<i64>,
 }
 
 impl Problem {
     pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
-        Self { status, code, detail: detail.into(), errors: Vec::new() }
+        Self { status, code, detail: detail.into(), errors: Vec::new(), retry_after: None }
+    }
+
+    pub fn with_retry_after(mut self, seconds: i64) -> Self {
+        self.retry_after = Some(seconds.max(1));
+        self
     }
 
     pub fn with_errors(mut self, errors: Vec<FieldError>) -> Self {
@@ -75,7 +82,13 @@ impl Problem {
         if !self.errors.is_empty() {
             body["errors"] = json!(self.errors);
         }
-        respond(self.status, "application/problem+json", &body, request_id)
+        let mut response = respond(self.status, "application/problem+json", &body, request_id);
+        if let Some(seconds) = self.retry_after
+            && let Ok(value) = HeaderValue::from_str(&seconds.to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        response
     }
 }
 
@@ -99,8 +112,10 @@ pub fn json_response(status: StatusCode, body: &impl Serialize, request_id: &str
 
 /// Answers several capabilities share, each with one wording.
 pub mod problems {
-    use super::Problem;
+    use super::{FieldError, Problem};
     use http::StatusCode;
+    use portal_domain::changes::ChangeError;
+    use portal_domain::plausibility::{Field, RuleViolation};
 
     pub fn customer_not_found() -> Problem {
         Problem::new(StatusCode::NOT_FOUND, "CUSTOMER_NOT_FOUND", "No customer matches this customer number and name.")
@@ -128,6 +143,71 @@ pub mod problems {
 
     pub fn concurrent_update(detail: &str) -> Problem {
         Problem::new(StatusCode::CONFLICT, "CONCURRENT_UPDATE", detail)
+    }
+
+    pub fn request_in_progress() -> Problem {
+        Problem::new(
+            StatusCode::CONFLICT,
+            "REQUEST_IN_PROGRESS",
+            "A request with this Idempotency-Key is still being processed. Retry in a moment.",
+        )
+    }
+
+    /// 422 for a reading that breaks the plausibility rules; `prefix` locates the reading
+    /// in the request (`""`, or `/reading` inside a termination).
+    pub fn implausible(violations: &[RuleViolation], prefix: &str) -> Problem {
+        let errors: Vec<FieldError> = violations
+            .iter()
+            .map(|v| FieldError {
+                pointer: match v.field() {
+                    Field::ReadingDate => format!("{prefix}/readingDate"),
+                    Field::Values => format!("{prefix}/values"),
+                    Field::Value(i) => format!("{prefix}/values/{i}/value"),
+                },
+                code: v.code().to_owned(),
+                message: v.message(),
+            })
+            .collect();
+        match violations.first() {
+            Some(first) => {
+                Problem::new(StatusCode::UNPROCESSABLE_ENTITY, first.code(), first.message()).with_errors(errors)
+            }
+            None => Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "READING_IMPLAUSIBLE", "The reading is not plausible."),
+        }
+    }
+
+    /// The documented answer for every refusal of a self-service change.
+    pub fn change(error: ChangeError, request_id: &str) -> Problem {
+        match error {
+            ChangeError::NotFound => Problem::not_found(),
+            ChangeError::Invalid { pointer, code, message } => {
+                Problem::new(StatusCode::UNPROCESSABLE_ENTITY, code, message.clone()).with_errors(vec![FieldError {
+                    pointer,
+                    code: code.to_owned(),
+                    message,
+                }])
+            }
+            ChangeError::NotPossible { code, message } => Problem::new(StatusCode::CONFLICT, code, message),
+            ChangeError::Implausible(violations) => implausible(&violations, ""),
+            ChangeError::ReauthenticationRequired => Problem::new(
+                StatusCode::FORBIDDEN,
+                "REAUTHENTICATION_REQUIRED",
+                "Confirm this change with your current password (currentPassword).",
+            ),
+            ChangeError::CurrentPasswordWrong => {
+                Problem::new(StatusCode::FORBIDDEN, "CURRENT_PASSWORD_WRONG", "The current password is wrong.")
+            }
+            ChangeError::TooManyAttempts { retry_after } => Problem::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TOO_MANY_ATTEMPTS",
+                "Too many attempts. Wait before the next one (Retry-After).",
+            )
+            .with_retry_after(retry_after.whole_seconds()),
+            ChangeError::IdempotencyKeyReused => idempotency_key_reused(),
+            ChangeError::RequestInProgress => request_in_progress(),
+            ChangeError::Conflict => concurrent_update("The data changed at the same time. Reload and retry."),
+            ChangeError::Store(e) => Problem::unexpected(request_id, &e),
+        }
     }
 }
 

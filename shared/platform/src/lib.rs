@@ -5,6 +5,7 @@
 pub mod aws;
 pub mod config;
 pub mod dynamo;
+pub mod files;
 pub mod http;
 pub mod identity;
 pub mod import;

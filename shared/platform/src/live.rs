@@ -6,6 +6,7 @@ use crate::config::{Config, ConfigError};
 use crate::dynamo::{DynamoDirectory, DynamoLimiter};
 use crate::identity::{DynamoLogins, DynamoSessions, DynamoThrottle, DynamoTokens, SesMailer};
 use crate::write_path::WritePath;
+use portal_domain::changes::Confirmation;
 use portal_domain::clock::SystemClock;
 use portal_domain::identity::sessions::{Authenticator, SessionPolicy};
 
@@ -46,6 +47,10 @@ impl Live {
         )
     }
 
+    pub fn files(&self) -> crate::files::S3Files {
+        crate::files::S3Files::new(self.clients.s3.clone(), self.config.documents_bucket.clone())
+    }
+
     pub fn logins(&self) -> DynamoLogins {
         DynamoLogins::new(self.clients.dynamo.clone(), self.config.tables.clone())
     }
@@ -64,6 +69,11 @@ impl Live {
 
     pub fn mailer(&self) -> SesMailer {
         SesMailer::new(self.clients.ses.clone(), self.config.mail_from.clone())
+    }
+
+    /// The confirmation sensitive changes ask for.
+    pub fn confirmation(&self) -> Confirmation<DynamoLogins, DynamoThrottle, SystemClock> {
+        Confirmation { logins: self.logins(), throttle: self.throttle(), clock: SystemClock, lockout: Default::default() }
     }
 
     /// The one authentication step, as every function runs it.

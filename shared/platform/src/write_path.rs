@@ -21,7 +21,8 @@ use aws_smithy_types::error::display::DisplayErrorContext;
 use portal_domain::entities::timestamp;
 use portal_domain::ports::{RequestWriter, StoreError};
 use portal_domain::requests::{
-    CommitReceipt, CustomerRequest, IdempotencyScope, MirrorUpdate, RequestKind, StoredAnswer, WriteError,
+    CommitReceipt, CustomerRequest, IdempotencyScope, MirrorObject, MirrorTable, MirrorUpdate, RequestKind, StoredAnswer,
+    WriteError,
 };
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -72,6 +73,12 @@ impl WritePath {
                 &self.tables.portal_login_requests
             }
             RequestKind::ContactDataChange => &self.tables.contact_data_changes,
+            RequestKind::BankDetailsChange | RequestKind::MandateRevocation => &self.tables.bank_details_changes,
+            RequestKind::BillingAddressChange => &self.tables.billing_address_changes,
+            RequestKind::InstallmentChange => &self.tables.installment_changes,
+            RequestKind::ContractTermination => &self.tables.terminations,
+            RequestKind::Message => &self.tables.messages,
+            RequestKind::DocumentUpload => &self.tables.document_uploads,
         }
     }
 
@@ -152,22 +159,49 @@ impl WritePath {
                     .expression_attribute_values(":status", status);
                 (Self::update(update)?, Meaning::Conflict)
             }
-            MirrorUpdate::PartnerContact { customer, set, request_id } => {
-                let mut update = Update::builder()
-                    .table_name(&t.business_partners)
-                    .key("partnerNumber", s(customer.as_str()))
-                    .condition_expression("attribute_exists(partnerNumber)")
-                    .expression_attribute_values(":request", s(request_id.to_string()));
-                let mut assignments = vec!["pendingContactChange = :request".to_owned()];
+            MirrorUpdate::Pending { object, set, expect } => {
+                let (table, sort_key) = match object {
+                    MirrorObject::Partner(c) => (&t.business_partners, (c, None)),
+                    MirrorObject::Account(c, a) => (&t.contract_accounts, (c, Some(("accountNumber", a.as_str())))),
+                    MirrorObject::BankDetails(c, a) => (&t.bank_details, (c, Some(("accountNumber", a.as_str())))),
+                    MirrorObject::InstallmentPlan(c, a) => {
+                        (&t.installment_plans, (c, Some(("accountNumber", a.as_str()))))
+                    }
+                    MirrorObject::Contract(c, n) => (&t.contracts, (c, Some(("contractNumber", n.as_str())))),
+                };
+                let (customer, sort) = sort_key;
+                let mut update = Update::builder().table_name(table).key("partnerNumber", s(customer.as_str()));
+                if let Some((name, value)) = sort {
+                    update = update.key(name, s(value));
+                }
+                let mut assignments = Vec::new();
                 for (i, (name, value)) in set.iter().enumerate() {
-                    let value = serde_dynamo::to_attribute_value(value).map_err(|e| StoreError(e.to_string()))?;
                     update = update
                         .expression_attribute_names(format!("#f{i}"), name)
-                        .expression_attribute_values(format!(":v{i}"), value);
+                        .expression_attribute_values(format!(":v{i}"), attribute(value)?);
                     assignments.push(format!("#f{i} = :v{i}"));
                 }
-                let update = update.update_expression(format!("SET {}", assignments.join(", ")));
+                let mut conditions = vec!["attribute_exists(partnerNumber)".to_owned()];
+                for (i, (name, value)) in expect.iter().enumerate() {
+                    update = update.expression_attribute_names(format!("#e{i}"), name);
+                    if value.is_null() {
+                        conditions.push(format!("(attribute_not_exists(#e{i}) OR attribute_type(#e{i}, :null))"));
+                        update = update.expression_attribute_values(":null", s("NULL"));
+                    } else {
+                        conditions.push(format!("#e{i} = :e{i}"));
+                        update = update.expression_attribute_values(format!(":e{i}"), attribute(value)?);
+                    }
+                }
+                let update = update
+                    .update_expression(format!("SET {}", assignments.join(", ")))
+                    .condition_expression(conditions.join(" AND "));
                 (Self::update(update)?, Meaning::Conflict)
+            }
+            MirrorUpdate::Insert { table, item } => {
+                let (name, key) = match table {
+                    MirrorTable::Documents => (&t.documents, "documentId"),
+                };
+                (Self::put(name, to_item(item)?, Some(key))?, Meaning::Conflict)
             }
             MirrorUpdate::AddLoginPartner { login_id, customer } => {
                 let list = AttributeValue::L(vec![s(customer.as_str())]);
@@ -194,25 +228,30 @@ impl WritePath {
         record.extend([
             ("requestId".to_owned(), json!(request_id)),
             ("requestType".to_owned(), json!(r.kind.as_str())),
-            ("partnerNumber".to_owned(), json!(r.customer)),
             ("channel".to_owned(), json!(r.channel)),
             ("submittedAt".to_owned(), json!(at)),
             ("status".to_owned(), json!("SUBMITTED")),
         ]);
+        // A request without a customer has no partnerNumber at all (the by-customer index is sparse).
+        if let Some(customer) = &r.customer {
+            record.insert("partnerNumber".to_owned(), json!(customer));
+        }
         let mut items = vec![Self::put(self.record_table(r.kind), to_item(&record)?, Some("requestId"))?];
 
         for (i, a) in r.activities.iter().enumerate() {
-            let activity = json!({
+            let mut activity = json!({
                 "ownerKey": a.owner.key(),
                 "activityKey": format!("{at}#{request_id}#{i}"),
                 "activityType": a.activity_type,
                 "subject": a.subject,
                 "requestId": request_id,
                 "requestType": r.kind.as_str(),
-                "partnerNumber": r.customer,
                 "channel": r.channel,
                 "createdAt": at,
             });
+            if let Some(customer) = &r.customer {
+                activity["partnerNumber"] = json!(customer);
+            }
             items.push(Self::put(&self.tables.activities, to_item(&activity)?, None)?);
         }
 
@@ -223,13 +262,14 @@ impl WritePath {
             items.push(item);
         }
 
+        let order_key = r.order_key();
         let outbox = Item::from([
             ("requestId".to_owned(), s(&request_id)),
-            ("pendingCustomer".to_owned(), s(r.customer.as_str())),
+            ("pendingCustomer".to_owned(), s(&order_key)),
             ("createdAt".to_owned(), s(&at)),
             ("status".to_owned(), s("PENDING")),
             ("requestType".to_owned(), s(r.kind.as_str())),
-            ("messageGroupId".to_owned(), s(r.customer.as_str())),
+            ("messageGroupId".to_owned(), s(&order_key)),
             ("body".to_owned(), s(message)),
         ]);
         items.push(Self::put(&self.tables.outbox, outbox, Some("requestId"))?);
@@ -267,6 +307,10 @@ impl WritePath {
             .map_err(|e| store_error("Query", e))?;
         Ok(out.count > 0)
     }
+}
+
+fn attribute(value: &Value) -> Result<AttributeValue, StoreError> {
+    serde_dynamo::to_attribute_value(value).map_err(|e| StoreError(format!("value does not map: {e}")))
 }
 
 /// Maps a cancelled transaction to the rule it broke (a lost idempotency race wins over
@@ -319,7 +363,8 @@ impl RequestWriter for WritePath {
             return Err(cancellation(&err, &layout).unwrap_or_else(|| store_error("TransactWriteItems", err).into()));
         }
         let request_id = request.request_id.to_string();
-        let customer = request.customer.as_str();
+        let order_key = request.order_key();
+        let customer = order_key.as_str();
         match self.older_pending(customer, &timestamp::format(request.submitted_at)).await {
             Ok(false) => {}
             Ok(true) => {

@@ -135,7 +135,7 @@ async fn a_registration_token_is_single_use_and_a_taken_username_cancels_the_who
     let request = portal_domain::requests::CustomerRequest {
         request_id: portal_domain::ids::RequestId::new_random(),
         kind: portal_domain::requests::RequestKind::PortalRegistration,
-        customer: CustomerNumber::parse("1000005").unwrap(),
+        customer: Some(CustomerNumber::parse("1000005").unwrap()),
         channel: portal_domain::requests::Channel::Portal,
         submitted_at: NOW,
         record: serde_json::json!({}),

@@ -79,29 +79,38 @@ pub struct AccessService<G, S, T, M, H, C> {
 
 const RESET_TOKEN_LIFETIME: Duration = Duration::minutes(30);
 
+/// Runs one throttled attempt: refused while the subject is locked; a failure (`Ok(false)`
+/// from `attempt`) extends the lock, a success clears it.
+pub async fn throttled<R>(
+    throttle: &impl LoginThrottle,
+    lockout: &LockoutPolicy,
+    now: OffsetDateTime,
+    subject: &str,
+    attempt: impl std::future::Future<Output = Result<(bool, R), AccessError>>,
+) -> Result<(bool, R), AccessError> {
+    let failures = match throttle.begin(subject, now).await? {
+        Ok(failures) => failures,
+        Err(Throttled { until }) => return Err(AccessError::TooManyAttempts { retry_after: until - now }),
+    };
+    let (ok, result) = attempt.await?;
+    if ok {
+        throttle.clear(subject).await?;
+    } else {
+        let failures = failures + 1;
+        throttle.fail(subject, failures, lockout.locked_until(failures, now)).await?;
+    }
+    Ok((ok, result))
+}
+
 impl<G: LoginStore, S: SessionStore, T: TokenStore, M: Mailer, H: LoginThrottle, C: Clock>
     AccessService<G, S, T, M, H, C>
 {
-    /// Runs one throttled attempt: refused while the subject is locked; a failure
-    /// (`Ok(false)` from `attempt`) extends the lock, a success clears it.
     async fn throttled<R>(
         &self,
         subject: &str,
         attempt: impl std::future::Future<Output = Result<(bool, R), AccessError>>,
     ) -> Result<(bool, R), AccessError> {
-        let now = self.clock.now();
-        let failures = match self.throttle.begin(subject, now).await? {
-            Ok(failures) => failures,
-            Err(Throttled { until }) => return Err(AccessError::TooManyAttempts { retry_after: until - now }),
-        };
-        let (ok, result) = attempt.await?;
-        if ok {
-            self.throttle.clear(subject).await?;
-        } else {
-            let failures = failures + 1;
-            self.throttle.fail(subject, failures, self.lockout.locked_until(failures, now)).await?;
-        }
-        Ok((ok, result))
+        throttled(&self.throttle, &self.lockout, self.clock.now(), subject, attempt).await
     }
 
     async fn grant(&self, login: &LoginRecord) -> Result<SessionGrant, AccessError> {

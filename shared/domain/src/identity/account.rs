@@ -83,7 +83,7 @@ fn request(kind: RequestKind, customer: &CustomerNumber, login: &LoginRecord, no
     CustomerRequest {
         request_id: RequestId::new_random(),
         kind,
-        customer: customer.clone(),
+        customer: Some(customer.clone()),
         channel: Channel::Portal,
         submitted_at: now,
         record: details.clone(),

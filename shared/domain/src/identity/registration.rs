@@ -201,7 +201,7 @@ where
         let request = CustomerRequest {
             request_id: crate::ids::RequestId::new_random(),
             kind: RequestKind::PortalRegistration,
-            customer: customer.clone(),
+            customer: Some(customer.clone()),
             channel: Channel::Portal,
             submitted_at: now,
             record: json!({ "loginId": login.login_id, "username": login.username, "status": status }),

@@ -66,6 +66,8 @@ pub struct Caller {
     pub partner_numbers: Vec<CustomerNumber>,
     pub must_change_password: bool,
     pub token_hash: String,
+    /// When the login proved its password for this session.
+    pub signed_in_at: OffsetDateTime,
 }
 
 impl Caller {
@@ -128,6 +130,7 @@ impl<S: SessionStore, C: Clock> Authenticator<S, C> {
             partner_numbers: session.partner_numbers,
             must_change_password: session.must_change_password,
             token_hash: hash,
+            signed_in_at: session.created_at,
         })
     }
 }

@@ -1,0 +1,164 @@
+//! Contract termination (capability 13): reason, date, final-bill address, final reading
+//! and final-bill payment, confirmed like a bank-details change.
+
+use http::{Method, StatusCode};
+use jsonschema::Validator;
+use lambda_http::{Body, Error, Request, Response, run, service_fn};
+use portal_domain::bank::AccountInput;
+use portal_domain::clock::SystemClock;
+use portal_domain::entities::{Address, PaymentMethod, iso_date};
+use portal_domain::identity::sessions::{Access, Authenticator};
+use portal_domain::ids::{ContractNumber, MeterNumber, RegisterCode};
+use portal_domain::plausibility::SubmittedValue;
+use portal_domain::requests::fingerprint_unconfirmed;
+use portal_domain::termination::{
+    FinalBillAddress, FinalBillPayment, FinalReading, Termination, TerminationPolicy, TerminationService,
+};
+use portal_platform::http::{
+    Problem, authenticate, idempotency_key, json_response, path_param, problems, read_json, serve,
+};
+use portal_platform::identity::{DynamoLogins, DynamoSessions, DynamoThrottle, SesMailer};
+use portal_platform::live::Live;
+use portal_platform::reads::DynamoReads;
+use portal_platform::schemas;
+use portal_platform::write_path::WritePath;
+use rust_decimal::Decimal;
+use secrecy::SecretString;
+use serde::Deserialize;
+use std::convert::Infallible;
+use time::Date;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TerminationBody {
+    reason: String,
+    #[serde(with = "iso_date")]
+    termination_date: Date,
+    #[serde(default, with = "iso_date::option")]
+    move_out_date: Option<Date>,
+    final_bill_address: AddressChoice,
+    reading: Option<ReadingBody>,
+    final_bill_payment: PaymentChoice,
+    current_password: Option<SecretString>,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "SCREAMING_SNAKE_CASE")]
+enum AddressChoice {
+    Current,
+    Other { name: Option<String>, address: Address },
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "SCREAMING_SNAKE_CASE")]
+enum PaymentChoice {
+    Keep,
+    #[serde(rename_all = "camelCase")]
+    New { payment_method: PaymentMethod, bank_account: Option<AccountBody> },
+}
+
+#[derive(Deserialize)]
+struct AccountBody {
+    holder: String,
+    iban: String,
+    bic: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ReadingBody {
+    meter_number: MeterNumber,
+    #[serde(with = "iso_date")]
+    reading_date: Date,
+    values: Vec<ValueBody>,
+}
+
+#[derive(Deserialize)]
+struct ValueBody {
+    register: RegisterCode,
+    value: Decimal,
+}
+
+impl From<TerminationBody> for Termination {
+    fn from(b: TerminationBody) -> Self {
+        Self {
+            reason: b.reason,
+            termination_date: b.termination_date,
+            move_out_date: b.move_out_date,
+            final_bill_address: match b.final_bill_address {
+                AddressChoice::Current => FinalBillAddress::Current,
+                AddressChoice::Other { name, address } => FinalBillAddress::Other { name, address },
+            },
+            reading: b.reading.map(|r| FinalReading {
+                meter: r.meter_number,
+                reading_date: r.reading_date,
+                values: r.values.into_iter().map(|v| SubmittedValue { register: v.register, value: v.value }).collect(),
+            }),
+            payment: match b.final_bill_payment {
+                PaymentChoice::Keep => FinalBillPayment::Keep,
+                PaymentChoice::New { payment_method, bank_account } => FinalBillPayment::New {
+                    payment_method,
+                    bank_account: bank_account.map(|a| AccountInput { holder: a.holder, iban: a.iban, bic: a.bic }),
+                },
+            },
+        }
+    }
+}
+
+type Service = TerminationService<DynamoReads, WritePath, DynamoLogins, DynamoThrottle, SesMailer, SystemClock>;
+
+struct Api {
+    service: Service,
+    auth: Authenticator<DynamoSessions, SystemClock>,
+    schema: Validator,
+}
+
+impl Api {
+    async fn handle(&self, req: Request) -> Result<Response<Body>, Infallible> {
+        serve(req, |req, method, path, id| async move {
+            match (method, path) {
+                (Method::POST, path) if path.ends_with("/terminations") => self.terminate(&req, &path, &id).await,
+                _ => Err(Problem::not_found()),
+            }
+        })
+        .await
+    }
+
+    async fn terminate(&self, req: &Request, path: &str, id: &str) -> Result<Response<Body>, Problem> {
+        let caller = authenticate(&self.auth, req, Access::Regular, id).await?;
+        let contract = path_param(path, "/v1/contracts/", "/terminations", ContractNumber::parse)
+            .ok_or_else(Problem::not_found)?;
+        let key = idempotency_key(req)?;
+        let (mut body, raw) = read_json::<TerminationBody>(req, &self.schema)?;
+        let password = body.current_password.take();
+        let answer = self
+            .service
+            .terminate(&caller, &contract, body.into(), password.as_ref(), key.map(|k| (k, fingerprint_unconfirmed(&raw))))
+            .await
+            .map_err(|e| match e {
+                // The reading's rule violations point into the reading.
+                portal_domain::changes::ChangeError::Implausible(v) => problems::implausible(&v, "/reading"),
+                other => problems::change(other, id),
+            })?;
+        Ok(json_response(StatusCode::ACCEPTED, &answer, id))
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    portal_platform::telemetry::init();
+    let live = Live::from_env().await?;
+    let api = Api {
+        service: TerminationService {
+            reads: live.reads(),
+            writer: live.writer(),
+            confirmation: live.confirmation(),
+            mailer: live.mailer(),
+            clock: SystemClock,
+            policy: TerminationPolicy::default(),
+        },
+        auth: live.authenticator(),
+        schema: schemas::compile("termination.request.schema.json")?,
+    };
+    run(service_fn(|req| api.handle(req))).await
+}

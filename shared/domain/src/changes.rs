@@ -1,0 +1,286 @@
+//! What every self-service change shares: one error type with a documented refusal code
+//! per rule, the idempotent commit through the write path, the confirmation sensitive
+//! changes ask for (current password, or a login younger than ten minutes), and the
+//! notification mail they send.
+
+use crate::clock::Clock;
+use crate::identity::access::{AccessError, LockoutPolicy, throttled};
+use crate::identity::credentials::verify_password;
+use crate::identity::sessions::Caller;
+use crate::identity::{LoginStore, LoginThrottle, Mail, Mailer};
+use crate::entities::timestamp;
+use crate::ids::{CustomerNumber, IdempotencyKey, RequestId};
+use crate::plausibility::RuleViolation;
+use crate::ports::{RequestWriter, StoreError};
+use crate::requests::{
+    Activity, ActivityOwner, Channel, CustomerRequest, IdempotencyClaim, IdempotencyScope, MirrorObject, MirrorUpdate,
+    RequestKind, StoredAnswer, WriteError,
+};
+use secrecy::SecretString;
+use serde_json::{Map, Value, json};
+use time::{Duration, OffsetDateTime};
+
+/// Why a change was not made. Every variant has one documented status and code.
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeError {
+    /// Unknown, or not the caller's: one answer for both (404).
+    #[error("not found")]
+    NotFound,
+    /// A rule refused a field's value (422).
+    #[error("{message}")]
+    Invalid { pointer: String, code: &'static str, message: String },
+    /// The change is not possible now (409), e.g. a locked installment plan.
+    #[error("{message}")]
+    NotPossible { code: &'static str, message: String },
+    /// A meter reading broke the plausibility rules (422).
+    #[error("the reading is not plausible")]
+    Implausible(Vec<RuleViolation>),
+    /// A sensitive change without the current password, long after the login (403).
+    #[error("confirm the change with the current password")]
+    ReauthenticationRequired,
+    #[error("the current password is wrong")]
+    CurrentPasswordWrong,
+    #[error("too many attempts")]
+    TooManyAttempts { retry_after: Duration },
+    #[error("the idempotency key was used for another request")]
+    IdempotencyKeyReused,
+    #[error("a request with this idempotency key is in progress")]
+    RequestInProgress,
+    /// The object changed while the rules read it.
+    #[error("the data changed concurrently")]
+    Conflict,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl ChangeError {
+    pub fn invalid(pointer: &str, code: &'static str, message: impl Into<String>) -> Self {
+        Self::Invalid { pointer: pointer.to_owned(), code, message: message.into() }
+    }
+
+    pub fn not_possible(code: &'static str, message: impl Into<String>) -> Self {
+        Self::NotPossible { code, message: message.into() }
+    }
+}
+
+/// The client's key and the fingerprint of its body, as a claim scoped to the operation
+/// and the object it changes.
+pub fn claim(operation: &str, subject: &str, idempotency: Option<(IdempotencyKey, String)>) -> Option<IdempotencyClaim> {
+    idempotency.map(|(key, fingerprint)| IdempotencyClaim { scope: IdempotencyScope::new(operation, subject, &key), fingerprint })
+}
+
+/// The answer stored under the claim, if any.
+pub async fn stored<W: RequestWriter>(
+    writer: &W,
+    claim: &Option<IdempotencyClaim>,
+) -> Result<Option<StoredAnswer>, StoreError> {
+    match claim {
+        Some(c) => writer.find_answer(&c.scope).await,
+        None => Ok(None),
+    }
+}
+
+/// The earlier answer to replay for a retry with the same body; a refusal for the same key
+/// with another body. Call it only after the caller was found entitled to the object.
+pub fn replay(stored: Option<StoredAnswer>, claim: &Option<IdempotencyClaim>) -> Result<Option<Value>, ChangeError> {
+    match (stored, claim) {
+        (Some(answer), Some(claim)) if answer.fingerprint == claim.fingerprint => Ok(Some(answer.body)),
+        (Some(_), Some(_)) => Err(ChangeError::IdempotencyKeyReused),
+        _ => Ok(None),
+    }
+}
+
+/// Commits a decided request and returns its answer; when a concurrent request under the
+/// same key won, that request's answer (or a refusal if its body differed).
+pub async fn commit<W: RequestWriter>(writer: &W, request: CustomerRequest) -> Result<Value, ChangeError> {
+    let answer = request.answer.clone();
+    let claim = request.idempotency.clone();
+    match writer.commit(request).await {
+        Ok(_) => Ok(answer),
+        Err(WriteError::IdempotencyKeyTaken) => {
+            let claim = claim.ok_or_else(|| StoreError("idempotency conflict without a key".into()))?;
+            match writer.find_answer(&claim.scope).await? {
+                Some(stored) if stored.fingerprint == claim.fingerprint => Ok(stored.body),
+                Some(_) => Err(ChangeError::IdempotencyKeyReused),
+                None => Err(ChangeError::RequestInProgress),
+            }
+        }
+        Err(WriteError::Store(e)) => Err(e.into()),
+        Err(WriteError::Conflict | WriteError::ClaimTaken(_) | WriteError::TokenNotUsable) => Err(ChangeError::Conflict),
+    }
+}
+
+/// A change a logged-in customer made, before it becomes a [`CustomerRequest`]: one
+/// activity at the customer (more may be added), the record doubling as the message
+/// payload, and the standard receipt (`schemas/request-receipt.response.schema.json`)
+/// extended by `answer`.
+pub struct Draft {
+    pub request_id: RequestId,
+    pub kind: RequestKind,
+    pub customer: CustomerNumber,
+    pub now: OffsetDateTime,
+    pub activity_type: &'static str,
+    pub subject: String,
+    pub details: Value,
+    pub mirror_updates: Vec<MirrorUpdate>,
+    pub claim: Option<IdempotencyClaim>,
+    pub answer: Map<String, Value>,
+}
+
+impl Draft {
+    pub fn request(self) -> CustomerRequest {
+        // Milliseconds, as stored: a replayed answer shows the same time.
+        let at = self.now.replace_nanosecond(self.now.nanosecond() / 1_000_000 * 1_000_000).unwrap_or(self.now);
+        let mut answer = Map::from_iter([
+            ("requestId".to_owned(), json!(self.request_id)),
+            ("status".to_owned(), json!("RECEIVED")),
+            ("requestType".to_owned(), json!(self.kind.as_str())),
+            ("submittedAt".to_owned(), json!(timestamp::format(at))),
+            ("customerNumber".to_owned(), json!(self.customer)),
+        ]);
+        answer.extend(self.answer);
+        CustomerRequest {
+            request_id: self.request_id,
+            kind: self.kind,
+            activities: vec![Activity {
+                owner: ActivityOwner::Customer(self.customer.clone()),
+                activity_type: self.activity_type,
+                subject: self.subject,
+            }],
+            customer: Some(self.customer),
+            channel: Channel::Portal,
+            submitted_at: at,
+            payload: self.details.clone(),
+            record: self.details,
+            mirror_updates: self.mirror_updates,
+            idempotency: self.claim,
+            answer: Value::Object(answer),
+        }
+    }
+}
+
+/// The mirror update that shows a change at once and marks the object pending.
+pub fn pending(object: MirrorObject, marker: &str, marker_value: Value, mut set: Map<String, Value>) -> MirrorUpdate {
+    set.insert(marker.to_owned(), marker_value);
+    MirrorUpdate::Pending { object, set, expect: Map::new() }
+}
+
+/// How long after a login a sensitive change needs no password.
+pub const RECENT_LOGIN: Duration = Duration::minutes(10);
+
+/// The confirmation of a sensitive change (bank details, termination): the current
+/// password, checked with the same throttle as a password change, or a session opened
+/// with the password less than [`RECENT_LOGIN`] ago.
+pub struct Confirmation<G, H, C> {
+    pub logins: G,
+    pub throttle: H,
+    pub clock: C,
+    pub lockout: LockoutPolicy,
+}
+
+impl<G: LoginStore, H: LoginThrottle, C: Clock> Confirmation<G, H, C> {
+    pub async fn confirm(&self, caller: &Caller, current_password: Option<&SecretString>) -> Result<(), ChangeError> {
+        let now = self.clock.now();
+        let Some(password) = current_password else {
+            return if now - caller.signed_in_at <= RECENT_LOGIN {
+                Ok(())
+            } else {
+                Err(ChangeError::ReauthenticationRequired)
+            };
+        };
+        let subject = format!("password-confirm#{}", caller.login_id);
+        let attempt = async {
+            let login = self.logins.get(&caller.login_id).await?;
+            Ok((login.is_some_and(|l| verify_password(password, &l.password_hash)), ()))
+        };
+        match throttled(&self.throttle, &self.lockout, now, &subject, attempt).await {
+            Ok((true, ())) => Ok(()),
+            Ok((false, ())) => Err(ChangeError::CurrentPasswordWrong),
+            Err(AccessError::TooManyAttempts { retry_after }) => Err(ChangeError::TooManyAttempts { retry_after }),
+            Err(AccessError::Store(e)) => Err(e.into()),
+            Err(other) => Err(StoreError(other.to_string()).into()),
+        }
+    }
+}
+
+/// Tells the customer about a sensitive change at the address the CRM has for him, so
+/// that a change he did not make does not go unnoticed. Returns whether a mail went out;
+/// a failure is logged and does not undo the committed change.
+pub async fn notify(mailer: &impl Mailer, to: Option<&str>, subject: &str, text: String) -> bool {
+    let Some(to) = to.filter(|t| !t.is_empty()) else {
+        tracing::info!("no e-mail address on file; change notification not sent");
+        return false;
+    };
+    let mail = Mail { to: to.to_owned(), subject: subject.to_owned(), text: SecretString::from(text) };
+    match mailer.send(mail).await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, "change notification not sent");
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::FixedClock;
+    use crate::identity::LoginRecord;
+    use crate::identity::credentials::hash_password;
+    use crate::ids::{CustomerNumber, LoginId};
+    use crate::memory::{MemoryLogins, MemoryThrottle};
+    use time::macros::datetime;
+
+    fn caller(signed_in_at: time::OffsetDateTime) -> Caller {
+        Caller {
+            login_id: LoginId::parse("L-1").unwrap(),
+            partner_numbers: vec![CustomerNumber::parse("1000002").unwrap()],
+            must_change_password: false,
+            token_hash: String::new(),
+            signed_in_at,
+        }
+    }
+
+    fn confirmation() -> Confirmation<MemoryLogins, MemoryThrottle, FixedClock> {
+        let logins = MemoryLogins::default();
+        logins.insert(LoginRecord {
+            login_id: LoginId::parse("L-1").unwrap(),
+            username: "jmueller".into(),
+            email: "j@example.org".into(),
+            status: crate::entities::LoginStatus::Active,
+            partner_numbers: vec![CustomerNumber::parse("1000002").unwrap()],
+            must_change_password: false,
+            password_hash: hash_password(&SecretString::from("Richtig-2026!")),
+            password_expires_at: None,
+            created_at: datetime!(2024-01-01 0:00 UTC),
+        });
+        Confirmation {
+            logins,
+            throttle: MemoryThrottle::default(),
+            clock: FixedClock(datetime!(2026-12-01 12:00 UTC)),
+            lockout: LockoutPolicy::default(),
+        }
+    }
+
+    #[test]
+    fn a_recent_login_or_the_current_password_confirms_a_sensitive_change() {
+        let c = confirmation();
+        let run = |caller: Caller, pw: Option<&str>| {
+            let pw = pw.map(SecretString::from);
+            futures::executor::block_on(c.confirm(&caller, pw.as_ref()))
+        };
+        assert!(run(caller(datetime!(2026-12-01 11:51 UTC)), None).is_ok(), "9 minutes ago");
+        assert!(matches!(run(caller(datetime!(2026-12-01 11:49 UTC)), None), Err(ChangeError::ReauthenticationRequired)));
+        assert!(run(caller(datetime!(2026-12-01 08:00 UTC)), Some("Richtig-2026!")).is_ok());
+        assert!(matches!(
+            run(caller(datetime!(2026-12-01 11:59 UTC)), Some("Falsch")),
+            Err(ChangeError::CurrentPasswordWrong)
+        ));
+        // Guessing is throttled like a password change.
+        let mut last = None;
+        for _ in 0..8 {
+            last = Some(run(caller(datetime!(2026-12-01 08:00 UTC)), Some("Falsch")));
+        }
+        assert!(matches!(last, Some(Err(ChangeError::TooManyAttempts { .. }))), "{last:?}");
+    }
+}
