@@ -207,6 +207,16 @@ pub async fn call(
 /// A session of a demo login opened directly in the test stack's session table (for
 /// authorization tests that must not depend on logins other tests lock or change).
 pub async fn demo_session(login_id: &str, partners: &[&str], must_change_password: bool) -> String {
+    demo_session_signed_in(login_id, partners, must_change_password, time::OffsetDateTime::now_utc()).await
+}
+
+/// A demo session whose login proved its password at `signed_in_at` (still active now).
+pub async fn demo_session_signed_in(
+    login_id: &str,
+    partners: &[&str],
+    must_change_password: bool,
+    signed_in_at: time::OffsetDateTime,
+) -> String {
     use portal_domain::identity::SessionStore;
     let env = test_env();
     let config = Config::from_lookup(|k| env.get(k).cloned()).unwrap();
@@ -223,8 +233,8 @@ pub async fn demo_session(login_id: &str, partners: &[&str], must_change_passwor
         created_at: time::OffsetDateTime::now_utc(),
     };
     let policy = portal_domain::identity::sessions::SessionPolicy::default();
-    let (token, record) =
-        portal_domain::identity::sessions::open_session(&login, time::OffsetDateTime::now_utc(), &policy);
+    let (token, mut record) = portal_domain::identity::sessions::open_session(&login, signed_in_at, &policy);
+    record.last_seen_at = time::OffsetDateTime::now_utc();
     portal_platform::identity::DynamoSessions::new(clients.dynamo, &config.tables).create(&record).await.unwrap();
     secrecy::ExposeSecret::expose_secret(&token).to_owned()
 }
@@ -257,4 +267,77 @@ pub fn mail_field(text: &str, label: &str) -> Option<String> {
 
 pub fn s(item: &HashMap<String, AttributeValue>, key: &str) -> String {
     item.get(key).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default()
+}
+
+/// What the write path wrote for one customer and request type: transaction records,
+/// activities and outbox entries. Equal before and after a refusal: nothing was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ledger {
+    pub records: usize,
+    pub activities: usize,
+    pub outbox: usize,
+}
+
+/// Items of a table of the served stack (the shared test stack), every page.
+pub async fn stack_items(table_env: &str) -> Vec<HashMap<String, AttributeValue>> {
+    let env = test_env();
+    let clients = Clients::from_sdk_config(&sdk_config(EMULATOR).await, None);
+    clients.dynamo.scan().table_name(&env[table_env]).into_paginator().items().send().try_collect().await.unwrap()
+}
+
+pub async fn ledger(record_table_env: &str, customer: &str, request_type: &str) -> Ledger {
+    let (records, activities, outbox) =
+        futures::join!(stack_items(record_table_env), stack_items("TABLE_ACTIVITIES"), stack_items("TABLE_OUTBOX"));
+    let of = |i: &HashMap<String, AttributeValue>, k: &str, v: &str| s(i, k) == v;
+    Ledger {
+        records: records
+            .iter()
+            .filter(|i| of(i, "partnerNumber", customer) && of(i, "requestType", request_type))
+            .count(),
+        activities: activities
+            .iter()
+            .filter(|i| of(i, "partnerNumber", customer) && of(i, "requestType", request_type))
+            .count(),
+        outbox: outbox
+            .iter()
+            .filter(|i| of(i, "messageGroupId", customer) && of(i, "requestType", request_type))
+            .count(),
+    }
+}
+
+/// The downstream message of a request, from its outbox entry (which must be the only
+/// one), checked against the event schema; and whether it was sent to the queue.
+pub async fn message_of(request_id: &str, event_schema: &str) -> (Value, bool) {
+    let entries: Vec<_> =
+        stack_items("TABLE_OUTBOX").await.into_iter().filter(|i| s(i, "requestId") == request_id).collect();
+    assert_eq!(entries.len(), 1, "exactly one outbox entry for {request_id}");
+    let message: Value = serde_json::from_str(&s(&entries[0], "body")).unwrap();
+    let schema = portal_platform::schemas::compile(event_schema).unwrap();
+    let errors: Vec<String> = schema.iter_errors(&message).map(|e| format!("{} {}", e.instance_path(), e)).collect();
+    assert!(errors.is_empty(), "{event_schema}: {errors:?}\n{message}");
+    (message, s(&entries[0], "status") == "SENT" && !s(&entries[0], "messageId").is_empty())
+}
+
+/// One call with an optional idempotency key: status and JSON body.
+pub async fn send(
+    method: reqwest::Method,
+    path: &str,
+    body: Option<&Value>,
+    token: Option<&str>,
+    key: Option<&str>,
+) -> (u16, Value) {
+    let mut req = reqwest::Client::new().request(method, format!("{}{path}", api_url()));
+    if let Some(body) = body {
+        req = req.json(body);
+    }
+    if let Some(token) = token {
+        req = req.bearer_auth(token);
+    }
+    if let Some(key) = key {
+        req = req.header("Idempotency-Key", key);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status().as_u16();
+    let text = res.text().await.unwrap();
+    (status, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap() })
 }

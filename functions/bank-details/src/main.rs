@@ -112,7 +112,13 @@ impl Api {
         };
         let answer = self
             .service
-            .change(&caller, &account, change, body.current_password.as_ref(), key.map(|k| (k, fingerprint_unconfirmed(&raw))))
+            .change(
+                &caller,
+                &account,
+                change,
+                body.current_password.as_ref(),
+                key.map(|k| (k, fingerprint_unconfirmed(&raw))),
+            )
             .await
             .map_err(|e| problems::change(e, id))?;
         Ok(json_response(StatusCode::ACCEPTED, &answer, id))
@@ -130,7 +136,12 @@ impl Api {
         };
         let answer = self
             .service
-            .revoke_mandate(&caller, &account, body.current_password.as_ref(), key.map(|k| (k, fingerprint_unconfirmed(&raw))))
+            .revoke_mandate(
+                &caller,
+                &account,
+                body.current_password.as_ref(),
+                key.map(|k| (k, fingerprint_unconfirmed(&raw))),
+            )
             .await
             .map_err(|e| problems::change(e, id))?;
         Ok(json_response(StatusCode::ACCEPTED, &answer, id))

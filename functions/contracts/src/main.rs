@@ -7,10 +7,10 @@ use lambda_http::{Body, Error, Request, Response, run, service_fn};
 use portal_domain::billing::BillingService;
 use portal_domain::clock::SystemClock;
 use portal_domain::entities::{Address, BillRecipient};
-use portal_domain::requests::fingerprint;
 use portal_domain::identity::sessions::{Access, Authenticator};
 use portal_domain::ids::{AccountNumber, ContractNumber};
 use portal_domain::reads::{AccountContractsView, ContractView, ScopedReads};
+use portal_domain::requests::fingerprint;
 use portal_platform::http::{
     Problem, authenticate, idempotency_key, json_response, path_param, problems, read_json, serve,
 };

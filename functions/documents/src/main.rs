@@ -14,10 +14,10 @@ use portal_platform::files::S3Files;
 use portal_platform::http::{
     FieldError, Problem, authenticate, idempotency_key, json_response, path_param, problems, serve,
 };
-use portal_platform::write_path::WritePath;
 use portal_platform::identity::DynamoSessions;
 use portal_platform::live::Live;
 use portal_platform::reads::DynamoReads;
+use portal_platform::write_path::WritePath;
 use std::convert::Infallible;
 use time::Date;
 

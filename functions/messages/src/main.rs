@@ -68,13 +68,12 @@ impl Api {
         let (body, raw) = read_json::<MessageBody>(req, &self.schema)?;
         let sender = match (body.name, body.email) {
             (Some(name), Some(email)) => {
-                let email = EmailAddress::parse(&email).map_err(|m| {
-                    Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "EMAIL_INVALID", m).with_errors(vec![FieldError {
-                        pointer: "/email".into(),
-                        code: "EMAIL_INVALID".into(),
-                        message: m.into(),
-                    }])
-                })?;
+                let email =
+                    EmailAddress::parse(&email).map_err(|m| {
+                        Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "EMAIL_INVALID", m).with_errors(vec![
+                            FieldError { pointer: "/email".into(), code: "EMAIL_INVALID".into(), message: m.into() },
+                        ])
+                    })?;
                 Some((name.trim().to_owned(), email))
             }
             _ => None,

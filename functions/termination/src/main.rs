@@ -54,7 +54,10 @@ enum AddressChoice {
 enum PaymentChoice {
     Keep,
     #[serde(rename_all = "camelCase")]
-    New { payment_method: PaymentMethod, bank_account: Option<AccountBody> },
+    New {
+        payment_method: PaymentMethod,
+        bank_account: Option<AccountBody>,
+    },
 }
 
 #[derive(Deserialize)]
@@ -133,7 +136,13 @@ impl Api {
         let password = body.current_password.take();
         let answer = self
             .service
-            .terminate(&caller, &contract, body.into(), password.as_ref(), key.map(|k| (k, fingerprint_unconfirmed(&raw))))
+            .terminate(
+                &caller,
+                &contract,
+                body.into(),
+                password.as_ref(),
+                key.map(|k| (k, fingerprint_unconfirmed(&raw))),
+            )
             .await
             .map_err(|e| match e {
                 // The reading's rule violations point into the reading.

@@ -150,7 +150,8 @@ where
         password: Option<&SecretString>,
         idempotency: Option<(IdempotencyKey, String)>,
     ) -> Result<Value, ChangeError> {
-        let (current, claim) = match self.prepare(caller, account, "bank-details-change", password, idempotency).await? {
+        let (current, claim) = match self.prepare(caller, account, "bank-details-change", password, idempotency).await?
+        {
             Ok(prepared) => prepared,
             Err(answer) => return Ok(answer),
         };

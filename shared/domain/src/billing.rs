@@ -24,9 +24,14 @@ pub fn checked_address(a: &Address, pointer: &str) -> Result<Address, ChangeErro
         city: tidy(&a.city),
         country: a.country.trim().to_ascii_uppercase(),
     };
-    for (field, value) in [("street", &address.street), ("houseNumber", &address.house_number), ("city", &address.city)] {
+    for (field, value) in [("street", &address.street), ("houseNumber", &address.house_number), ("city", &address.city)]
+    {
         if value.is_empty() {
-            return Err(ChangeError::invalid(&format!("{pointer}/{field}"), "ADDRESS_INCOMPLETE", "this part of the address is required"));
+            return Err(ChangeError::invalid(
+                &format!("{pointer}/{field}"),
+                "ADDRESS_INCOMPLETE",
+                "this part of the address is required",
+            ));
         }
     }
     let digits = |n: usize| address.postal_code.len() == n && address.postal_code.chars().all(|c| c.is_ascii_digit());
@@ -61,7 +66,8 @@ impl<R: ScopedReads, W: RequestWriter, C: Clock> BillingService<R, W, C> {
         idempotency: Option<(IdempotencyKey, String)>,
     ) -> Result<Value, ChangeError> {
         let claim = changes::claim("billing-address-change", account.as_str(), idempotency);
-        let (earlier, current) = futures::join!(changes::stored(&self.writer, &claim), self.reads.account(caller, account));
+        let (earlier, current) =
+            futures::join!(changes::stored(&self.writer, &claim), self.reads.account(caller, account));
         let current = current?.ok_or(ChangeError::NotFound)?;
         if let Some(answer) = changes::replay(earlier?, &claim)? {
             return Ok(answer);
@@ -72,7 +78,11 @@ impl<R: ScopedReads, W: RequestWriter, C: Clock> BillingService<R, W, C> {
             Some(r) => {
                 let name = tidy(&r.name);
                 if name.is_empty() {
-                    return Err(ChangeError::invalid("/billRecipient/name", "ADDRESS_INCOMPLETE", "the recipient's name is required"));
+                    return Err(ChangeError::invalid(
+                        "/billRecipient/name",
+                        "ADDRESS_INCOMPLETE",
+                        "the recipient's name is required",
+                    ));
                 }
                 Some(BillRecipient { name, address: checked_address(&r.address, "/billRecipient/address")? })
             }

@@ -4,11 +4,11 @@
 //! notification mail they send.
 
 use crate::clock::Clock;
+use crate::entities::timestamp;
 use crate::identity::access::{AccessError, LockoutPolicy, throttled};
 use crate::identity::credentials::verify_password;
 use crate::identity::sessions::Caller;
 use crate::identity::{LoginStore, LoginThrottle, Mail, Mailer};
-use crate::entities::timestamp;
 use crate::ids::{CustomerNumber, IdempotencyKey, RequestId};
 use crate::plausibility::RuleViolation;
 use crate::ports::{RequestWriter, StoreError};
@@ -65,8 +65,15 @@ impl ChangeError {
 
 /// The client's key and the fingerprint of its body, as a claim scoped to the operation
 /// and the object it changes.
-pub fn claim(operation: &str, subject: &str, idempotency: Option<(IdempotencyKey, String)>) -> Option<IdempotencyClaim> {
-    idempotency.map(|(key, fingerprint)| IdempotencyClaim { scope: IdempotencyScope::new(operation, subject, &key), fingerprint })
+pub fn claim(
+    operation: &str,
+    subject: &str,
+    idempotency: Option<(IdempotencyKey, String)>,
+) -> Option<IdempotencyClaim> {
+    idempotency.map(|(key, fingerprint)| IdempotencyClaim {
+        scope: IdempotencyScope::new(operation, subject, &key),
+        fingerprint,
+    })
 }
 
 /// The answer stored under the claim, if any.
@@ -106,7 +113,9 @@ pub async fn commit<W: RequestWriter>(writer: &W, request: CustomerRequest) -> R
             }
         }
         Err(WriteError::Store(e)) => Err(e.into()),
-        Err(WriteError::Conflict | WriteError::ClaimTaken(_) | WriteError::TokenNotUsable) => Err(ChangeError::Conflict),
+        Err(WriteError::Conflict | WriteError::ClaimTaken(_) | WriteError::TokenNotUsable) => {
+            Err(ChangeError::Conflict)
+        }
     }
 }
 
@@ -270,7 +279,10 @@ mod tests {
             futures::executor::block_on(c.confirm(&caller, pw.as_ref()))
         };
         assert!(run(caller(datetime!(2026-12-01 11:51 UTC)), None).is_ok(), "9 minutes ago");
-        assert!(matches!(run(caller(datetime!(2026-12-01 11:49 UTC)), None), Err(ChangeError::ReauthenticationRequired)));
+        assert!(matches!(
+            run(caller(datetime!(2026-12-01 11:49 UTC)), None),
+            Err(ChangeError::ReauthenticationRequired)
+        ));
         assert!(run(caller(datetime!(2026-12-01 08:00 UTC)), Some("Richtig-2026!")).is_ok());
         assert!(matches!(
             run(caller(datetime!(2026-12-01 11:59 UTC)), Some("Falsch")),

@@ -3,12 +3,12 @@
 //! once, marked pending until the CRM confirms; a consent change records when and through
 //! which channel it was given.
 
+use crate::changes::{self, ChangeError};
 use crate::clock::Clock;
 use crate::entities::timestamp;
 use crate::identity::credentials::EmailAddress;
 use crate::identity::sessions::Caller;
 use crate::ids::{CustomerNumber, IdempotencyKey, RequestId};
-use crate::changes::{self, ChangeError};
 use crate::ports::{RequestWriter, StoreError};
 use crate::reads::ScopedReads;
 use crate::requests::{Activity, ActivityOwner, Channel, CustomerRequest, MirrorObject, MirrorUpdate, RequestKind};
@@ -80,7 +80,8 @@ impl<R: ScopedReads, W: RequestWriter, C: Clock> ContactService<R, W, C> {
         idempotency: Option<(IdempotencyKey, String)>,
     ) -> Result<Value, ChangeError> {
         let claim = changes::claim("contact-change", customer.as_str(), idempotency);
-        let (earlier, partner) = futures::join!(changes::stored(&self.writer, &claim), self.reads.partner(caller, customer));
+        let (earlier, partner) =
+            futures::join!(changes::stored(&self.writer, &claim), self.reads.partner(caller, customer));
         let partner = partner?.ok_or(ChangeError::NotFound)?;
         if let Some(answer) = changes::replay(earlier?, &claim)? {
             return Ok(answer);

@@ -50,7 +50,11 @@ pub fn check_change(
         return Err(ChangeError::invalid("/amount", "NOTHING_TO_CHANGE", "this is the current amount"));
     }
     if valid_from < today {
-        return Err(ChangeError::invalid("/validFrom", "VALID_FROM_IN_PAST", "the new amount cannot start in the past"));
+        return Err(ChangeError::invalid(
+            "/validFrom",
+            "VALID_FROM_IN_PAST",
+            "the new amount cannot start in the past",
+        ));
     }
     if valid_from > today + Duration::days(policy.max_days_ahead) {
         return Err(ChangeError::invalid(
@@ -114,10 +118,12 @@ impl<R: ScopedReads, W: RequestWriter, C: Clock> InstallmentService<R, W, C> {
         }
         check_change(&self.policy, plan.amount, plan.due_day, amount, valid_from, self.clock.today())?;
 
-        let installations: Vec<_> = contracts?.map(|(_, cs)| cs).unwrap_or_default().into_iter().map(|c| c.installation_id).collect();
+        let installations: Vec<_> =
+            contracts?.map(|(_, cs)| cs).unwrap_or_default().into_iter().map(|c| c.installation_id).collect();
         let request_id = RequestId::new_random();
         let pending = crate::entities::PendingInstallmentChange { request_id, amount, valid_from };
-        let subject = format!("Abschlagsänderung Vertragskonto {account}: {amount} EUR ab {}", iso_date::format(valid_from));
+        let subject =
+            format!("Abschlagsänderung Vertragskonto {account}: {amount} EUR ab {}", iso_date::format(valid_from));
         let mut request = Draft {
             request_id,
             kind: RequestKind::InstallmentChange,
@@ -161,7 +167,14 @@ mod tests {
     fn bounds_dates_and_due_days() {
         let p = InstallmentPolicy::default();
         let today = date!(2026 - 12 - 01);
-        let check = |amount: i64, from: Date| match check_change(&p, Decimal::new(6100, 2), 15, Decimal::new(amount, 2), from, today) {
+        let check = |amount: i64, from: Date| match check_change(
+            &p,
+            Decimal::new(6100, 2),
+            15,
+            Decimal::new(amount, 2),
+            from,
+            today,
+        ) {
             Ok(()) => "OK",
             Err(ChangeError::Invalid { code, .. }) => code,
             Err(e) => panic!("{e:?}"),

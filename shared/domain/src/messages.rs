@@ -87,10 +87,9 @@ impl<R: ScopedReads + Catalog, L: AttemptLimiter, W: RequestWriter, C: Clock> Me
             return Ok(answer);
         }
         let reasons = self.reads.code_list("messageReasons").await?;
-        let reason = reasons
-            .iter()
-            .find(|r| r.key == input.reason)
-            .ok_or_else(|| ChangeError::invalid("/reason", "UNKNOWN_REASON", "not a message reason of the code list"))?;
+        let reason = reasons.iter().find(|r| r.key == input.reason).ok_or_else(|| {
+            ChangeError::invalid("/reason", "UNKNOWN_REASON", "not a message reason of the code list")
+        })?;
         if customer.is_none() {
             let client_key = format!("client#{client}");
             let (by_client, by_sender) =

@@ -2,20 +2,18 @@
 //! last name, sees his consumption points and meters with their last readings, and
 //! submits a reading (Zählerstandsmeldung).
 
+use crate::changes::{self, ChangeError};
 use crate::clock::Clock;
 use crate::entities::{Address, Commodity, LastReading, MeterRecord, ReadingSource, iso_date};
 use crate::identification::{IdentificationError, decide, take_attempt};
+use crate::identity::sessions::Caller;
 use crate::ids::{
     ContractNumber, CustomerNumber, IdempotencyKey, InstallationId, MaloId, MeterNumber, RegisterCode, RequestId,
 };
 use crate::plausibility::{AcceptedValue, ReadingPolicy, RuleViolation, SubmittedValue, check_reading};
 use crate::ports::{AttemptLimiter, CustomerDirectory, RequestWriter, StoreError};
-use crate::changes::{self, ChangeError};
-use crate::identity::sessions::Caller;
 use crate::reads::ScopedReads;
-use crate::requests::{
-    Activity, ActivityOwner, Channel, CustomerRequest, IdempotencyClaim, MirrorUpdate, RequestKind,
-};
+use crate::requests::{Activity, ActivityOwner, Channel, CustomerRequest, IdempotencyClaim, MirrorUpdate, RequestKind};
 use rust_decimal::Decimal;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -222,8 +220,15 @@ impl<D: CustomerDirectory, L: AttemptLimiter, W: RequestWriter, C: Clock> MeterR
             return Err(MeterReadingError::IdempotencyKeyReused);
         }
         let meter = meter?.ok_or(MeterReadingError::MeterNotFound)?;
-        self.record(&partner.partner_number, meter, reading.reading_date, &reading.values, claim, Channel::PortalAnonymous)
-            .await
+        self.record(
+            &partner.partner_number,
+            meter,
+            reading.reading_date,
+            &reading.values,
+            claim,
+            Channel::PortalAnonymous,
+        )
+        .await
     }
 
     /// A reading of a logged-in customer: the caller's meter, then the same rules and
@@ -238,7 +243,8 @@ impl<D: CustomerDirectory, L: AttemptLimiter, W: RequestWriter, C: Clock> MeterR
         idempotency: Option<(IdempotencyKey, String)>,
     ) -> Result<Value, MeterReadingError> {
         let claim = changes::claim(LOGGED_IN_OPERATION, meter.as_str(), idempotency);
-        let (earlier, found) = futures::join!(changes::stored(&self.writer, &claim), reads.meter_readings(caller, meter));
+        let (earlier, found) =
+            futures::join!(changes::stored(&self.writer, &claim), reads.meter_readings(caller, meter));
         let (record, _) = found?.ok_or(MeterReadingError::MeterNotFound)?;
         if let Some(answer) = changes::replay(earlier?, &claim)? {
             return Ok(answer);
@@ -374,6 +380,7 @@ mod tests {
     use crate::export::parse_export;
     use crate::ids::IdempotencyKey;
     use crate::memory::{MemoryDirectory, MemoryLimiter, MemoryWriter};
+    use crate::requests::WriteError;
     use std::str::FromStr;
     use time::macros::{date, datetime};
 

@@ -225,10 +225,8 @@ where
                 })
             }
             FinalBillPayment::New { payment_method, bank_account } => {
-                let account = bank_account
-                    .as_ref()
-                    .map(|a| checked_account(a, "/finalBillPayment/bankAccount"))
-                    .transpose()?;
+                let account =
+                    bank_account.as_ref().map(|a| checked_account(a, "/finalBillPayment/bankAccount")).transpose()?;
                 if *payment_method == PaymentMethod::SepaDirectDebit && account.is_none() {
                     return Err(ChangeError::invalid(
                         "/finalBillPayment/bankAccount",
@@ -246,8 +244,7 @@ where
 
         let request_id = RequestId::new_random();
         let date = iso_date::format(t.termination_date);
-        let pending =
-            PendingTermination { request_id, reason: t.reason.clone(), termination_date: t.termination_date };
+        let pending = PendingTermination { request_id, reason: t.reason.clone(), termination_date: t.termination_date };
         let subject = format!("Kündigung Vertrag {contract_number} zum {date} ({})", t.reason);
         let mut request = Draft {
             request_id,
@@ -336,7 +333,10 @@ mod tests {
         let moved = date!(2026 - 11 - 20);
         assert_eq!(code(termination("MOVE_OUT", moved, Some(moved))), "OK", "a move reported late");
         assert_eq!(code(termination("MOVE_OUT", moved, None)), "MOVE_OUT_DATE_REQUIRED");
-        assert_eq!(code(termination("MOVE_OUT", moved, Some(date!(2026 - 11 - 21)))), "TERMINATION_DATE_NOT_MOVE_OUT_DATE");
+        assert_eq!(
+            code(termination("MOVE_OUT", moved, Some(date!(2026 - 11 - 21)))),
+            "TERMINATION_DATE_NOT_MOVE_OUT_DATE"
+        );
         let long_ago = date!(2026 - 10 - 01);
         assert_eq!(code(termination("MOVE_OUT", long_ago, Some(long_ago))), "TERMINATION_DATE_TOO_EARLY");
         assert_eq!(code(termination("SUPPLIER_CHANGE", date!(2026 - 12 - 15), None)), "TERMINATION_DATE_TOO_EARLY");

@@ -172,7 +172,9 @@ pub mod problems {
             Some(first) => {
                 Problem::new(StatusCode::UNPROCESSABLE_ENTITY, first.code(), first.message()).with_errors(errors)
             }
-            None => Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "READING_IMPLAUSIBLE", "The reading is not plausible."),
+            None => {
+                Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "READING_IMPLAUSIBLE", "The reading is not plausible.")
+            }
         }
     }
 

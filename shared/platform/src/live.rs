@@ -73,7 +73,12 @@ impl Live {
 
     /// The confirmation sensitive changes ask for.
     pub fn confirmation(&self) -> Confirmation<DynamoLogins, DynamoThrottle, SystemClock> {
-        Confirmation { logins: self.logins(), throttle: self.throttle(), clock: SystemClock, lockout: Default::default() }
+        Confirmation {
+            logins: self.logins(),
+            throttle: self.throttle(),
+            clock: SystemClock,
+            lockout: Default::default(),
+        }
     }
 
     /// The one authentication step, as every function runs it.

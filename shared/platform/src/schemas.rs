@@ -80,19 +80,40 @@ pub const ALL: &[(&str, &str)] = &[
         "events/customer-contact-data-changed.schema.json",
         include_str!("../../../schemas/events/customer-contact-data-changed.schema.json"),
     ),
-    ("bank-details-change.request.schema.json", include_str!("../../../schemas/bank-details-change.request.schema.json")),
+    (
+        "bank-details-change.request.schema.json",
+        include_str!("../../../schemas/bank-details-change.request.schema.json"),
+    ),
     ("mandate-revocation.request.schema.json", include_str!("../../../schemas/mandate-revocation.request.schema.json")),
     ("installment-change.request.schema.json", include_str!("../../../schemas/installment-change.request.schema.json")),
-    ("billing-address-change.request.schema.json", include_str!("../../../schemas/billing-address-change.request.schema.json")),
+    (
+        "billing-address-change.request.schema.json",
+        include_str!("../../../schemas/billing-address-change.request.schema.json"),
+    ),
     ("meter-reading.request.schema.json", include_str!("../../../schemas/meter-reading.request.schema.json")),
     ("termination.request.schema.json", include_str!("../../../schemas/termination.request.schema.json")),
     ("message.request.schema.json", include_str!("../../../schemas/message.request.schema.json")),
     ("request-receipt.response.schema.json", include_str!("../../../schemas/request-receipt.response.schema.json")),
-    ("events/bank-details-changed.schema.json", include_str!("../../../schemas/events/bank-details-changed.schema.json")),
-    ("events/direct-debit-mandate-revoked.schema.json", include_str!("../../../schemas/events/direct-debit-mandate-revoked.schema.json")),
-    ("events/installment-change-requested.schema.json", include_str!("../../../schemas/events/installment-change-requested.schema.json")),
-    ("events/billing-address-changed.schema.json", include_str!("../../../schemas/events/billing-address-changed.schema.json")),
-    ("events/contract-termination-requested.schema.json", include_str!("../../../schemas/events/contract-termination-requested.schema.json")),
+    (
+        "events/bank-details-changed.schema.json",
+        include_str!("../../../schemas/events/bank-details-changed.schema.json"),
+    ),
+    (
+        "events/direct-debit-mandate-revoked.schema.json",
+        include_str!("../../../schemas/events/direct-debit-mandate-revoked.schema.json"),
+    ),
+    (
+        "events/installment-change-requested.schema.json",
+        include_str!("../../../schemas/events/installment-change-requested.schema.json"),
+    ),
+    (
+        "events/billing-address-changed.schema.json",
+        include_str!("../../../schemas/events/billing-address-changed.schema.json"),
+    ),
+    (
+        "events/contract-termination-requested.schema.json",
+        include_str!("../../../schemas/events/contract-termination-requested.schema.json"),
+    ),
     ("events/message-received.schema.json", include_str!("../../../schemas/events/message-received.schema.json")),
     ("events/document-uploaded.schema.json", include_str!("../../../schemas/events/document-uploaded.schema.json")),
 ];

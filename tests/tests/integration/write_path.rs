@@ -135,7 +135,7 @@ async fn a_transaction_meeting_a_claimed_idempotency_key_writes_nothing() {
         fingerprint: "fingerprint-29810-19650".into(),
     };
     let request = portal_domain::meter_reading::reading_request(
-        &partner,
+        &partner.partner_number,
         &meter,
         day,
         &accepted,
@@ -231,7 +231,7 @@ async fn a_reading_checked_against_stale_last_readings_is_refused_and_writes_not
     )
     .unwrap();
     let request = portal_domain::meter_reading::reading_request(
-        &partner,
+        &partner.partner_number,
         &stale,
         date!(2026 - 12 - 01),
         &accepted,
