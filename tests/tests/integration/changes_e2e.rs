@@ -81,7 +81,7 @@ async fn a_bank_details_change_is_confirmed_checked_recorded_and_notified() {
     assert_eq!(problem["errors"][0]["pointer"], "/bankAccount/iban");
     refused((status, problem), (422, "IBAN_INVALID"), &before, TABLE, "1000003", "BANK_DETAILS_CHANGE").await;
     let mut bad_bic = with_password("Demo-Passwort-2026");
-    bad_bic["bankAccount"]["bic"] = json!("COBADE1");
+    bad_bic["bankAccount"]["bic"] = json!("COBA1EFFXXX");
     refused(go(bad_bic, None).await, (422, "BIC_INVALID"), &before, TABLE, "1000003", "BANK_DETAILS_CHANGE").await;
     // Another customer's account is unknown, password or not.
     let (status, _) = send(
