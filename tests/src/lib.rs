@@ -69,7 +69,9 @@ pub async fn isolated_stack() -> Stack {
     let config = Config::from_lookup(|k| {
         env.get(k).map(|v| {
             match k {
-                "REQUESTS_QUEUE_URL" => v.replace(default_account, &format!("/{account}/")),
+                "REQUESTS_QUEUE_URL" | "REQUESTS_DLQ_URL" | "INBOUND_QUEUE_URL" | "INBOUND_DLQ_URL" => {
+                    v.replace(default_account, &format!("/{account}/"))
+                }
                 // Bucket names are global: the template names them with the account.
                 "DOCUMENTS_BUCKET" => v.replace("123456789012", &account),
                 _ => v.clone(),
@@ -109,6 +111,10 @@ impl Stack {
             self.config.tables.clone(),
             self.config.requests_queue_url.clone(),
         )
+    }
+
+    pub fn sync(&self) -> portal_platform::sync::InboundSync {
+        portal_platform::sync::InboundSync::new(&self.clients, &self.config)
     }
 
     pub fn relay(&self) -> Relay {
@@ -340,4 +346,12 @@ pub async fn send(
     let status = res.status().as_u16();
     let text = res.text().await.unwrap();
     (status, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap() })
+}
+
+/// The inbound sync wired to the served stack (the one the HTTP tests talk to).
+pub async fn served_sync() -> (portal_platform::sync::InboundSync, Config, Clients) {
+    let env = test_env();
+    let config = Config::from_lookup(|k| env.get(k).cloned()).unwrap();
+    let clients = Clients::from_sdk_config(&sdk_config(EMULATOR).await, None);
+    (portal_platform::sync::InboundSync::new(&clients, &config), config, clients)
 }

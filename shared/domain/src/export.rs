@@ -141,38 +141,10 @@ impl Snapshot {
             if !partner_set.contains(&a.partner_number) {
                 return Err(ImportError::new("contractAccount", key, "partnerNumber", "unknown business partner"));
             }
-            if a.payment_method == PaymentMethod::SepaDirectDebit && (a.bank_account.is_none() || a.mandate.is_none()) {
-                return Err(ImportError::new(
-                    "contractAccount",
-                    key,
-                    "bankAccount",
-                    "direct debit needs a bank account and a mandate",
-                ));
-            }
-            for (field, account) in [("bankAccount", &a.bank_account), ("payoutAccount", &a.payout_account)] {
-                if let Some(acc) = account
-                    && !iban_is_valid(&acc.iban)
-                {
-                    return Err(ImportError::new("contractAccount", key, &format!("{field}.iban"), "not a valid IBAN"));
-                }
-            }
             account_owner.insert(a.account_number.clone(), a.partner_number.clone());
-            account_records.push(ContractAccountRecord {
-                partner_number: a.partner_number.clone(),
-                account_number: a.account_number.clone(),
-                billing_address: a.billing_address,
-                bill_recipient: a.bill_recipient,
-                pending_change: None,
-            });
-            bank_details.push(BankDetails {
-                partner_number: a.partner_number,
-                account_number: a.account_number,
-                payment_method: a.payment_method,
-                bank_account: a.bank_account,
-                payout_account: a.payout_account,
-                mandate: a.mandate,
-                pending_change: None,
-            });
+            let (record, details) = split_account(a)?;
+            account_records.push(record);
+            bank_details.push(details);
         }
 
         let mut contract_owner: HashMap<ContractNumber, (CustomerNumber, InstallationId, Option<time::Date>)> =
@@ -186,9 +158,7 @@ impl Snapshot {
             if !product_set.contains(c.product_id.as_str()) {
                 return Err(ImportError::new("contract", key, "productId", "unknown product"));
             }
-            if c.end_date.is_some_and(|end| end < c.start_date) {
-                return Err(ImportError::new("contract", key, "endDate", "ends before it starts"));
-            }
+            check_contract(&c)?;
             contract_owner.insert(c.contract_number.clone(), (owner.clone(), c.installation_id.clone(), c.end_date));
             owned_contracts.push(Owned { partner_number: owner.clone(), entity: c });
         }
@@ -250,20 +220,7 @@ impl Snapshot {
             let meter = meter_records
                 .get_mut(&r.meter_number)
                 .ok_or_else(|| ImportError::new("meterReading", &key, "meterNumber", "unknown meter"))?;
-            let Some(register) = meter.meter.registers.iter().find(|g| g.code == r.register) else {
-                return Err(ImportError::new("meterReading", key, "register", "the meter has no such register"));
-            };
-            if r.value.is_sign_negative()
-                || r.value.scale() > register.decimals
-                || r.value >= rust_decimal::Decimal::from(10u64.pow(register.digits))
-            {
-                return Err(ImportError::new(
-                    "meterReading",
-                    key,
-                    "value",
-                    "negative, or more digits or decimals than the register shows",
-                ));
-            }
+            check_reading_value(&meter.meter, r)?;
             let newer = meter.last_reading(&r.register).is_none_or(|last| r.date >= last.date);
             if newer {
                 meter.last_readings.retain(|l| l.register != r.register);
@@ -292,6 +249,7 @@ impl Snapshot {
         for d in &documents {
             if let Some(content) = &d.content_base64 {
                 check_document_content(content, &d.media_type)
+                    .map(drop)
                     .map_err(|m| ImportError::new("document", d.document_id.to_string(), "contentBase64", m))?;
             }
             if !partner_set.contains(&d.partner_number) {
@@ -374,11 +332,80 @@ fn code_lists(doc: &Value) -> Result<Vec<CodeValue>, ImportError> {
     Ok(values)
 }
 
+/// Checks a contract account and splits it into the account record and its bank details
+/// (mirrored apart, so that reading an address never reads an IBAN). The import and the
+/// inbound sync both map accounts through here.
+pub fn split_account(a: ContractAccount) -> Result<(ContractAccountRecord, BankDetails), ImportError> {
+    let key = a.account_number.to_string();
+    if a.payment_method == PaymentMethod::SepaDirectDebit && (a.bank_account.is_none() || a.mandate.is_none()) {
+        return Err(ImportError::new(
+            "contractAccount",
+            key,
+            "bankAccount",
+            "direct debit needs a bank account and a mandate",
+        ));
+    }
+    for (field, account) in [("bankAccount", &a.bank_account), ("payoutAccount", &a.payout_account)] {
+        if let Some(acc) = account
+            && !iban_is_valid(&acc.iban)
+        {
+            return Err(ImportError::new("contractAccount", key, &format!("{field}.iban"), "not a valid IBAN"));
+        }
+    }
+    Ok((
+        ContractAccountRecord {
+            partner_number: a.partner_number.clone(),
+            account_number: a.account_number.clone(),
+            billing_address: a.billing_address,
+            bill_recipient: a.bill_recipient,
+            pending_change: None,
+        },
+        BankDetails {
+            partner_number: a.partner_number,
+            account_number: a.account_number,
+            payment_method: a.payment_method,
+            bank_account: a.bank_account,
+            payout_account: a.payout_account,
+            mandate: a.mandate,
+            pending_change: None,
+        },
+    ))
+}
+
+/// The rules of a contract on its own.
+pub fn check_contract(c: &Contract) -> Result<(), ImportError> {
+    if c.end_date.is_some_and(|end| end < c.start_date) {
+        return Err(ImportError::new("contract", c.contract_number.to_string(), "endDate", "ends before it starts"));
+    }
+    Ok(())
+}
+
+/// A reading fits its meter: a register of the meter, not negative, and no more digits or
+/// decimals than the register shows.
+pub fn check_reading_value(meter: &Meter, r: &MeterReading) -> Result<(), ImportError> {
+    let key = format!("{}/{}/{}", r.meter_number, r.register, iso_date::format(r.date));
+    let Some(register) = meter.registers.iter().find(|g| g.code == r.register) else {
+        return Err(ImportError::new("meterReading", key, "register", "the meter has no such register"));
+    };
+    if r.value.is_sign_negative()
+        || r.value.scale() > register.decimals
+        || r.value >= rust_decimal::Decimal::from(10u64.pow(register.digits))
+    {
+        return Err(ImportError::new(
+            "meterReading",
+            key,
+            "value",
+            "negative, or more digits or decimals than the register shows",
+        ));
+    }
+    Ok(())
+}
+
 /// Largest document file.
 pub const MAX_DOCUMENT_BYTES: usize = 10 * 1024 * 1024;
 
-/// The file must decode and be what its media type says (by its first bytes).
-fn check_document_content(content: &str, media_type: &str) -> Result<(), String> {
+/// The file must decode and be what its media type says (by its first bytes); its bytes.
+pub fn check_document_content(content: &str, media_type: &str) -> Result<Vec<u8>, String> {
     use base64::Engine;
     let bytes = base64::engine::general_purpose::STANDARD.decode(content).map_err(|e| format!("not base64: {e}"))?;
     if bytes.len() > MAX_DOCUMENT_BYTES {
@@ -390,7 +417,7 @@ fn check_document_content(content: &str, media_type: &str) -> Result<(), String>
         "image/jpeg" => b"\xFF\xD8\xFF",
         other => return Err(format!("media type {other} is not accepted")),
     };
-    if bytes.starts_with(magic) { Ok(()) } else { Err(format!("the content is not {media_type}")) }
+    if bytes.starts_with(magic) { Ok(bytes) } else { Err(format!("the content is not {media_type}")) }
 }
 
 /// ISO 13616: country, length for the country and mod-97 check digits (`iban_validate`).

@@ -142,8 +142,12 @@ impl<R: ScopedReads, W: RequestWriter, C: Clock> InstallmentService<R, W, C> {
             mirror_updates: vec![MirrorUpdate::Pending {
                 object: MirrorObject::InstallmentPlan(owned.partner_number.clone(), account.clone()),
                 set: Map::from_iter([("pendingChange".to_owned(), json!(pending))]),
-                // The CRM may lock the plan meanwhile: then nothing is written.
-                expect: Map::from_iter([("changeLocked".to_owned(), json!(false))]),
+                // The CRM may lock the plan meanwhile, or another change may win the race:
+                // then nothing is written.
+                expect: Map::from_iter([
+                    ("changeLocked".to_owned(), json!(false)),
+                    ("pendingChange".to_owned(), Value::Null),
+                ]),
             }],
             claim,
             answer: Map::from_iter([("accountNumber".to_owned(), json!(account))]),

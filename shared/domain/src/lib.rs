@@ -26,6 +26,7 @@ pub mod plausibility;
 pub mod ports;
 pub mod reads;
 pub mod requests;
+pub mod sync;
 pub mod termination;
 pub mod uploads;
 

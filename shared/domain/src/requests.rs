@@ -317,3 +317,45 @@ pub enum WriteError {
     #[error(transparent)]
     Store(#[from] StoreError),
 }
+
+/// A customer's request as `GET /v1/me/requests` lists it: what, when, and what became of
+/// it (`SUBMITTED` until the CRM reports `PROCESSED` or `REJECTED`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestSummary {
+    pub request_id: RequestId,
+    pub request_type: String,
+    #[serde(rename(deserialize = "partnerNumber", serialize = "customerNumber"))]
+    pub customer_number: CustomerNumber,
+    pub submitted_at: String,
+    pub status: String,
+    #[serde(default)]
+    pub status_reason: Option<String>,
+    #[serde(default)]
+    pub status_changed_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_number: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contract_number: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meter_number: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub document_id: Option<String>,
+}
+
+impl RequestSummary {
+    /// The listing order: newest first, ties by request id.
+    pub fn position(&self) -> (String, String) {
+        (self.submitted_at.clone(), self.request_id.to_string())
+    }
+}
+
+/// One page of a customer's requests, newest first, and whether more follow.
+pub fn page(mut all: Vec<RequestSummary>, before: Option<&(String, String)>, limit: usize) -> (Vec<RequestSummary>, bool) {
+    all.sort_by_key(|r| std::cmp::Reverse(r.position()));
+    all.dedup_by(|a, b| a.request_id == b.request_id);
+    let mut rest: Vec<RequestSummary> = all.into_iter().filter(|r| before.is_none_or(|b| &r.position() < b)).collect();
+    let more = rest.len() > limit;
+    rest.truncate(limit);
+    (rest, more)
+}

@@ -44,10 +44,48 @@ pub struct Tables {
     pub document_uploads: String,
 }
 
+impl Tables {
+    /// The transaction table of a request type.
+    pub fn record_table(&self, kind: portal_domain::requests::RequestKind) -> &str {
+        use portal_domain::requests::RequestKind as K;
+        match kind {
+            K::MeterReadingSubmission => &self.meter_reading_submissions,
+            K::PortalRegistration | K::AccountDeletion | K::CustomerNumberAdded => &self.portal_login_requests,
+            K::ContactDataChange => &self.contact_data_changes,
+            K::BankDetailsChange | K::MandateRevocation => &self.bank_details_changes,
+            K::BillingAddressChange => &self.billing_address_changes,
+            K::InstallmentChange => &self.installment_changes,
+            K::ContractTermination => &self.terminations,
+            K::Message => &self.messages,
+            K::DocumentUpload => &self.document_uploads,
+        }
+    }
+
+    /// Every transaction table, once.
+    pub fn record_tables(&self) -> [&str; 9] {
+        [
+            &self.meter_reading_submissions,
+            &self.portal_login_requests,
+            &self.contact_data_changes,
+            &self.bank_details_changes,
+            &self.billing_address_changes,
+            &self.installment_changes,
+            &self.terminations,
+            &self.messages,
+            &self.document_uploads,
+        ]
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub tables: Arc<Tables>,
     pub requests_queue_url: String,
+    /// Dead-letter queue of the requests queue (for the redrive command).
+    pub requests_dead_letter_url: String,
+    /// Where the CRM publishes entity changes and request status.
+    pub inbound_queue_url: String,
+    pub inbound_dead_letter_url: String,
     pub anonymous_attempts_per_hour: u32,
     /// Sender of the portal's e-mails.
     pub mail_from: String,
@@ -144,6 +182,9 @@ impl Config {
             inbox: portal_domain::documents::InboxPolicy { categories, max_age_days },
             tables: Arc::new(tables),
             requests_queue_url: req("REQUESTS_QUEUE_URL")?,
+            requests_dead_letter_url: req("REQUESTS_DLQ_URL")?,
+            inbound_queue_url: req("INBOUND_QUEUE_URL")?,
+            inbound_dead_letter_url: req("INBOUND_DLQ_URL")?,
             anonymous_attempts_per_hour: attempts,
             mail_from: req("MAIL_FROM")?,
             registration_requires_approval: requires_approval,

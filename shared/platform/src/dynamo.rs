@@ -34,7 +34,9 @@ pub fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
-pub fn from_item<T: DeserializeOwned>(table: &str, item: Item) -> Result<T, StoreError> {
+/// Maps an item to its entity. The sync's bookkeeping (`syncVersion`) is not part of it.
+pub fn from_item<T: DeserializeOwned>(table: &str, mut item: Item) -> Result<T, StoreError> {
+    item.remove("syncVersion");
     serde_dynamo::from_item(item).map_err(|e| StoreError(format!("item of {table} does not map: {e}")))
 }
 

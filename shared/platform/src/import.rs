@@ -96,31 +96,45 @@ pub async fn write_snapshot(
         }
         report.push((table.to_owned(), count));
     }
-    let sessions = DynamoSessions::new(client.clone(), tables);
     let mut claims = 0;
     for login in &snapshot.logins {
-        put_login(client, &tables.portal_logins, login).await?;
-        let active = login.status == LoginStatus::Active;
-        claims += usize::from(claim(client, tables, &username_claim(&login.username.to_lowercase()), login).await?);
-        for p in &login.partner_numbers {
-            if login.status == LoginStatus::Deleted {
-                // A deleted login leaves its customer numbers free for a new registration.
-                release(client, tables, &partner_claim(p), login).await?;
-            } else {
-                claims += usize::from(claim(client, tables, &partner_claim(p), login).await?);
-            }
-        }
-        // Sessions follow the CRM: a login that is no longer active has none; an active
-        // one's sessions carry its current customer numbers.
-        if active {
-            sessions.set_partners(&login.login_id, &login.partner_numbers).await?;
-        } else {
-            sessions.delete_all(&login.login_id).await?;
-        }
+        claims += apply_login(client, tables, login, None).await?.unwrap_or_default();
     }
     report.push((tables.login_claims.clone(), claims));
     report.push((config.documents_bucket.clone(), files));
     Ok(report)
+}
+
+/// Writes a login as the CRM has it: status, customer numbers and e-mail, but never over a
+/// password set in the portal; its uniqueness claims; and its sessions follow (a login
+/// that is no longer active has none; an active one's carry its customer numbers). With a
+/// `version` (the inbound sync) nothing is written over the same or a newer version:
+/// `None` then, else the number of claims taken.
+pub async fn apply_login(
+    client: &Client,
+    tables: &Tables,
+    login: &PortalLogin,
+    version: Option<u64>,
+) -> Result<Option<usize>, StoreError> {
+    if !put_login(client, &tables.portal_logins, login, version).await? {
+        return Ok(None);
+    }
+    let mut claims = usize::from(claim(client, tables, &username_claim(&login.username.to_lowercase()), login).await?);
+    for p in &login.partner_numbers {
+        if login.status == LoginStatus::Deleted {
+            // A deleted login leaves its customer numbers free for a new registration.
+            release(client, tables, &partner_claim(p), login).await?;
+        } else {
+            claims += usize::from(claim(client, tables, &partner_claim(p), login).await?);
+        }
+    }
+    let sessions = DynamoSessions::new(client.clone(), tables);
+    if login.status == LoginStatus::Active {
+        sessions.set_partners(&login.login_id, &login.partner_numbers).await?;
+    } else {
+        sessions.delete_all(&login.login_id).await?;
+    }
+    Ok(Some(claims))
 }
 
 /// Why an import did not happen.
@@ -177,21 +191,28 @@ async fn release(client: &Client, tables: &Tables, key: &str, login: &PortalLogi
     }
 }
 
+/// Whether the login was written (not over a newer version).
 async fn put_login(
     client: &Client,
     table: &str,
     login: &portal_domain::entities::PortalLogin,
-) -> Result<(), StoreError> {
+    version: Option<u64>,
+) -> Result<bool, StoreError> {
     let status = serde_dynamo::to_attribute_value(login.status).map_err(|e| StoreError(e.to_string()))?;
     let partners = serde_dynamo::to_attribute_value(&login.partner_numbers).map_err(|e| StoreError(e.to_string()))?;
-    client
-        .update_item()
-        .table_name(table)
-        .key("loginId", s(login.login_id.as_str()))
-        .update_expression(
-            "SET username = :u, displayUsername = :du, email = :e, #st = :st, partnerNumbers = :p, createdAt = :c, \
-             passwordHash = if_not_exists(passwordHash, :h), mustChangePassword = if_not_exists(mustChangePassword, :m)",
-        )
+    let mut update = "SET username = :u, displayUsername = :du, email = :e, #st = :st, partnerNumbers = :p, \
+                      createdAt = :c, passwordHash = if_not_exists(passwordHash, :h), \
+                      mustChangePassword = if_not_exists(mustChangePassword, :m)"
+        .to_owned();
+    let mut request = client.update_item().table_name(table).key("loginId", s(login.login_id.as_str()));
+    if let Some(v) = version {
+        update.push_str(", syncVersion = :v");
+        request = request
+            .condition_expression("attribute_not_exists(syncVersion) OR syncVersion < :v")
+            .expression_attribute_values(":v", crate::dynamo::n(v));
+    }
+    let result = request
+        .update_expression(update)
         .expression_attribute_names("#st", "status")
         .expression_attribute_values(":u", s(login.username.to_lowercase()))
         .expression_attribute_values(":du", s(&login.username))
@@ -202,9 +223,12 @@ async fn put_login(
         .expression_attribute_values(":h", s(&login.password_hash))
         .expression_attribute_values(":m", aws_sdk_dynamodb::types::AttributeValue::Bool(login.must_change_password))
         .send()
-        .await
-        .map_err(|e| store_error("UpdateItem", e))?;
-    Ok(())
+        .await;
+    match result {
+        Ok(_) => Ok(true),
+        Err(e) if condition_failed(&e) => Ok(false),
+        Err(e) => Err(store_error("UpdateItem", e)),
+    }
 }
 
 /// One BatchWriteItem, retrying unprocessed items with a growing pause.

@@ -21,7 +21,7 @@ use aws_smithy_types::error::display::DisplayErrorContext;
 use portal_domain::entities::timestamp;
 use portal_domain::ports::{RequestWriter, StoreError};
 use portal_domain::requests::{
-    CommitReceipt, CustomerRequest, IdempotencyScope, MirrorObject, MirrorTable, MirrorUpdate, RequestKind,
+    CommitReceipt, CustomerRequest, IdempotencyScope, MirrorObject, MirrorTable, MirrorUpdate,
     StoredAnswer, WriteError,
 };
 use serde_json::{Value, json};
@@ -64,22 +64,6 @@ impl WritePath {
         queue_url: String,
     ) -> Self {
         Self { dynamo, sqs, tables, queue_url }
-    }
-
-    fn record_table(&self, kind: RequestKind) -> &str {
-        match kind {
-            RequestKind::MeterReadingSubmission => &self.tables.meter_reading_submissions,
-            RequestKind::PortalRegistration | RequestKind::AccountDeletion | RequestKind::CustomerNumberAdded => {
-                &self.tables.portal_login_requests
-            }
-            RequestKind::ContactDataChange => &self.tables.contact_data_changes,
-            RequestKind::BankDetailsChange | RequestKind::MandateRevocation => &self.tables.bank_details_changes,
-            RequestKind::BillingAddressChange => &self.tables.billing_address_changes,
-            RequestKind::InstallmentChange => &self.tables.installment_changes,
-            RequestKind::ContractTermination => &self.tables.terminations,
-            RequestKind::Message => &self.tables.messages,
-            RequestKind::DocumentUpload => &self.tables.document_uploads,
-        }
     }
 
     fn put(table: &str, item: Item, condition_key: Option<&str>) -> Result<TransactWriteItem, StoreError> {
@@ -236,7 +220,7 @@ impl WritePath {
         if let Some(customer) = &r.customer {
             record.insert("partnerNumber".to_owned(), json!(customer));
         }
-        let mut items = vec![Self::put(self.record_table(r.kind), to_item(&record)?, Some("requestId"))?];
+        let mut items = vec![Self::put(self.tables.record_table(r.kind), to_item(&record)?, Some("requestId"))?];
 
         for (i, a) in r.activities.iter().enumerate() {
             let mut activity = json!({

@@ -126,6 +126,17 @@ async fn a_bank_details_change_is_confirmed_checked_recorded_and_notified() {
     let mail = mails.last().unwrap();
     assert!(mail.contains("800000004") && mail.contains("3000"), "{mail}");
     assert!(!mail.contains("DE89370400440532013000"), "the mail shows no full IBAN");
+    assert!(!message.to_string().contains("Demo-Passwort-2026"), "no password in the message");
+
+    // Neither the IBANs, the password nor the mail's text reached the functions' logs.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    if let Ok(path) = std::env::var("PORTAL_API_LOG") {
+        let log = std::fs::read_to_string(&path).unwrap();
+        assert!(log.contains("bank-details"), "the log at {path} is not the API's");
+        for canary in ["DE89370400440532013000", "DE64850503003120123456", "Demo-Passwort-2026", "Falsch-2026", "nicht selbst"] {
+            assert!(!log.contains(canary), "{canary} is in the log");
+        }
+    }
 }
 
 #[tokio::test]
@@ -589,4 +600,42 @@ async fn an_upload_is_recognised_by_content_stored_under_a_server_key_and_shown_
         .await
         .unwrap();
     assert_eq!(download.bytes().await.unwrap().to_vec(), png);
+}
+
+#[tokio::test]
+async fn simultaneous_changes_of_one_account_have_a_defined_outcome() {
+    // Two installment changes at once: one wins, the other is refused with 409.
+    let jmueller = demo_session("L-0000001", &["1000002"], false).await;
+    let due = portal_domain::reads::next_due_date(today() + time::Duration::days(1), 1);
+    let path = "/v1/contract-accounts/800000002/installment-changes";
+    let body = |amount: &str| json!({"amount": amount, "validFrom": iso_date::format(due)});
+    let (a, b) = futures::join!(
+        send(Method::POST, path, Some(&body("65.00")), Some(&jmueller), None),
+        send(Method::POST, path, Some(&body("70.00")), Some(&jmueller), None)
+    );
+    let mut statuses = [a.0, b.0];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [202, 409], "{a:?} {b:?}");
+    let winner = if a.0 == 202 { &a.1 } else { &b.1 };
+    let loser = if a.0 == 202 { &b.1 } else { &a.1 };
+    assert!(["CONCURRENT_UPDATE", "INSTALLMENT_CHANGE_PENDING"].contains(&loser["code"].as_str().unwrap()), "{loser}");
+    let (_, _, plan) = call(Method::GET, "/v1/contract-accounts/800000002/installment-plan", None, Some(&jmueller)).await;
+    assert_eq!(plan["pendingChange"]["requestId"], winner["requestId"]);
+    assert_eq!(ledger("TABLE_INSTALLMENT_CHANGES", "1000002", "INSTALLMENT_CHANGE").await.records, 1);
+
+    // Two bank-details changes at once: both are recorded and sent, in order; the mirror
+    // shows one of them whole, marked with that request — never a mix.
+    let weber = demo_session("L-TEST0004", &["1000004"], false).await;
+    let path = "/v1/contract-accounts/800000005/bank-details";
+    let change = |iban: &str| json!({"paymentMethod": "BANK_TRANSFER", "payoutAccount": {"holder": "Karl Weber", "iban": iban}});
+    let (a, b) = futures::join!(
+        send(Method::PUT, path, Some(&change("DE89370400440532013000")), Some(&weber), None),
+        send(Method::PUT, path, Some(&change("DE64850503003120123456")), Some(&weber), None)
+    );
+    assert_eq!((a.0, b.0), (202, 202), "{a:?} {b:?}");
+    let (_, _, shown) = call(Method::GET, path, None, Some(&weber)).await;
+    let shown_by = if shown["payoutAccount"]["iban"].as_str().unwrap().ends_with("3000") { &a.1 } else { &b.1 };
+    assert_eq!(shown["pendingChange"], shown_by["requestId"], "{shown}");
+    let ledger = ledger("TABLE_BANK_DETAILS_CHANGES", "1000004", "BANK_DETAILS_CHANGE").await;
+    assert_eq!((ledger.records, ledger.outbox), (2, 2));
 }

@@ -9,4 +9,5 @@ mod identity_e2e;
 mod identity_store;
 mod import;
 mod reads_e2e;
+mod sync;
 mod write_path;

@@ -1,0 +1,86 @@
+//! The customer's requests (`GET /v1/me/requests`): type, submitted at, processing status
+//! and reason, newest first, paginated (`limit`, `cursor`).
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use http::{Method, StatusCode};
+use lambda_http::{Body, Error, Request, RequestExt, Response, run, service_fn};
+use portal_domain::clock::SystemClock;
+use portal_domain::identity::sessions::{Access, Authenticator};
+use portal_platform::http::{FieldError, Problem, authenticate, json_response, serve};
+use portal_platform::identity::DynamoSessions;
+use portal_platform::live::Live;
+use portal_platform::request_log::RequestLog;
+use serde_json::json;
+use std::convert::Infallible;
+
+const DEFAULT_LIMIT: usize = 20;
+const MAX_LIMIT: usize = 100;
+
+struct Api {
+    log: RequestLog,
+    auth: Authenticator<DynamoSessions, SystemClock>,
+}
+
+fn invalid(parameter: &str, message: &str) -> Problem {
+    Problem::new(StatusCode::BAD_REQUEST, "VALIDATION_FAILED", format!("Invalid query parameter {parameter}: {message}"))
+        .with_errors(vec![FieldError {
+            pointer: format!("?{parameter}"),
+            code: "format".into(),
+            message: message.into(),
+        }])
+}
+
+/// The opaque cursor: where the previous page ended (submitted at, request id).
+fn encode_cursor(position: &(String, String)) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{}|{}", position.0, position.1))
+}
+
+fn decode_cursor(raw: &str) -> Option<(String, String)> {
+    let text = String::from_utf8(URL_SAFE_NO_PAD.decode(raw).ok()?).ok()?;
+    let (at, id) = text.split_once('|')?;
+    (at.len() <= 40 && id.len() <= 40).then(|| (at.to_owned(), id.to_owned()))
+}
+
+impl Api {
+    async fn handle(&self, req: Request) -> Result<Response<Body>, Infallible> {
+        serve(req, |req, method, path, id| async move {
+            match (method, path.as_str()) {
+                (Method::GET, "/v1/me/requests") => self.list(&req, &id).await,
+                _ => Err(Problem::not_found()),
+            }
+        })
+        .await
+    }
+
+    async fn list(&self, req: &Request, id: &str) -> Result<Response<Body>, Problem> {
+        let caller = authenticate(&self.auth, req, Access::Regular, id).await?;
+        let query = req.query_string_parameters_ref();
+        let get = |name: &str| query.and_then(|q| q.first(name)).map(str::to_owned);
+        let limit = match get("limit") {
+            None => DEFAULT_LIMIT,
+            Some(v) => v
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=MAX_LIMIT).contains(n))
+                .ok_or_else(|| invalid("limit", "expected 1 to 100"))?,
+        };
+        let before = get("cursor")
+            .map(|c| decode_cursor(&c).ok_or_else(|| invalid("cursor", "not a cursor of this list")))
+            .transpose()?;
+        let (requests, more) = self.log.page(&caller, before, limit).await.map_err(|e| Problem::unexpected(id, &e))?;
+        let next = more.then(|| requests.last().map(|r| encode_cursor(&r.position()))).flatten();
+        Ok(json_response(StatusCode::OK, &json!({ "requests": requests, "nextCursor": next }), id))
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    portal_platform::telemetry::init();
+    let live = Live::from_env().await?;
+    let api = Api {
+        log: RequestLog::new(live.clients.dynamo.clone(), live.config.tables.clone()),
+        auth: live.authenticator(),
+    };
+    run(service_fn(|req| api.handle(req))).await
+}

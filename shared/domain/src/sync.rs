@@ -1,0 +1,289 @@
+//! Inbound sync: what the CRM (EVI) tells the portal on the inbound queue — an entity
+//! created or changed, an entity deleted, or what became of a request — parsed and checked
+//! with the same entity types and rules as the initial load (`export`), and decided into
+//! the writes that apply it. Every entity message carries a version that grows with each
+//! change of the entity: a write is applied only over an older version, so a late or
+//! repeated message changes nothing.
+
+use crate::entities::{
+    BusinessPartner, Contract, ContractAccount, Document, Installation, InstallmentPlan, MeterReading, PortalLogin,
+    Product,
+};
+use crate::export::{ImportError, Owned, check_contract, check_document_content, split_account};
+use crate::ids::{CustomerNumber, RequestId};
+use crate::requests::RequestKind;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use time::OffsetDateTime;
+
+/// The mirrored entity types the sync maintains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum EntityType {
+    BusinessPartner,
+    ContractAccount,
+    Contract,
+    Installation,
+    InstallmentPlan,
+    MeterReading,
+    Document,
+    Product,
+    PortalLogin,
+}
+
+/// What EVI reports about a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RequestStatus {
+    Processed,
+    Rejected,
+}
+
+/// An inbound message (`schemas/events/crm-*.schema.json`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "messageType")]
+pub enum InboundMessage {
+    #[serde(rename = "crm.entity-changed", rename_all = "camelCase")]
+    EntityChanged {
+        message_id: String,
+        #[serde(with = "time::serde::rfc3339")]
+        occurred_at: OffsetDateTime,
+        entity_type: EntityType,
+        version: u64,
+        /// The customer the entity belongs to (for entities keyed by customer).
+        #[serde(default)]
+        partner_number: Option<CustomerNumber>,
+        entity: Value,
+    },
+    #[serde(rename = "crm.entity-deleted", rename_all = "camelCase")]
+    EntityDeleted {
+        message_id: String,
+        #[serde(with = "time::serde::rfc3339")]
+        occurred_at: OffsetDateTime,
+        entity_type: EntityType,
+        version: u64,
+        #[serde(default)]
+        partner_number: Option<CustomerNumber>,
+        key: String,
+    },
+    #[serde(rename = "crm.request-status-changed", rename_all = "camelCase")]
+    RequestStatusChanged {
+        message_id: String,
+        #[serde(with = "time::serde::rfc3339")]
+        occurred_at: OffsetDateTime,
+        request_id: RequestId,
+        request_type: RequestKind,
+        status: RequestStatus,
+        #[serde(default)]
+        reason: Option<String>,
+    },
+}
+
+/// Mirror tables the sync writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    BusinessPartners,
+    ContractAccounts,
+    BankDetails,
+    Contracts,
+    Installations,
+    InstallmentPlans,
+    Documents,
+    Products,
+}
+
+/// One write that applies (part of) an inbound message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SyncWrite {
+    /// The whole item, unless the stored one has this version or a newer one.
+    Put { table: Table, item: Map<String, Value> },
+    /// Removes the item, unless the stored one is newer.
+    Delete { table: Table, key: Vec<(&'static str, String)> },
+    /// A reading: stored in the history, and the meter's last reading if it is newer.
+    Reading { owner: CustomerNumber, reading: MeterReading },
+    /// A document's file, stored before its record.
+    File { owner: CustomerNumber, document: Box<Document>, bytes: Vec<u8> },
+    /// A portal login's status, customer numbers and e-mail (never its password).
+    Login(Box<PortalLogin>),
+    Status { request_id: RequestId, kind: RequestKind, status: RequestStatus, reason: Option<String>, at: OffsetDateTime },
+}
+
+/// A message that can never be applied: it goes to the dead-letter queue with this reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Unusable(pub String);
+
+impl From<ImportError> for Unusable {
+    fn from(e: ImportError) -> Self {
+        // Entity, key and field, never a value: the reason is logged.
+        Self(format!("{} {}: field `{}` refused", e.entity, e.key, e.field))
+    }
+}
+
+/// A decided message: its id (for logs), the entity version and the writes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    pub message_id: String,
+    pub version: u64,
+    pub writes: Vec<SyncWrite>,
+}
+
+fn entity<T: serde::de::DeserializeOwned>(entity_type: EntityType, value: Value) -> Result<T, Unusable> {
+    serde_path_to_error::deserialize(value)
+        .map_err(|e| Unusable(format!("{entity_type:?}: field `{}` does not fit the export format", e.path())))
+}
+
+fn item<T: Serialize>(value: &T) -> Result<Map<String, Value>, Unusable> {
+    match serde_json::to_value(value) {
+        Ok(Value::Object(map)) => Ok(map),
+        _ => Err(Unusable("entity does not map to an item".into())),
+    }
+}
+
+fn owner(partner: Option<CustomerNumber>, entity_type: EntityType) -> Result<CustomerNumber, Unusable> {
+    partner.ok_or_else(|| Unusable(format!("{entity_type:?} needs partnerNumber")))
+}
+
+/// Parses a message body and decides its writes.
+pub fn decide(body: &str) -> Result<Decision, Unusable> {
+    let message: InboundMessage = serde_json::from_str(body).map_err(|e| {
+        // serde's message names the field or the problem, not the value.
+        Unusable(format!("not an inbound message (line {}, column {}, {:?} error)", e.line(), e.column(), e.classify()))
+    })?;
+    match message {
+        InboundMessage::EntityChanged { message_id, entity_type, version, partner_number, entity: value, .. } => {
+            let writes = changed(entity_type, partner_number, value)?;
+            Ok(Decision { message_id, version, writes })
+        }
+        InboundMessage::EntityDeleted { message_id, entity_type, version, partner_number, key, .. } => {
+            let writes = deleted(entity_type, partner_number, key)?;
+            Ok(Decision { message_id, version, writes })
+        }
+        InboundMessage::RequestStatusChanged { message_id, occurred_at, request_id, request_type, status, reason } => {
+            let reason = reason.map(|r| r.chars().take(500).collect());
+            Ok(Decision {
+                message_id,
+                version: 0,
+                writes: vec![SyncWrite::Status { request_id, kind: request_type, status, reason, at: occurred_at }],
+            })
+        }
+    }
+}
+
+fn changed(t: EntityType, partner: Option<CustomerNumber>, value: Value) -> Result<Vec<SyncWrite>, Unusable> {
+    let put = |table: Table, item: Map<String, Value>| SyncWrite::Put { table, item };
+    Ok(match t {
+        EntityType::BusinessPartner => vec![put(Table::BusinessPartners, item(&entity::<BusinessPartner>(t, value)?)?)],
+        EntityType::ContractAccount => {
+            let (record, details) = split_account(entity::<ContractAccount>(t, value)?)?;
+            vec![put(Table::ContractAccounts, item(&record)?), put(Table::BankDetails, item(&details)?)]
+        }
+        EntityType::Contract => {
+            let contract: Contract = entity(t, value)?;
+            check_contract(&contract)?;
+            vec![put(Table::Contracts, item(&Owned { partner_number: owner(partner, t)?, entity: contract })?)]
+        }
+        EntityType::Installation => {
+            let installation: Installation = entity(t, value)?;
+            vec![put(Table::Installations, item(&Owned { partner_number: owner(partner, t)?, entity: installation })?)]
+        }
+        EntityType::InstallmentPlan => {
+            let plan: InstallmentPlan = entity(t, value)?;
+            vec![put(Table::InstallmentPlans, item(&Owned { partner_number: owner(partner, t)?, entity: plan })?)]
+        }
+        EntityType::MeterReading => {
+            vec![SyncWrite::Reading { owner: owner(partner, t)?, reading: entity(t, value)? }]
+        }
+        EntityType::Document => {
+            let document: Document = entity(t, value)?;
+            let mut writes = Vec::new();
+            if let Some(content) = &document.content_base64 {
+                let bytes = check_document_content(content, &document.media_type)
+                    .map_err(|m| Unusable(format!("document {}: contentBase64: {m}", document.document_id)))?;
+                writes.push(SyncWrite::File {
+                    owner: document.partner_number.clone(),
+                    document: Box::new(document.clone()),
+                    bytes,
+                });
+            }
+            writes.push(put(Table::Documents, item(&document)?));
+            writes
+        }
+        EntityType::Product => vec![put(Table::Products, item(&entity::<Product>(t, value)?)?)],
+        EntityType::PortalLogin => vec![SyncWrite::Login(Box::new(entity(t, value)?))],
+    })
+}
+
+fn deleted(t: EntityType, partner: Option<CustomerNumber>, key: String) -> Result<Vec<SyncWrite>, Unusable> {
+    let owned = |table: Table, sort: &'static str| -> Result<SyncWrite, Unusable> {
+        Ok(SyncWrite::Delete {
+            table,
+            key: vec![("partnerNumber", owner(partner.clone(), t)?.to_string()), (sort, key.clone())],
+        })
+    };
+    Ok(match t {
+        EntityType::BusinessPartner => {
+            vec![SyncWrite::Delete { table: Table::BusinessPartners, key: vec![("partnerNumber", key)] }]
+        }
+        EntityType::ContractAccount => {
+            vec![owned(Table::ContractAccounts, "accountNumber")?, owned(Table::BankDetails, "accountNumber")?]
+        }
+        EntityType::Contract => vec![owned(Table::Contracts, "contractNumber")?],
+        EntityType::Installation => vec![owned(Table::Installations, "installationId")?],
+        EntityType::InstallmentPlan => vec![owned(Table::InstallmentPlans, "accountNumber")?],
+        EntityType::Document => vec![owned(Table::Documents, "documentId")?],
+        EntityType::Product => vec![SyncWrite::Delete { table: Table::Products, key: vec![("productId", key)] }],
+        EntityType::MeterReading | EntityType::PortalLogin => {
+            return Err(Unusable(format!(
+                "{t:?} is never deleted (a reading is corrected by a newer one, a login gets status GELÖSCHT)"
+            )));
+        }
+    })
+}
+
+/// An example of each inbound message type (also in `schemas/events/`), for tests and docs.
+pub fn example_status(request_id: RequestId, kind: RequestKind) -> Value {
+    json!({
+        "messageType": "crm.request-status-changed",
+        "messageId": "b7c1e2d4-0f3a-4e5b-9c6d-7e8f9a0b1c2d",
+        "occurredAt": "2026-12-01T10:15:00Z",
+        "requestId": request_id,
+        "requestType": kind,
+        "status": "PROCESSED",
+        "reason": null,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entity_changes_use_the_export_format_and_its_rules() {
+        let body = json!({
+            "messageType": "crm.entity-changed", "messageId": "m-1", "occurredAt": "2026-12-01T10:00:00Z",
+            "entityType": "contractAccount", "version": 3,
+            "entity": {
+                "accountNumber": "800000005", "partnerNumber": "1000004",
+                "billingAddress": {"street": "A", "houseNumber": "1", "postalCode": "10115", "city": "Berlin", "country": "DE"},
+                "billRecipient": null, "paymentMethod": "BANK_TRANSFER",
+                "bankAccount": {"holder": "K", "iban": "DE89370400440532013001", "bic": null, "bankName": null},
+                "payoutAccount": null, "mandate": null
+            }
+        });
+        let refused = decide(&body.to_string()).unwrap_err();
+        assert!(refused.0.contains("bankAccount.iban") && !refused.0.contains("DE89"), "{refused}");
+
+        let mut ok = body.clone();
+        ok["entity"]["bankAccount"]["iban"] = json!("DE89370400440532013000");
+        let d = decide(&ok.to_string()).unwrap();
+        assert_eq!(d.version, 3);
+        assert!(matches!(&d.writes[..], [SyncWrite::Put { table: Table::ContractAccounts, .. }, SyncWrite::Put { table: Table::BankDetails, .. }]));
+
+        let mut unknown = ok.clone();
+        unknown["entity"]["extra"] = json!(1);
+        assert!(decide(&unknown.to_string()).is_err(), "unknown fields are refused like in the export");
+        assert!(decide("{not json").is_err());
+        assert!(decide(&json!({"messageType": "crm.entity-changed"}).to_string()).is_err());
+    }
+}

@@ -1,0 +1,373 @@
+//! The inbound sync's adapter: applies what the CRM reports (`portal_domain::sync`) to the
+//! mirror and the transaction records, and handles the inbound queue's batches — one bad
+//! message neither blocks nor repeats the others.
+//!
+//! Ordering per entity comes from versions, not from the queue: every write is conditional
+//! on the stored `syncVersion` being older, so a late or redelivered message is ignored.
+//! A message that can never be applied goes to the inbound dead-letter queue at once, with
+//! the reason (no personal data) as a message attribute; a storage failure is reported as
+//! a batch item failure, so SQS delivers that message again (and after five attempts moves
+//! it to the dead-letter queue itself).
+
+use crate::config::Tables;
+use crate::dynamo::{Item, condition_failed, n, s, store_error, to_item};
+use crate::import::{apply_login, reading_key};
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_sqs::types::MessageAttributeValue;
+use portal_domain::documents::object_key;
+use portal_domain::entities::{LastReading, MeterRecord};
+use portal_domain::export::check_reading_value;
+use portal_domain::ids::CustomerNumber;
+use portal_domain::ports::StoreError;
+use portal_domain::sync::{Decision, SyncWrite, Table, Unusable, decide};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// What became of one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Applied,
+    /// Every write met the same or a newer version: a repeat or a late message.
+    Ignored,
+    /// Can never be applied (sent to the dead-letter queue).
+    Unusable(String),
+}
+
+/// What one batch or poll did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SyncReport {
+    pub applied: usize,
+    pub ignored: usize,
+    pub dead_lettered: usize,
+    /// Left on the queue for another attempt.
+    pub failed: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct InboundSync {
+    dynamo: aws_sdk_dynamodb::Client,
+    sqs: aws_sdk_sqs::Client,
+    s3: aws_sdk_s3::Client,
+    tables: Arc<Tables>,
+    bucket: String,
+    dead_letter_url: String,
+}
+
+/// Why a write was not made.
+enum Skip {
+    Stale,
+    Unusable(String),
+    Store(StoreError),
+}
+
+impl From<StoreError> for Skip {
+    fn from(e: StoreError) -> Self {
+        Self::Store(e)
+    }
+}
+
+const NEWER_ONLY: &str = "attribute_not_exists(syncVersion) OR syncVersion < :v";
+
+impl InboundSync {
+    pub fn new(clients: &crate::aws::Clients, config: &crate::config::Config) -> Self {
+        Self {
+            dynamo: clients.dynamo.clone(),
+            sqs: clients.sqs.clone(),
+            s3: clients.s3.clone(),
+            tables: config.tables.clone(),
+            bucket: config.documents_bucket.clone(),
+            dead_letter_url: config.inbound_dead_letter_url.clone(),
+        }
+    }
+
+    fn table(&self, table: Table) -> &str {
+        let t = &self.tables;
+        match table {
+            Table::BusinessPartners => &t.business_partners,
+            Table::ContractAccounts => &t.contract_accounts,
+            Table::BankDetails => &t.bank_details,
+            Table::Contracts => &t.contracts,
+            Table::Installations => &t.installations,
+            Table::InstallmentPlans => &t.installment_plans,
+            Table::Documents => &t.documents,
+            Table::Products => &t.products,
+        }
+    }
+
+    /// Applies one message body.
+    pub async fn apply(&self, body: &str) -> Result<Outcome, StoreError> {
+        let decision = match decide(body) {
+            Ok(d) => d,
+            Err(Unusable(reason)) => return Ok(Outcome::Unusable(reason)),
+        };
+        let Decision { message_id, version, writes } = decision;
+        let mut applied = false;
+        for write in writes {
+            match self.write(write, version).await {
+                Ok(()) => applied = true,
+                Err(Skip::Stale) => {}
+                Err(Skip::Unusable(reason)) => return Ok(Outcome::Unusable(reason)),
+                Err(Skip::Store(e)) => return Err(e),
+            }
+        }
+        tracing::info!(message_id, version, applied, "inbound message");
+        Ok(if applied { Outcome::Applied } else { Outcome::Ignored })
+    }
+
+    async fn write(&self, write: SyncWrite, version: u64) -> Result<(), Skip> {
+        match write {
+            SyncWrite::Put { table, item } => {
+                let mut item = to_item(&item)?;
+                item.insert("syncVersion".to_owned(), n(version));
+                let result = self
+                    .dynamo
+                    .put_item()
+                    .table_name(self.table(table))
+                    .set_item(Some(item))
+                    .condition_expression(NEWER_ONLY)
+                    .expression_attribute_values(":v", n(version))
+                    .send()
+                    .await;
+                match result {
+                    Ok(_) => Ok(()),
+                    Err(e) if condition_failed(&e) => Err(Skip::Stale),
+                    Err(e) => Err(store_error("PutItem", e).into()),
+                }
+            }
+            SyncWrite::Delete { table, key } => {
+                let key: Item = key.into_iter().map(|(k, v)| (k.to_owned(), s(v))).collect();
+                let result = self
+                    .dynamo
+                    .delete_item()
+                    .table_name(self.table(table))
+                    .set_key(Some(key))
+                    .condition_expression(NEWER_ONLY)
+                    .expression_attribute_values(":v", n(version))
+                    .send()
+                    .await;
+                match result {
+                    Ok(_) => Ok(()),
+                    Err(e) if condition_failed(&e) => Err(Skip::Stale),
+                    Err(e) => Err(store_error("DeleteItem", e).into()),
+                }
+            }
+            SyncWrite::Reading { owner, reading } => self.reading(&owner, reading, version).await,
+            SyncWrite::File { owner, document, bytes } => {
+                self.s3
+                    .put_object()
+                    .bucket(&self.bucket)
+                    .key(object_key(&owner, &document.document_id))
+                    .content_type(&document.media_type)
+                    .body(bytes.into())
+                    .send()
+                    .await
+                    .map_err(|e| store_error("PutObject", e))?;
+                Ok(())
+            }
+            SyncWrite::Login(login) => match apply_login(&self.dynamo, &self.tables, &login, Some(version)).await? {
+                Some(_) => Ok(()),
+                None => Err(Skip::Stale),
+            },
+            SyncWrite::Status { request_id, kind, status, reason, at } => {
+                let table = self.tables.record_table(kind);
+                let at = portal_domain::entities::timestamp::format(at);
+                let status = serde_dynamo::to_attribute_value(status).map_err(|e| StoreError(e.to_string()))?;
+                let reason = reason.map_or(AttributeValue::Null(true), s);
+                let result = self
+                    .dynamo
+                    .update_item()
+                    .table_name(table)
+                    .key("requestId", s(request_id.to_string()))
+                    .update_expression("SET #st = :st, statusReason = :r, statusChangedAt = :at")
+                    .condition_expression(
+                        "attribute_exists(requestId) AND (attribute_not_exists(statusChangedAt) OR statusChangedAt < :at)",
+                    )
+                    .expression_attribute_names("#st", "status")
+                    .expression_attribute_values(":st", status)
+                    .expression_attribute_values(":r", reason)
+                    .expression_attribute_values(":at", s(at))
+                    .send()
+                    .await;
+                match result {
+                    Ok(_) => Ok(()),
+                    Err(e) if condition_failed(&e) => {
+                        let found = self
+                            .dynamo
+                            .get_item()
+                            .table_name(table)
+                            .key("requestId", s(request_id.to_string()))
+                            .consistent_read(true)
+                            .send()
+                            .await
+                            .map_err(|e| store_error("GetItem", e))?;
+                        match found.item {
+                            Some(_) => Err(Skip::Stale),
+                            None => Err(Skip::Unusable(format!("no {} request {request_id}", kind.as_str()))),
+                        }
+                    }
+                    Err(e) => Err(store_error("UpdateItem", e).into()),
+                }
+            }
+        }
+    }
+
+    /// A reading from the CRM: into the history, and the meter's last reading when it is
+    /// newer (conditional on the meter's version, like a portal reading).
+    async fn reading(
+        &self,
+        owner: &CustomerNumber,
+        reading: portal_domain::entities::MeterReading,
+        version: u64,
+    ) -> Result<(), Skip> {
+        let key = HashMap::from([
+            ("partnerNumber".to_owned(), s(owner.as_str())),
+            ("meterNumber".to_owned(), s(reading.meter_number.as_str())),
+        ]);
+        for _ in 0..5 {
+            let meter: Option<MeterRecord> =
+                crate::dynamo::get(&self.dynamo, &self.tables.meters, key.clone()).await?;
+            let meter = meter.ok_or_else(|| Skip::Unusable(format!("meterReading of an unknown meter (customer {owner})")))?;
+            check_reading_value(&meter.meter, &reading).map_err(|e| Skip::Unusable(Unusable::from(e).0))?;
+            let mut item = to_item(&reading)?;
+            item.insert("partnerNumber".to_owned(), s(owner.as_str()));
+            item.insert("readingKey".to_owned(), s(reading_key(&reading)));
+            item.insert("syncVersion".to_owned(), n(version));
+            let put = self
+                .dynamo
+                .put_item()
+                .table_name(&self.tables.meter_readings)
+                .set_item(Some(item))
+                .condition_expression(NEWER_ONLY)
+                .expression_attribute_values(":v", n(version))
+                .send()
+                .await;
+            match put {
+                Ok(_) => {}
+                Err(e) if condition_failed(&e) => return Err(Skip::Stale),
+                Err(e) => return Err(store_error("PutItem", e).into()),
+            }
+            if meter.last_reading(&reading.register).is_some_and(|last| last.date > reading.date) {
+                return Ok(());
+            }
+            let mut last = meter.last_readings.clone();
+            last.retain(|l| l.register != reading.register);
+            last.push(LastReading {
+                register: reading.register.clone(),
+                date: reading.date,
+                value: reading.value,
+                source: reading.source,
+            });
+            let readings = serde_dynamo::to_attribute_value(&last).map_err(|e| StoreError(e.to_string()))?;
+            let updated = self
+                .dynamo
+                .update_item()
+                .table_name(&self.tables.meters)
+                .set_key(Some(key.clone()))
+                .update_expression("SET lastReadings = :r, version = :next")
+                .condition_expression("attribute_not_exists(version) OR version = :expected")
+                .expression_attribute_values(":r", readings)
+                .expression_attribute_values(":expected", n(meter.version))
+                .expression_attribute_values(":next", n(meter.version + 1))
+                .send()
+                .await;
+            match updated {
+                Ok(_) => return Ok(()),
+                // A portal reading won meanwhile: read the meter again.
+                Err(e) if condition_failed(&e) => continue,
+                Err(e) => return Err(store_error("UpdateItem", e).into()),
+            }
+        }
+        Err(StoreError("the meter kept changing; retry the message".into()).into())
+    }
+
+    /// Moves a message that can never be applied to the dead-letter queue.
+    async fn dead_letter(&self, body: &str, reason: &str) -> Result<(), StoreError> {
+        tracing::warn!(reason, "inbound message cannot be applied; moved to the dead-letter queue");
+        let attribute = MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value(reason)
+            .build()
+            .map_err(|e| store_error("MessageAttributeValue", e))?;
+        self.sqs
+            .send_message()
+            .queue_url(&self.dead_letter_url)
+            .message_body(body)
+            .message_attributes("reason", attribute)
+            .send()
+            .await
+            .map_err(|e| store_error("SendMessage", e))?;
+        Ok(())
+    }
+
+    /// Handles a batch: `(message id, body)` pairs; returns the report and the ids of the
+    /// messages to deliver again.
+    pub async fn handle_batch(&self, messages: &[(String, String)]) -> (SyncReport, Vec<String>) {
+        let mut report = SyncReport::default();
+        let mut failed = Vec::new();
+        for (id, body) in messages {
+            let outcome = match self.apply(body).await {
+                Ok(Outcome::Unusable(reason)) => self.dead_letter(body, &reason).await.map(|()| Outcome::Unusable(reason)),
+                other => other,
+            };
+            match outcome {
+                Ok(Outcome::Applied) => report.applied += 1,
+                Ok(Outcome::Ignored) => report.ignored += 1,
+                Ok(Outcome::Unusable(_)) => report.dead_lettered += 1,
+                Err(e) => {
+                    tracing::error!(message_id = %id, error = %e, "inbound message not applied; delivered again");
+                    report.failed += 1;
+                    failed.push(id.clone());
+                }
+            }
+        }
+        (report, failed)
+    }
+
+    /// Locally (no event source mapping): receives and handles everything on the queue,
+    /// deleting what was handled.
+    pub async fn poll(&self, queue_url: &str) -> Result<SyncReport, StoreError> {
+        let mut total = SyncReport::default();
+        loop {
+            let out = self
+                .sqs
+                .receive_message()
+                .queue_url(queue_url)
+                .max_number_of_messages(10)
+                .visibility_timeout(30)
+                .send()
+                .await
+                .map_err(|e| store_error("ReceiveMessage", e))?;
+            let received = out.messages.unwrap_or_default();
+            if received.is_empty() {
+                return Ok(total);
+            }
+            let batch: Vec<(String, String)> = received
+                .iter()
+                .map(|m| (m.message_id.clone().unwrap_or_default(), m.body.clone().unwrap_or_default()))
+                .collect();
+            let (report, failed) = self.handle_batch(&batch).await;
+            for m in &received {
+                if failed.contains(&m.message_id.clone().unwrap_or_default()) {
+                    continue;
+                }
+                if let Some(handle) = &m.receipt_handle {
+                    self.sqs
+                        .delete_message()
+                        .queue_url(queue_url)
+                        .receipt_handle(handle)
+                        .send()
+                        .await
+                        .map_err(|e| store_error("DeleteMessage", e))?;
+                }
+            }
+            total.applied += report.applied;
+            total.ignored += report.ignored;
+            total.dead_lettered += report.dead_lettered;
+            total.failed += report.failed;
+            if report.failed > 0 {
+                return Ok(total);
+            }
+        }
+    }
+}

@@ -1,0 +1,221 @@
+//! The inbound sync against the emulator: out-of-order and repeated entity changes, a
+//! poison message among good ones, the reactivation of a deleted login, request status
+//! feedback — and, over HTTP, the customer's requests list with the status the CRM sent.
+
+use integration_tests::{call, demo_session, isolated_stack_with_demo, send, served_sync};
+use portal_domain::clock::FixedClock;
+use portal_domain::identity::access::{AccessService, LockoutPolicy};
+use portal_domain::identity::sessions::SessionPolicy;
+use portal_platform::sync::{Outcome, SyncReport};
+use reqwest::Method;
+use secrecy::SecretString;
+use serde_json::{Value, json};
+
+fn partner_change(version: u64, phone: &str) -> String {
+    json!({
+        "messageType": "crm.entity-changed", "messageId": format!("m-{version}-{phone}"),
+        "occurredAt": "2026-12-01T10:00:00Z", "entityType": "businessPartner", "version": version,
+        "entity": {
+            "partnerNumber": "1000001", "partnerType": "PERSON", "salutation": "Frau", "title": null,
+            "firstName": "Erika", "lastName": "Mustermann",
+            "address": {"street": "Heidestraße", "houseNumber": "17", "postalCode": "51147", "city": "Köln", "country": "DE"},
+            "phone": phone, "mobile": null, "fax": null, "email": "erika.mustermann@example.org",
+            "notificationConsent": true, "accountManager": null
+        }
+    })
+    .to_string()
+}
+
+async fn erikas_phone(stack: &integration_tests::Stack) -> String {
+    let items = stack.items(&stack.config.tables.business_partners).await;
+    let erika = items.iter().find(|i| integration_tests::s(i, "partnerNumber") == "1000001").unwrap();
+    integration_tests::s(erika, "phone")
+}
+
+#[tokio::test]
+async fn an_older_or_repeated_change_is_ignored() {
+    let stack = isolated_stack_with_demo().await;
+    let sync = stack.sync();
+    assert_eq!(sync.apply(&partner_change(7, "+49 221 7777")).await.unwrap(), Outcome::Applied);
+    assert_eq!(sync.apply(&partner_change(6, "+49 221 6666")).await.unwrap(), Outcome::Ignored, "older");
+    assert_eq!(sync.apply(&partner_change(7, "+49 221 7777")).await.unwrap(), Outcome::Ignored, "redelivered");
+    assert_eq!(erikas_phone(&stack).await, "+49 221 7777");
+    assert_eq!(sync.apply(&partner_change(8, "+49 221 8888")).await.unwrap(), Outcome::Applied);
+    assert_eq!(erikas_phone(&stack).await, "+49 221 8888");
+    // The mirror still reads as the entity (the version is bookkeeping only).
+    let reads = stack.live().directory();
+    let partner = portal_domain::ports::CustomerDirectory::partner(
+        &reads,
+        &portal_domain::ids::CustomerNumber::parse("1000001").unwrap(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(partner.phone.as_deref(), Some("+49 221 8888"));
+}
+
+#[tokio::test]
+async fn a_poison_message_goes_to_the_dead_letter_queue_and_the_others_are_applied() {
+    let stack = isolated_stack_with_demo().await;
+    let sync = stack.sync();
+    let mut broken_iban = serde_json::from_str::<Value>(&partner_change(1, "x")).unwrap();
+    broken_iban["entityType"] = json!("contractAccount");
+    broken_iban["entity"] = json!({"accountNumber": "800000001", "partnerNumber": "1000001"});
+    let batch = vec![
+        ("a".to_owned(), "{not json".to_owned()),
+        ("b".to_owned(), partner_change(3, "+49 221 3333")),
+        ("c".to_owned(), broken_iban.to_string()),
+        ("d".to_owned(), json!({"messageType": "crm.entity-deleted", "messageId": "x", "occurredAt": "2026-12-01T10:00:00Z", "entityType": "portalLogin", "version": 1, "key": "L-0000001"}).to_string()),
+    ];
+    let (report, failed) = sync.handle_batch(&batch).await;
+    assert_eq!(report, SyncReport { applied: 1, ignored: 0, dead_lettered: 3, failed: 0 });
+    assert!(failed.is_empty(), "nothing is delivered again");
+    assert_eq!(erikas_phone(&stack).await, "+49 221 3333");
+
+    let out = stack
+        .clients
+        .sqs
+        .receive_message()
+        .queue_url(&stack.config.inbound_dead_letter_url)
+        .max_number_of_messages(10)
+        .message_attribute_names("All")
+        .send()
+        .await
+        .unwrap();
+    let messages = out.messages.unwrap_or_default();
+    assert_eq!(messages.len(), 3);
+    for m in &messages {
+        let reason = m.message_attributes().and_then(|a| a.get("reason")).and_then(|r| r.string_value()).unwrap();
+        assert!(!reason.is_empty() && !reason.contains("Mustermann"), "{reason}");
+    }
+}
+
+#[tokio::test]
+async fn a_deleted_login_reactivated_through_an_inbound_message_can_log_in() {
+    let stack = isolated_stack_with_demo().await;
+    let live = stack.live();
+    let access = AccessService {
+        logins: live.logins(),
+        sessions: live.sessions(),
+        tokens: live.tokens(),
+        mailer: live.mailer(),
+        throttle: live.throttle(),
+        clock: FixedClock(time::OffsetDateTime::now_utc()),
+        session_policy: SessionPolicy::default(),
+        lockout: LockoutPolicy::default(),
+    };
+    let password = SecretString::from("Demo-Passwort-2026");
+    assert!(access.login("kweber", &password).await.is_err(), "deleted");
+
+    let mut login: Value = serde_json::from_str(integration_tests::DEMO_EXPORT).unwrap();
+    let mut kweber = login["portalLogins"].as_array_mut().unwrap().remove(1);
+    assert_eq!(kweber["username"], "kweber");
+    kweber["status"] = json!("AKTIV");
+    login = json!({
+        "messageType": "crm.entity-changed", "messageId": "reactivate-kweber", "occurredAt": "2026-12-01T10:00:00Z",
+        "entityType": "portalLogin", "version": 2, "entity": kweber,
+    });
+    // Through the inbound queue, as the CRM sends it.
+    stack
+        .clients
+        .sqs
+        .send_message()
+        .queue_url(&stack.config.inbound_queue_url)
+        .message_body(login.to_string())
+        .send()
+        .await
+        .unwrap();
+    let report = stack.sync().poll(&stack.config.inbound_queue_url).await.unwrap();
+    assert_eq!(report.applied, 1, "{report:?}");
+    let grant = access.login("kweber", &password).await.expect("reactivated");
+    assert!(!grant.must_change_password);
+}
+
+#[tokio::test]
+async fn the_requests_list_shows_what_the_crm_reported() {
+    let bakery = demo_session("L-0000003", &["1000003"], false).await;
+    let message = |subject: &str| json!({"reason": "BILLING", "subject": subject, "text": "Bitte prüfen."});
+    let (_, first) = send(Method::POST, "/v1/messages", Some(&message("Erste Frage")), Some(&bakery), None).await;
+    let (_, second) = send(Method::POST, "/v1/messages", Some(&message("Zweite Frage")), Some(&bakery), None).await;
+    let (first, second) = (first["requestId"].as_str().unwrap(), second["requestId"].as_str().unwrap());
+
+    let (sync, config, clients) = served_sync().await;
+    // Processed: through the inbound queue and the local poll.
+    let processed = json!({
+        "messageType": "crm.request-status-changed", "messageId": "s-1", "occurredAt": "2026-12-01T12:00:00Z",
+        "requestId": first, "requestType": "MESSAGE", "status": "PROCESSED", "reason": null,
+    });
+    clients.sqs.send_message().queue_url(&config.inbound_queue_url).message_body(processed.to_string()).send().await.unwrap();
+    let report = sync.poll(&config.inbound_queue_url).await.unwrap();
+    assert!(report.applied >= 1, "{report:?}");
+    // Rejected, with a reason; a repeat changes nothing; an unknown request is refused.
+    let rejected = json!({
+        "messageType": "crm.request-status-changed", "messageId": "s-2", "occurredAt": "2026-12-01T12:00:00Z",
+        "requestId": second, "requestType": "MESSAGE", "status": "REJECTED", "reason": "Bitte nutzen Sie das Formular für Gewerbekunden.",
+    });
+    assert_eq!(sync.apply(&rejected.to_string()).await.unwrap(), Outcome::Applied);
+    assert_eq!(sync.apply(&rejected.to_string()).await.unwrap(), Outcome::Ignored);
+    let mut unknown = rejected.clone();
+    unknown["requestId"] = json!(uuid::Uuid::new_v4().to_string());
+    assert!(matches!(sync.apply(&unknown.to_string()).await.unwrap(), Outcome::Unusable(_)));
+
+    let (status, _, list) = call(Method::GET, "/v1/me/requests?limit=100", None, Some(&bakery)).await;
+    assert_eq!(status, 200, "{list}");
+    assert!(portal_platform::schemas::compile("requests.response.schema.json").unwrap().is_valid(&list), "{list}");
+    let requests = list["requests"].as_array().unwrap();
+    let find = |id: &str| requests.iter().find(|r| r["requestId"] == id).cloned().unwrap();
+    assert_eq!((find(first)["status"].as_str(), find(first)["requestType"].as_str()), (Some("PROCESSED"), Some("MESSAGE")));
+    assert_eq!(find(second)["status"], "REJECTED");
+    assert_eq!(find(second)["statusReason"], "Bitte nutzen Sie das Formular für Gewerbekunden.");
+    let times: Vec<&str> = requests.iter().map(|r| r["submittedAt"].as_str().unwrap()).collect();
+    assert!(times.windows(2).all(|w| w[0] >= w[1]), "newest first: {times:?}");
+
+    // Paginated: one at a time, nothing twice, nothing left out.
+    let mut seen = Vec::new();
+    let mut path = "/v1/me/requests?limit=1".to_owned();
+    loop {
+        let (status, _, page) = call(Method::GET, &path, None, Some(&bakery)).await;
+        assert_eq!(status, 200, "{page}");
+        seen.extend(page["requests"].as_array().unwrap().iter().map(|r| r["requestId"].as_str().unwrap().to_owned()));
+        match page["nextCursor"].as_str() {
+            Some(cursor) => path = format!("/v1/me/requests?limit=1&cursor={cursor}"),
+            None => break,
+        }
+        assert!(seen.len() <= requests.len() + 20, "the pages end");
+    }
+    assert!(seen.contains(&first.to_owned()) && seen.contains(&second.to_owned()));
+    let unique: std::collections::HashSet<_> = seen.iter().collect();
+    assert_eq!(unique.len(), seen.len(), "no request twice");
+
+    let (status, _, problem) = call(Method::GET, "/v1/me/requests?limit=0", None, Some(&bakery)).await;
+    assert_eq!((status, problem["code"].as_str()), (400, Some("VALIDATION_FAILED")));
+    let (status, _, _) = call(Method::GET, "/v1/me/requests", None, None).await;
+    assert_eq!(status, 401);
+    // Another customer sees none of the bakery's requests.
+    let other = demo_session("L-0000001", &["1000002"], false).await;
+    let (_, _, theirs) = call(Method::GET, "/v1/me/requests?limit=100", None, Some(&other)).await;
+    assert!(theirs["requests"].as_array().unwrap().iter().all(|r| r["customerNumber"] == "1000002"), "{theirs}");
+}
+
+#[tokio::test]
+async fn the_operator_redrives_both_dead_letter_queues() {
+    use portal_platform::redrive::{Target, redrive};
+    let stack = integration_tests::isolated_stack().await;
+    let (sqs, c) = (&stack.clients.sqs, &stack.config);
+    let envelope = json!({"eventType": "message.received", "requestId": "5f0c6a3e-2d1b-4c8e-9a7f-1b2c3d4e5f60", "customerNumber": null});
+    sqs.send_message()
+        .queue_url(&c.requests_dead_letter_url)
+        .message_body(envelope.to_string())
+        .message_group_id("UNASSIGNED-5f0c6a3e-2d1b-4c8e-9a7f-1b2c3d4e5f60")
+        .message_deduplication_id("5f0c6a3e-2d1b-4c8e-9a7f-1b2c3d4e5f60")
+        .send()
+        .await
+        .unwrap();
+    sqs.send_message().queue_url(&c.inbound_dead_letter_url).message_body("{\"fixed\": true}").send().await.unwrap();
+
+    assert_eq!(redrive(sqs, &c.requests_dead_letter_url, &c.requests_queue_url, Target::RequestsFifo).await.unwrap(), 1);
+    assert_eq!(redrive(sqs, &c.inbound_dead_letter_url, &c.inbound_queue_url, Target::Standard).await.unwrap(), 1);
+    assert_eq!(stack.drain_queue().await, vec![envelope]);
+    assert_eq!(integration_tests::drain(sqs, &c.inbound_queue_url).await, vec![json!({"fixed": true})]);
+    assert!(integration_tests::drain(sqs, &c.requests_dead_letter_url).await.is_empty());
+}
