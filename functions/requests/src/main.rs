@@ -23,12 +23,16 @@ struct Api {
 }
 
 fn invalid(parameter: &str, message: &str) -> Problem {
-    Problem::new(StatusCode::BAD_REQUEST, "VALIDATION_FAILED", format!("Invalid query parameter {parameter}: {message}"))
-        .with_errors(vec![FieldError {
-            pointer: format!("?{parameter}"),
-            code: "format".into(),
-            message: message.into(),
-        }])
+    Problem::new(
+        StatusCode::BAD_REQUEST,
+        "VALIDATION_FAILED",
+        format!("Invalid query parameter {parameter}: {message}"),
+    )
+    .with_errors(vec![FieldError {
+        pointer: format!("?{parameter}"),
+        code: "format".into(),
+        message: message.into(),
+    }])
 }
 
 /// The opaque cursor: where the previous page ended (submitted at, request id).

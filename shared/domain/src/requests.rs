@@ -351,7 +351,11 @@ impl RequestSummary {
 }
 
 /// One page of a customer's requests, newest first, and whether more follow.
-pub fn page(mut all: Vec<RequestSummary>, before: Option<&(String, String)>, limit: usize) -> (Vec<RequestSummary>, bool) {
+pub fn page(
+    mut all: Vec<RequestSummary>,
+    before: Option<&(String, String)>,
+    limit: usize,
+) -> (Vec<RequestSummary>, bool) {
     all.sort_by_key(|r| std::cmp::Reverse(r.position()));
     all.dedup_by(|a, b| a.request_id == b.request_id);
     let mut rest: Vec<RequestSummary> = all.into_iter().filter(|r| before.is_none_or(|b| &r.position() < b)).collect();

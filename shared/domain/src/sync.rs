@@ -105,7 +105,13 @@ pub enum SyncWrite {
     File { owner: CustomerNumber, document: Box<Document>, bytes: Vec<u8> },
     /// A portal login's status, customer numbers and e-mail (never its password).
     Login(Box<PortalLogin>),
-    Status { request_id: RequestId, kind: RequestKind, status: RequestStatus, reason: Option<String>, at: OffsetDateTime },
+    Status {
+        request_id: RequestId,
+        kind: RequestKind,
+        status: RequestStatus,
+        reason: Option<String>,
+        at: OffsetDateTime,
+    },
 }
 
 /// A message that can never be applied: it goes to the dead-letter queue with this reason.
@@ -278,7 +284,10 @@ mod tests {
         ok["entity"]["bankAccount"]["iban"] = json!("DE89370400440532013000");
         let d = decide(&ok.to_string()).unwrap();
         assert_eq!(d.version, 3);
-        assert!(matches!(&d.writes[..], [SyncWrite::Put { table: Table::ContractAccounts, .. }, SyncWrite::Put { table: Table::BankDetails, .. }]));
+        assert!(matches!(
+            &d.writes[..],
+            [SyncWrite::Put { table: Table::ContractAccounts, .. }, SyncWrite::Put { table: Table::BankDetails, .. }]
+        ));
 
         let mut unknown = ok.clone();
         unknown["entity"]["extra"] = json!(1);

@@ -36,9 +36,8 @@ pub async fn redrive(sqs: &aws_sdk_sqs::Client, from: &str, to: &str, target: Ta
             if target == Target::RequestsFifo {
                 let envelope: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
                 let request = envelope["requestId"].as_str().unwrap_or_default().to_owned();
-                let group = envelope["customerNumber"]
-                    .as_str()
-                    .map_or_else(|| format!("UNASSIGNED-{request}"), str::to_owned);
+                let group =
+                    envelope["customerNumber"].as_str().map_or_else(|| format!("UNASSIGNED-{request}"), str::to_owned);
                 send = send.message_group_id(group).message_deduplication_id(request);
             }
             send.send().await.map_err(|e| store_error("SendMessage", e))?;

@@ -116,6 +116,13 @@ pub const ALL: &[(&str, &str)] = &[
     ),
     ("events/message-received.schema.json", include_str!("../../../schemas/events/message-received.schema.json")),
     ("events/document-uploaded.schema.json", include_str!("../../../schemas/events/document-uploaded.schema.json")),
+    ("events/crm-entity-changed.schema.json", include_str!("../../../schemas/events/crm-entity-changed.schema.json")),
+    ("events/crm-entity-deleted.schema.json", include_str!("../../../schemas/events/crm-entity-deleted.schema.json")),
+    (
+        "events/crm-request-status-changed.schema.json",
+        include_str!("../../../schemas/events/crm-request-status-changed.schema.json"),
+    ),
+    ("requests.response.schema.json", include_str!("../../../schemas/requests.response.schema.json")),
 ];
 
 #[derive(Debug, thiserror::Error)]

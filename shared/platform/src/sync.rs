@@ -225,9 +225,9 @@ impl InboundSync {
             ("meterNumber".to_owned(), s(reading.meter_number.as_str())),
         ]);
         for _ in 0..5 {
-            let meter: Option<MeterRecord> =
-                crate::dynamo::get(&self.dynamo, &self.tables.meters, key.clone()).await?;
-            let meter = meter.ok_or_else(|| Skip::Unusable(format!("meterReading of an unknown meter (customer {owner})")))?;
+            let meter: Option<MeterRecord> = crate::dynamo::get(&self.dynamo, &self.tables.meters, key.clone()).await?;
+            let meter =
+                meter.ok_or_else(|| Skip::Unusable(format!("meterReading of an unknown meter (customer {owner})")))?;
             check_reading_value(&meter.meter, &reading).map_err(|e| Skip::Unusable(Unusable::from(e).0))?;
             let mut item = to_item(&reading)?;
             item.insert("partnerNumber".to_owned(), s(owner.as_str()));
@@ -307,7 +307,9 @@ impl InboundSync {
         let mut failed = Vec::new();
         for (id, body) in messages {
             let outcome = match self.apply(body).await {
-                Ok(Outcome::Unusable(reason)) => self.dead_letter(body, &reason).await.map(|()| Outcome::Unusable(reason)),
+                Ok(Outcome::Unusable(reason)) => {
+                    self.dead_letter(body, &reason).await.map(|()| Outcome::Unusable(reason))
+                }
                 other => other,
             };
             match outcome {

@@ -21,8 +21,7 @@ use aws_smithy_types::error::display::DisplayErrorContext;
 use portal_domain::entities::timestamp;
 use portal_domain::ports::{RequestWriter, StoreError};
 use portal_domain::requests::{
-    CommitReceipt, CustomerRequest, IdempotencyScope, MirrorObject, MirrorTable, MirrorUpdate,
-    StoredAnswer, WriteError,
+    CommitReceipt, CustomerRequest, IdempotencyScope, MirrorObject, MirrorTable, MirrorUpdate, StoredAnswer, WriteError,
 };
 use serde_json::{Value, json};
 use std::collections::BTreeMap;

@@ -133,7 +133,9 @@ async fn a_bank_details_change_is_confirmed_checked_recorded_and_notified() {
     if let Ok(path) = std::env::var("PORTAL_API_LOG") {
         let log = std::fs::read_to_string(&path).unwrap();
         assert!(log.contains("bank-details"), "the log at {path} is not the API's");
-        for canary in ["DE89370400440532013000", "DE64850503003120123456", "Demo-Passwort-2026", "Falsch-2026", "nicht selbst"] {
+        for canary in
+            ["DE89370400440532013000", "DE64850503003120123456", "Demo-Passwort-2026", "Falsch-2026", "nicht selbst"]
+        {
             assert!(!log.contains(canary), "{canary} is in the log");
         }
     }
@@ -619,7 +621,8 @@ async fn simultaneous_changes_of_one_account_have_a_defined_outcome() {
     let winner = if a.0 == 202 { &a.1 } else { &b.1 };
     let loser = if a.0 == 202 { &b.1 } else { &a.1 };
     assert!(["CONCURRENT_UPDATE", "INSTALLMENT_CHANGE_PENDING"].contains(&loser["code"].as_str().unwrap()), "{loser}");
-    let (_, _, plan) = call(Method::GET, "/v1/contract-accounts/800000002/installment-plan", None, Some(&jmueller)).await;
+    let (_, _, plan) =
+        call(Method::GET, "/v1/contract-accounts/800000002/installment-plan", None, Some(&jmueller)).await;
     assert_eq!(plan["pendingChange"]["requestId"], winner["requestId"]);
     assert_eq!(ledger("TABLE_INSTALLMENT_CHANGES", "1000002", "INSTALLMENT_CHANGE").await.records, 1);
 
@@ -627,7 +630,8 @@ async fn simultaneous_changes_of_one_account_have_a_defined_outcome() {
     // shows one of them whole, marked with that request — never a mix.
     let weber = demo_session("L-TEST0004", &["1000004"], false).await;
     let path = "/v1/contract-accounts/800000005/bank-details";
-    let change = |iban: &str| json!({"paymentMethod": "BANK_TRANSFER", "payoutAccount": {"holder": "Karl Weber", "iban": iban}});
+    let change =
+        |iban: &str| json!({"paymentMethod": "BANK_TRANSFER", "payoutAccount": {"holder": "Karl Weber", "iban": iban}});
     let (a, b) = futures::join!(
         send(Method::PUT, path, Some(&change("DE89370400440532013000")), Some(&weber), None),
         send(Method::PUT, path, Some(&change("DE64850503003120123456")), Some(&weber), None)

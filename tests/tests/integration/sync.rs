@@ -145,7 +145,14 @@ async fn the_requests_list_shows_what_the_crm_reported() {
         "messageType": "crm.request-status-changed", "messageId": "s-1", "occurredAt": "2026-12-01T12:00:00Z",
         "requestId": first, "requestType": "MESSAGE", "status": "PROCESSED", "reason": null,
     });
-    clients.sqs.send_message().queue_url(&config.inbound_queue_url).message_body(processed.to_string()).send().await.unwrap();
+    clients
+        .sqs
+        .send_message()
+        .queue_url(&config.inbound_queue_url)
+        .message_body(processed.to_string())
+        .send()
+        .await
+        .unwrap();
     let report = sync.poll(&config.inbound_queue_url).await.unwrap();
     assert!(report.applied >= 1, "{report:?}");
     // Rejected, with a reason; a repeat changes nothing; an unknown request is refused.
@@ -164,7 +171,10 @@ async fn the_requests_list_shows_what_the_crm_reported() {
     assert!(portal_platform::schemas::compile("requests.response.schema.json").unwrap().is_valid(&list), "{list}");
     let requests = list["requests"].as_array().unwrap();
     let find = |id: &str| requests.iter().find(|r| r["requestId"] == id).cloned().unwrap();
-    assert_eq!((find(first)["status"].as_str(), find(first)["requestType"].as_str()), (Some("PROCESSED"), Some("MESSAGE")));
+    assert_eq!(
+        (find(first)["status"].as_str(), find(first)["requestType"].as_str()),
+        (Some("PROCESSED"), Some("MESSAGE"))
+    );
     assert_eq!(find(second)["status"], "REJECTED");
     assert_eq!(find(second)["statusReason"], "Bitte nutzen Sie das Formular für Gewerbekunden.");
     let times: Vec<&str> = requests.iter().map(|r| r["submittedAt"].as_str().unwrap()).collect();
@@ -213,7 +223,10 @@ async fn the_operator_redrives_both_dead_letter_queues() {
         .unwrap();
     sqs.send_message().queue_url(&c.inbound_dead_letter_url).message_body("{\"fixed\": true}").send().await.unwrap();
 
-    assert_eq!(redrive(sqs, &c.requests_dead_letter_url, &c.requests_queue_url, Target::RequestsFifo).await.unwrap(), 1);
+    assert_eq!(
+        redrive(sqs, &c.requests_dead_letter_url, &c.requests_queue_url, Target::RequestsFifo).await.unwrap(),
+        1
+    );
     assert_eq!(redrive(sqs, &c.inbound_dead_letter_url, &c.inbound_queue_url, Target::Standard).await.unwrap(), 1);
     assert_eq!(stack.drain_queue().await, vec![envelope]);
     assert_eq!(integration_tests::drain(sqs, &c.inbound_queue_url).await, vec![json!({"fixed": true})]);
