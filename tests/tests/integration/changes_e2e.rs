@@ -611,9 +611,10 @@ async fn simultaneous_changes_of_one_account_have_a_defined_outcome() {
     let due = portal_domain::reads::next_due_date(today() + time::Duration::days(1), 1);
     let path = "/v1/contract-accounts/800000002/installment-changes";
     let body = |amount: &str| json!({"amount": amount, "validFrom": iso_date::format(due)});
+    let (first, second) = (body("65.00"), body("70.00"));
     let (a, b) = futures::join!(
-        send(Method::POST, path, Some(&body("65.00")), Some(&jmueller), None),
-        send(Method::POST, path, Some(&body("70.00")), Some(&jmueller), None)
+        send(Method::POST, path, Some(&first), Some(&jmueller), None),
+        send(Method::POST, path, Some(&second), Some(&jmueller), None)
     );
     let mut statuses = [a.0, b.0];
     statuses.sort_unstable();
@@ -632,9 +633,10 @@ async fn simultaneous_changes_of_one_account_have_a_defined_outcome() {
     let path = "/v1/contract-accounts/800000005/bank-details";
     let change =
         |iban: &str| json!({"paymentMethod": "BANK_TRANSFER", "payoutAccount": {"holder": "Karl Weber", "iban": iban}});
+    let (first, second) = (change("DE89370400440532013000"), change("DE64850503003120123456"));
     let (a, b) = futures::join!(
-        send(Method::PUT, path, Some(&change("DE89370400440532013000")), Some(&weber), None),
-        send(Method::PUT, path, Some(&change("DE64850503003120123456")), Some(&weber), None)
+        send(Method::PUT, path, Some(&first), Some(&weber), None),
+        send(Method::PUT, path, Some(&second), Some(&weber), None)
     );
     assert_eq!((a.0, b.0), (202, 202), "{a:?} {b:?}");
     let (_, _, shown) = call(Method::GET, path, None, Some(&weber)).await;
