@@ -41,7 +41,7 @@ pub enum RequestStatus {
 
 /// An inbound message (`schemas/events/crm-*.schema.json`).
 #[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "messageType")]
+#[serde(tag = "messageType", deny_unknown_fields)]
 pub enum InboundMessage {
     #[serde(rename = "crm.entity-changed", rename_all = "camelCase")]
     EntityChanged {
@@ -292,6 +292,9 @@ mod tests {
         let mut unknown = ok.clone();
         unknown["entity"]["extra"] = json!(1);
         assert!(decide(&unknown.to_string()).is_err(), "unknown fields are refused like in the export");
+        let mut unknown = ok.clone();
+        unknown["extra"] = json!(1);
+        assert!(decide(&unknown.to_string()).is_err(), "and in the message");
         assert!(decide("{not json").is_err());
         assert!(decide(&json!({"messageType": "crm.entity-changed"}).to_string()).is_err());
     }

@@ -154,6 +154,25 @@ impl InboundSync {
             }
             SyncWrite::Reading { owner, reading } => self.reading(&owner, reading, version).await,
             SyncWrite::File { owner, document, bytes } => {
+                // Only a newer document replaces the file (its record follows, conditionally).
+                let key = HashMap::from([
+                    ("partnerNumber".to_owned(), s(owner.as_str())),
+                    ("documentId".to_owned(), s(document.document_id.as_str())),
+                ]);
+                let stored = self
+                    .dynamo
+                    .get_item()
+                    .table_name(&self.tables.documents)
+                    .set_key(Some(key))
+                    .consistent_read(true)
+                    .send()
+                    .await
+                    .map_err(|e| store_error("GetItem", e))?;
+                let stored_version =
+                    stored.item.and_then(|i| i.get("syncVersion").and_then(|v| v.as_n().ok()?.parse::<u64>().ok()));
+                if stored_version.is_some_and(|v| v >= version) {
+                    return Err(Skip::Stale);
+                }
                 self.s3
                     .put_object()
                     .bucket(&self.bucket)

@@ -204,7 +204,7 @@ where
             customer: Some(customer.clone()),
             channel: Channel::Portal,
             submitted_at: now,
-            record: json!({ "loginId": login.login_id, "username": login.username, "status": status }),
+            record: json!({ "loginId": login.login_id, "username": login.username, "loginStatus": status }),
             activities: vec![Activity {
                 owner: ActivityOwner::Customer(customer.clone()),
                 activity_type: "PORTAL_REGISTRATION",
