@@ -127,13 +127,9 @@ where
     }
 
     async fn notify(&self, caller: &Caller, details: &BankDetails, what: &str) {
-        let email = match self.reads.partner(caller, &details.partner_number).await {
-            Ok(partner) => partner.and_then(|p| p.email),
-            Err(e) => {
-                tracing::warn!(error = %e, "customer not read; change notification not sent");
-                return;
-            }
-        };
+        let customer_email =
+            self.reads.partner(caller, &details.partner_number).await.ok().flatten().and_then(|p| p.email);
+        let email = self.confirmation.notice_address(caller, customer_email).await;
         let text = format!(
             "Guten Tag,\n\n{what} für Ihr Vertragskonto {} wurde soeben im Kundenportal geändert.\n\n\
              Wenn Sie das nicht selbst waren, ändern Sie bitte sofort Ihr Passwort und rufen Sie uns an.\n",
@@ -223,6 +219,7 @@ where
             mirror_updates: vec![changes::pending(
                 MirrorObject::BankDetails(current.partner_number.clone(), account.clone()),
                 "pendingChange",
+                current.pending_change,
                 json!(request_id),
                 set,
             )],
@@ -278,6 +275,7 @@ where
             mirror_updates: vec![changes::pending(
                 MirrorObject::BankDetails(current.partner_number.clone(), account.clone()),
                 "pendingChange",
+                current.pending_change,
                 json!(request_id),
                 set,
             )],

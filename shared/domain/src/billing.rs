@@ -106,6 +106,7 @@ impl<R: ScopedReads, W: RequestWriter, C: Clock> BillingService<R, W, C> {
             mirror_updates: vec![changes::pending(
                 MirrorObject::Account(current.partner_number.clone(), account.clone()),
                 "pendingChange",
+                current.pending_change,
                 json!(request_id),
                 set,
             )],

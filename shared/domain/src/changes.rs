@@ -168,10 +168,19 @@ impl Draft {
     }
 }
 
-/// The mirror update that shows a change at once and marks the object pending.
-pub fn pending(object: MirrorObject, marker: &str, marker_value: Value, mut set: Map<String, Value>) -> MirrorUpdate {
+/// The mirror update that shows a change at once and marks the object pending. `read` is
+/// the marker the rules saw: a change that committed meanwhile moved it, and then this one
+/// is refused (409) instead of being decided on stale data.
+pub fn pending(
+    object: MirrorObject,
+    marker: &str,
+    read: Option<RequestId>,
+    marker_value: Value,
+    mut set: Map<String, Value>,
+) -> MirrorUpdate {
     set.insert(marker.to_owned(), marker_value);
-    MirrorUpdate::Pending { object, set, expect: Map::new() }
+    let expect = Map::from_iter([(marker.to_owned(), read.map_or(Value::Null, |r| json!(r)))]);
+    MirrorUpdate::Pending { object, set, expect }
 }
 
 /// How long after a login a sensitive change needs no password.
@@ -188,6 +197,20 @@ pub struct Confirmation<G, H, C> {
 }
 
 impl<G: LoginStore, H: LoginThrottle, C: Clock> Confirmation<G, H, C> {
+    /// Where a sensitive change is announced: the login's own address, which a session
+    /// cannot change (a contact-data change could have just replaced the customer's);
+    /// the customer's address only for a session without a stored login.
+    pub async fn notice_address(&self, caller: &Caller, customer_email: Option<String>) -> Option<String> {
+        match self.logins.get(&caller.login_id).await {
+            Ok(Some(login)) => Some(login.email),
+            Ok(None) => customer_email,
+            Err(e) => {
+                tracing::warn!(error = %e, "login not read; the customer's address is used");
+                customer_email
+            }
+        }
+    }
+
     pub async fn confirm(&self, caller: &Caller, current_password: Option<&SecretString>) -> Result<(), ChangeError> {
         let now = self.clock.now();
         let Some(password) = current_password else {
@@ -197,7 +220,8 @@ impl<G: LoginStore, H: LoginThrottle, C: Clock> Confirmation<G, H, C> {
                 Err(ChangeError::ReauthenticationRequired)
             };
         };
-        let subject = format!("password-confirm#{}", caller.login_id);
+        // The same budget as a password change: a session does not get two.
+        let subject = format!("password-change#{}", caller.login_id);
         let attempt = async {
             let login = self.logins.get(&caller.login_id).await?;
             Ok((login.is_some_and(|l| verify_password(password, &l.password_hash)), ()))

@@ -97,16 +97,18 @@ impl<R: ScopedReads, W: RequestWriter, C: Clock> ContactService<R, W, C> {
         if let Some(consent) = change.notification_consent {
             set.insert("notificationConsent".into(), json!(consent));
         }
+        // Values equal to the current ones are no change.
+        let current = serde_json::to_value(&partner).map_err(|e| StoreError(e.to_string()))?;
+        set.retain(|k, v| current.get(k).unwrap_or(&Value::Null) != v);
         if set.is_empty() {
             return Err(ChangeError::invalid("", "NOTHING_TO_CHANGE", "the request changes nothing"));
         }
         let now = self.clock.now();
-        let previous: Map<String, Value> = {
-            let current = serde_json::to_value(&partner).map_err(|e| StoreError(e.to_string()))?;
-            set.keys().map(|k| (k.clone(), current.get(k).cloned().unwrap_or(Value::Null))).collect()
-        };
+        let previous: Map<String, Value> =
+            set.keys().map(|k| (k.clone(), current.get(k).cloned().unwrap_or(Value::Null))).collect();
         let consent = change
             .notification_consent
+            .filter(|_| set.contains_key("notificationConsent"))
             .map(|given| json!({ "given": given, "changedAt": timestamp::format(now), "channel": "PORTAL" }));
         let request_id = RequestId::new_random();
         let fields: Vec<&String> = set.keys().collect();
@@ -136,7 +138,11 @@ impl<R: ScopedReads, W: RequestWriter, C: Clock> ContactService<R, W, C> {
                     marked.insert("pendingContactChange".into(), json!(request_id));
                     marked
                 },
-                expect: Map::new(),
+                // A change that committed meanwhile moved the marker: this one loses (409).
+                expect: Map::from_iter([(
+                    "pendingContactChange".to_owned(),
+                    partner.pending_contact_change.map_or(Value::Null, |r| json!(r)),
+                )]),
             }],
             payload: json!({ "changes": set, "consent": consent }),
             idempotency: claim,

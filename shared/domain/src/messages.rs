@@ -63,7 +63,12 @@ impl<R: ScopedReads + Catalog, L: AttemptLimiter, W: RequestWriter, C: Clock> Me
         input: MessageInput,
         idempotency: Option<(IdempotencyKey, String)>,
     ) -> Result<Value, ChangeError> {
-        let subject_key = match (caller, &input.sender) {
+        // With a session the login is the sender; without one, a name and an address.
+        let sender = match caller {
+            Some(_) => None,
+            None => input.sender.clone().filter(|(name, _)| !name.trim().is_empty()),
+        };
+        let subject_key = match (caller, &sender) {
             (Some(c), _) => c.login_id.to_string(),
             (None, Some((_, email))) => email.as_str().to_owned(),
             (None, None) => {
@@ -109,7 +114,7 @@ impl<R: ScopedReads + Catalog, L: AttemptLimiter, W: RequestWriter, C: Clock> Me
         let now = self.clock.now();
         let at = now.replace_nanosecond(now.nanosecond() / 1_000_000 * 1_000_000).unwrap_or(now);
         let customer_number = customer.map(|p| p.partner_number);
-        let sender = input.sender.as_ref().map(|(name, email)| json!({ "name": name, "email": email.as_str() }));
+        let sender = sender.as_ref().map(|(name, email)| json!({ "name": name.trim(), "email": email.as_str() }));
         let details = json!({
             "reason": reason.key,
             "subject": input.subject,

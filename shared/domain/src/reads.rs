@@ -297,10 +297,12 @@ pub fn installment_plan_view(plan: InstallmentPlan, today: Date) -> InstallmentP
         valid_from: plan.valid_from,
         sum,
         next_due_date: next_due_date(today.max(plan.valid_from), plan.due_day),
-        change_possible: !plan.change_locked,
-        change_refused_reason: plan
-            .change_locked
-            .then(|| plan.change_locked_reason.unwrap_or_else(|| "LOCKED".to_owned())),
+        change_possible: !plan.change_locked && plan.pending_change.is_none(),
+        change_refused_reason: if plan.change_locked {
+            Some(plan.change_locked_reason.unwrap_or_else(|| "LOCKED".to_owned()))
+        } else {
+            plan.pending_change.as_ref().map(|_| "CHANGE_PENDING".to_owned())
+        },
         installments: plan
             .installments
             .into_iter()

@@ -76,8 +76,8 @@ impl Default for TerminationPolicy {
 }
 
 impl TerminationPolicy {
-    /// The earliest termination date for a reason (`None`: not a reason with own rules,
-    /// which is treated like an ordinary termination).
+    /// The earliest termination date for a reason; a reason without rules of its own is
+    /// an ordinary termination with notice.
     pub fn earliest(&self, reason: &str, today: Date) -> Date {
         match reason {
             "MOVE_OUT" => today - Duration::days(self.move_out_late_days),
@@ -161,7 +161,8 @@ where
         self.confirmation.confirm(caller, password).await?;
 
         let today = self.clock.today();
-        if let Some(end) = contract.end_date {
+        // A contract that ends anyway can still be ended earlier (a move before a fixed end).
+        if let Some(end) = contract.end_date.filter(|end| *end <= t.termination_date.max(today)) {
             return Err(ChangeError::not_possible(
                 "CONTRACT_ENDED",
                 format!("the contract ends on {} already", iso_date::format(end)),
@@ -287,13 +288,9 @@ where
             subject,
         });
         let answer = changes::commit(&self.writer, request).await?;
-        let email = match self.reads.partner(caller, &account.partner_number).await {
-            Ok(p) => p.and_then(|p| p.email),
-            Err(e) => {
-                tracing::warn!(error = %e, "customer not read; termination notice not sent");
-                None
-            }
-        };
+        let customer_email =
+            self.reads.partner(caller, &account.partner_number).await.ok().flatten().and_then(|p| p.email);
+        let email = self.confirmation.notice_address(caller, customer_email).await;
         let text = format!(
             "Guten Tag,\n\nIhre Kündigung des Vertrags {contract_number} zum {date} ist bei uns eingegangen. \
              Sie erhalten eine Bestätigung, sobald wir sie bearbeitet haben.\n\n\

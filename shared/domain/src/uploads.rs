@@ -181,14 +181,18 @@ impl<F: FileStore, W: RequestWriter, C: Clock> UploadService<F, W, C> {
         }
         .request();
 
-        // The file first: a committed record always has its file. If the commit fails,
-        // the file goes again.
+        // The file first: a committed record always has its file. It goes again only when
+        // the record was certainly not written (a refusal, or a concurrent retry under the
+        // same key that won); after an unclear storage failure it stays.
         self.files.put(&key, upload.bytes, kind.media_type()).await?;
         let committed = changes::commit(&self.writer, request).await;
-        if committed.is_err()
-            && let Err(e) = self.files.delete(&key).await
-        {
-            tracing::warn!(error = %e, "file of a refused upload not removed");
+        let orphan = match &committed {
+            Ok(answer) => answer.get("requestId") != Some(&json!(request_id)),
+            Err(ChangeError::Store(_)) => false,
+            Err(_) => true,
+        };
+        if orphan && let Err(e) = self.files.delete(&key).await {
+            tracing::warn!(error = %e, "file of an upload that was not recorded not removed");
         }
         committed
     }

@@ -106,33 +106,65 @@ pub async fn write_snapshot(
 }
 
 /// Writes a login as the CRM has it: status, customer numbers and e-mail, but never over a
-/// password set in the portal; its uniqueness claims; and its sessions follow (a login
-/// that is no longer active has none; an active one's carry its customer numbers). With a
-/// `version` (the inbound sync) nothing is written over the same or a newer version:
-/// `None` then, else the number of claims taken.
+/// password set in the portal. A customer number is kept only if the login holds (or
+/// takes) its claim — a number another login holds stays with that login — and the claims
+/// of numbers the login no longer has are given up. Sessions follow: a login that is no
+/// longer active has none; an active one's carry its customer numbers. With a `version`
+/// (the inbound sync) nothing is written over a newer version (`None`); the same version
+/// again is written again, so that a redelivery finishes what a failure interrupted.
+/// Returns the number of claims held.
 pub async fn apply_login(
     client: &Client,
     tables: &Tables,
     login: &PortalLogin,
     version: Option<u64>,
 ) -> Result<Option<usize>, StoreError> {
-    if !put_login(client, &tables.portal_logins, login, version).await? {
+    let stored = client
+        .get_item()
+        .table_name(&tables.portal_logins)
+        .key("loginId", s(login.login_id.as_str()))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(|e| store_error("GetItem", e))?
+        .item
+        .unwrap_or_default();
+    let stored_version = stored.get("syncVersion").and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<u64>().ok());
+    if let (Some(new), Some(old)) = (version, stored_version)
+        && old > new
+    {
         return Ok(None);
     }
+    let previous: Vec<String> = stored
+        .get("partnerNumbers")
+        .and_then(|v| v.as_l().ok())
+        .map(|l| l.iter().filter_map(|p| p.as_s().ok().cloned()).collect())
+        .unwrap_or_default();
+
     let mut claims = usize::from(claim(client, tables, &username_claim(&login.username.to_lowercase()), login).await?);
+    let mut kept = Vec::new();
     for p in &login.partner_numbers {
         if login.status == LoginStatus::Deleted {
             // A deleted login leaves its customer numbers free for a new registration.
             release(client, tables, &partner_claim(p), login).await?;
-        } else {
-            claims += usize::from(claim(client, tables, &partner_claim(p), login).await?);
+            kept.push(p.clone());
+        } else if claim(client, tables, &partner_claim(p), login).await? {
+            claims += 1;
+            kept.push(p.clone());
         }
     }
+    for gone in previous.iter().filter(|p| !login.partner_numbers.iter().any(|n| n.as_str() == p.as_str())) {
+        release(client, tables, &format!("PARTNER#{gone}"), login).await?;
+    }
+    let written = PortalLogin { partner_numbers: kept, ..login.clone() };
+    if !put_login(client, &tables.portal_logins, &written, version).await? {
+        return Ok(None);
+    }
     let sessions = DynamoSessions::new(client.clone(), tables);
-    if login.status == LoginStatus::Active {
-        sessions.set_partners(&login.login_id, &login.partner_numbers).await?;
+    if written.status == LoginStatus::Active {
+        sessions.set_partners(&written.login_id, &written.partner_numbers).await?;
     } else {
-        sessions.delete_all(&login.login_id).await?;
+        sessions.delete_all(&written.login_id).await?;
     }
     Ok(Some(claims))
 }
@@ -208,7 +240,7 @@ async fn put_login(
     if let Some(v) = version {
         update.push_str(", syncVersion = :v");
         request = request
-            .condition_expression("attribute_not_exists(syncVersion) OR syncVersion < :v")
+            .condition_expression("attribute_not_exists(syncVersion) OR syncVersion <= :v")
             .expression_attribute_values(":v", crate::dynamo::n(v));
     }
     let result = request

@@ -23,6 +23,7 @@ pub async fn redrive(sqs: &aws_sdk_sqs::Client, from: &str, to: &str, target: Ta
             .queue_url(from)
             .max_number_of_messages(10)
             .visibility_timeout(60)
+            .wait_time_seconds(1)
             .send()
             .await
             .map_err(|e| store_error("ReceiveMessage", e))?;
@@ -36,6 +37,11 @@ pub async fn redrive(sqs: &aws_sdk_sqs::Client, from: &str, to: &str, target: Ta
             if target == Target::RequestsFifo {
                 let envelope: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
                 let request = envelope["requestId"].as_str().unwrap_or_default().to_owned();
+                if request.is_empty() {
+                    // Not a message of ours: left in the dead-letter queue for a person.
+                    tracing::warn!(message_id = ?m.message_id, "not an envelope; left in the dead-letter queue");
+                    continue;
+                }
                 let group =
                     envelope["customerNumber"].as_str().map_or_else(|| format!("UNASSIGNED-{request}"), str::to_owned);
                 send = send.message_group_id(group).message_deduplication_id(request);

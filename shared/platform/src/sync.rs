@@ -206,10 +206,13 @@ impl InboundSync {
                     .expression_attribute_values(":st", status)
                     .expression_attribute_values(":r", reason)
                     .expression_attribute_values(":at", s(at))
+                    .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
                     .send()
                     .await;
                 match result {
-                    Ok(_) => Ok(()),
+                    Ok(out) => {
+                        self.clear_marker(kind, &out.attributes.unwrap_or_default(), &request_id.to_string()).await
+                    }
                     Err(e) if condition_failed(&e) => {
                         let found = self
                             .dynamo
@@ -231,6 +234,57 @@ impl InboundSync {
         }
     }
 
+    /// Once the CRM has decided a request, the mirror object stops showing it as pending
+    /// (if it still shows this request). After a rejection the CRM sends the entity again
+    /// to put back values the change had shown at once.
+    async fn clear_marker(
+        &self,
+        kind: portal_domain::requests::RequestKind,
+        record: &Item,
+        request_id: &str,
+    ) -> Result<(), Skip> {
+        use portal_domain::requests::RequestKind as K;
+        let field = |k: &str| record.get(k).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+        let t = &self.tables;
+        let (table, sort, marker, path) = match kind {
+            K::ContactDataChange => (&t.business_partners, None, "pendingContactChange", "#m"),
+            K::BankDetailsChange | K::MandateRevocation => {
+                (&t.bank_details, Some(("accountNumber", field("accountNumber"))), "pendingChange", "#m")
+            }
+            K::BillingAddressChange => {
+                (&t.contract_accounts, Some(("accountNumber", field("accountNumber"))), "pendingChange", "#m")
+            }
+            K::InstallmentChange => {
+                (&t.installment_plans, Some(("accountNumber", field("accountNumber"))), "pendingChange", "#m.requestId")
+            }
+            K::ContractTermination => {
+                (&t.contracts, Some(("contractNumber", field("contractNumber"))), "pendingTermination", "#m.requestId")
+            }
+            _ => return Ok(()),
+        };
+        let mut key = HashMap::from([("partnerNumber".to_owned(), s(field("partnerNumber")))]);
+        if let Some((name, value)) = sort {
+            key.insert(name.to_owned(), s(value));
+        }
+        let result = self
+            .dynamo
+            .update_item()
+            .table_name(table)
+            .set_key(Some(key))
+            .update_expression("REMOVE #m")
+            .condition_expression(format!("{path} = :id"))
+            .expression_attribute_names("#m", marker)
+            .expression_attribute_values(":id", s(request_id))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Another request is pending now, or the entity came again: nothing to clear.
+            Err(e) if condition_failed(&e) => Ok(()),
+            Err(e) => Err(store_error("UpdateItem", e).into()),
+        }
+    }
+
     /// A reading from the CRM: into the history, and the meter's last reading when it is
     /// newer (conditional on the meter's version, like a portal reading).
     async fn reading(
@@ -243,30 +297,38 @@ impl InboundSync {
             ("partnerNumber".to_owned(), s(owner.as_str())),
             ("meterNumber".to_owned(), s(reading.meter_number.as_str())),
         ]);
+        let mut stored = false;
         for _ in 0..5 {
             let meter: Option<MeterRecord> = crate::dynamo::get(&self.dynamo, &self.tables.meters, key.clone()).await?;
-            let meter =
-                meter.ok_or_else(|| Skip::Unusable(format!("meterReading of an unknown meter (customer {owner})")))?;
+            let meter = meter
+                .ok_or_else(|| Skip::Unusable(format!("meterReading of an unknown meter {}", reading.meter_number)))?;
             check_reading_value(&meter.meter, &reading).map_err(|e| Skip::Unusable(Unusable::from(e).0))?;
-            let mut item = to_item(&reading)?;
-            item.insert("partnerNumber".to_owned(), s(owner.as_str()));
-            item.insert("readingKey".to_owned(), s(reading_key(&reading)));
-            item.insert("syncVersion".to_owned(), n(version));
-            let put = self
-                .dynamo
-                .put_item()
-                .table_name(&self.tables.meter_readings)
-                .set_item(Some(item))
-                .condition_expression(NEWER_ONLY)
-                .expression_attribute_values(":v", n(version))
-                .send()
-                .await;
-            match put {
-                Ok(_) => {}
-                Err(e) if condition_failed(&e) => return Err(Skip::Stale),
-                Err(e) => return Err(store_error("PutItem", e).into()),
+            if !stored {
+                // The same version again (a redelivery after a failure below) is written
+                // again, so that the meter's update is not skipped; an older one is stale.
+                let mut item = to_item(&reading)?;
+                item.insert("partnerNumber".to_owned(), s(owner.as_str()));
+                item.insert("readingKey".to_owned(), s(reading_key(&reading)));
+                item.insert("syncVersion".to_owned(), n(version));
+                let put = self
+                    .dynamo
+                    .put_item()
+                    .table_name(&self.tables.meter_readings)
+                    .set_item(Some(item))
+                    .condition_expression("attribute_not_exists(syncVersion) OR syncVersion <= :v")
+                    .expression_attribute_values(":v", n(version))
+                    .send()
+                    .await;
+                match put {
+                    Ok(_) => stored = true,
+                    Err(e) if condition_failed(&e) => return Err(Skip::Stale),
+                    Err(e) => return Err(store_error("PutItem", e).into()),
+                }
             }
-            if meter.last_reading(&reading.register).is_some_and(|last| last.date > reading.date) {
+            let already = meter.last_reading(&reading.register).is_some_and(|last| {
+                last.date > reading.date || (last.date == reading.date && last.value == reading.value)
+            });
+            if already {
                 return Ok(());
             }
             let mut last = meter.last_readings.clone();
