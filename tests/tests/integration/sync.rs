@@ -232,3 +232,74 @@ async fn the_operator_redrives_both_dead_letter_queues() {
     assert_eq!(integration_tests::drain(sqs, &c.inbound_queue_url).await, vec![json!({"fixed": true})]);
     assert!(integration_tests::drain(sqs, &c.requests_dead_letter_url).await.is_empty());
 }
+
+fn kweber_active(version: u64) -> String {
+    let export: Value = serde_json::from_str(integration_tests::DEMO_EXPORT).unwrap();
+    let mut kweber = export["portalLogins"][1].clone();
+    kweber["status"] = json!("AKTIV");
+    json!({
+        "messageType": "crm.entity-changed", "messageId": format!("kweber-{version}"), "occurredAt": "2026-12-01T10:00:00Z",
+        "entityType": "portalLogin", "version": version, "entity": kweber,
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn a_customer_number_another_login_holds_stays_with_that_login() {
+    let stack = isolated_stack_with_demo().await;
+    // Klaus Weber registered anew after his old login was deleted.
+    stack
+        .clients
+        .dynamo
+        .put_item()
+        .table_name(&stack.config.tables.login_claims)
+        .item("claimKey", aws_sdk_dynamodb::types::AttributeValue::S("PARTNER#1000004".into()))
+        .item("loginId", aws_sdk_dynamodb::types::AttributeValue::S("L-NEW".into()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stack.sync().apply(&kweber_active(2)).await.unwrap(), Outcome::Applied);
+    let logins = stack.items(&stack.config.tables.portal_logins).await;
+    let old = logins.iter().find(|l| integration_tests::s(l, "loginId") == "L-0000002").unwrap();
+    assert_eq!(old["partnerNumbers"].as_l().unwrap().len(), 0, "the reactivated login does not get 1000004");
+    assert_eq!(integration_tests::s(old, "status"), "AKTIV");
+}
+
+#[tokio::test]
+async fn a_rejected_installment_change_is_no_longer_pending() {
+    use portal_domain::installments::{InstallmentPolicy, InstallmentService};
+    let stack = isolated_stack_with_demo().await;
+    let live = stack.live();
+    let today = portal_domain::clock::Clock::today(&portal_domain::clock::SystemClock);
+    let caller = portal_domain::identity::sessions::Caller {
+        login_id: portal_domain::ids::LoginId::parse("L-0000001").unwrap(),
+        partner_numbers: vec![portal_domain::ids::CustomerNumber::parse("1000002").unwrap()],
+        must_change_password: false,
+        token_hash: String::new(),
+        signed_in_at: time::OffsetDateTime::now_utc(),
+    };
+    let service = InstallmentService {
+        reads: live.reads(),
+        writer: live.writer(),
+        clock: portal_domain::clock::SystemClock,
+        policy: InstallmentPolicy::default(),
+    };
+    let account = portal_domain::ids::AccountNumber::parse("800000002").unwrap();
+    let due = portal_domain::reads::next_due_date(today + time::Duration::days(1), 1);
+    let answer = service.change(&caller, &account, rust_decimal::Decimal::new(7000, 2), due, None).await.unwrap();
+    let plan = || async {
+        portal_domain::reads::ScopedReads::installment_plan(&live.reads(), &caller, &account).await.unwrap().unwrap().entity
+    };
+    assert!(plan().await.pending_change.is_some());
+    let again = service.change(&caller, &account, rust_decimal::Decimal::new(7500, 2), due, None).await;
+    assert!(matches!(again, Err(portal_domain::changes::ChangeError::NotPossible { code: "INSTALLMENT_CHANGE_PENDING", .. })));
+
+    let rejected = json!({
+        "messageType": "crm.request-status-changed", "messageId": "r-1", "occurredAt": "2026-12-01T12:00:00Z",
+        "requestId": answer["requestId"], "requestType": "INSTALLMENT_CHANGE", "status": "REJECTED",
+        "reason": "Der Abschlag deckt den Verbrauch nicht.",
+    });
+    assert_eq!(stack.sync().apply(&rejected.to_string()).await.unwrap(), Outcome::Applied);
+    assert_eq!(plan().await.pending_change, None, "a new change is possible again");
+    assert!(service.change(&caller, &account, rust_decimal::Decimal::new(7500, 2), due, None).await.is_ok());
+}
