@@ -4,8 +4,8 @@ then the run checks that nothing was lost and nothing doubled.
     python scripts/load.py BASE_URL ENV_FILE [--clients 32] [--seconds 120]
 
 `scripts/load` starts a fresh stack and the API for it and runs this. Every client loops
-over a mix of writes: anonymous meter readings (rising values on a few meters, so clients
-race for the same meter), contact-data changes, bank-details changes, messages; one
+over a mix of writes: meter readings (rising values on two meters, so clients race for
+the same meter), contact-data changes, bank-details changes, messages; one
 request in five is sent twice with the same Idempotency-Key. Afterwards the outbox relay
 runs once and the checks are (C: request ids in the transaction tables, S: distinct
 request ids on the requests queue and its dead-letter queue):
@@ -37,10 +37,11 @@ import boto3
 
 ROOT = Path(__file__).resolve().parent.parent
 ALLOWED_REFUSALS = {409, 422, 429}
-# Anonymous readings race on these meters (HT/NT, single-register).
+# Readings race on these meters (HT/NT, single-register): (customer, session, meter,
+# registers, a value above the demo data's last reading).
 METERS = [
-    ("1000001", "Mustermann", "1EMH0012345678", ["HT", "NT"], 30000),
-    ("1000002", "Müller-Lüdenscheidt", "1ESY1160012345", ["SINGLE"], 54000),
+    ("1000001", "erika", "1EMH0012345678", ["HT", "NT"], 30000),
+    ("1000002", "jmueller", "1ESY1160012345", ["SINGLE"], 54000),
 ]
 
 
@@ -126,11 +127,10 @@ def client(n, base, tokens, stop_at, counters):
     while time.time() < stop_at:
         kind = rng.choice(["reading", "reading", "contact", "bank", "message"])
         if kind == "reading":
-            customer, name, meter, registers, _ = rng.choice(METERS)
+            _, session, meter, registers, _ = rng.choice(METERS)
             values = [{"register": r, "value": str(counters.next_value(meter))} for r in registers]
-            request = ("POST", "/v1/anonymous/meter-readings", {
-                "customerNumber": customer, "lastName": name, "meterNumber": meter,
-                "readingDate": today, "values": values}, None)
+            request = ("POST", f"/v1/meters/{meter}/readings", {"readingDate": today, "values": values},
+                       tokens[session])
         elif kind == "contact":
             request = ("PATCH", "/v1/customers/1000003/contact",
                        {"phone": f"+49 7472 {rng.randint(100000, 999999)}"}, tokens["bakery"])
@@ -202,6 +202,7 @@ def main():
     args = parser.parse_args()
     env = read_env(args.env_file)
     tokens = {
+        "erika": open_session(env, "L-LOAD1", ["1000001"]),
         "bakery": open_session(env, "L-LOAD3", ["1000003"]),
         "jmueller": open_session(env, "L-LOAD2", ["1000002"]),
     }
@@ -217,7 +218,8 @@ def main():
     wall = time.time() - started
 
     # Whatever did not go out with its request goes out now.
-    relay = subprocess.run([str(ROOT / "target/debug/relay"), "--once"], env={**env, "PATH": "/usr/bin:/bin"},
+    relay = subprocess.run([str(ROOT / "target/debug/relay"), "--once"],
+                           env={**env, "PATH": "/usr/bin:/bin", "RUST_LOG": "warn"},
                            capture_output=True, text=True)
     print("relay:", relay.stdout.strip() or relay.stderr.strip()[-300:])
 

@@ -201,7 +201,7 @@ where
             body.values.into_iter().map(|v| SubmittedValue { register: v.register, value: v.value }).collect();
         let answer = self
             .service
-            .submit_as(&self.reads, &caller, &meter, body.reading_date, &values, key.map(|k| (k, fingerprint(&raw))))
+            .submit_as(&caller, &meter, body.reading_date, &values, key.map(|k| (k, fingerprint(&raw))))
             .await
             .map_err(|e| match e {
                 MeterReadingError::MeterNotFound => Problem::not_found(),

@@ -12,7 +12,6 @@ use crate::ids::{
 };
 use crate::plausibility::{AcceptedValue, ReadingPolicy, RuleViolation, SubmittedValue, check_reading};
 use crate::ports::{AttemptLimiter, CustomerDirectory, RequestWriter, StoreError};
-use crate::reads::ScopedReads;
 use crate::requests::{Activity, ActivityOwner, Channel, CustomerRequest, IdempotencyClaim, MirrorUpdate, RequestKind};
 use rust_decimal::Decimal;
 use serde::Serialize;
@@ -233,9 +232,8 @@ impl<D: CustomerDirectory, L: AttemptLimiter, W: RequestWriter, C: Clock> MeterR
 
     /// A reading of a logged-in customer: the caller's meter, then the same rules and
     /// the same write as an anonymous reading.
-    pub async fn submit_as<R: ScopedReads>(
+    pub async fn submit_as(
         &self,
-        reads: &R,
         caller: &Caller,
         meter: &MeterNumber,
         reading_date: Date,
@@ -243,9 +241,13 @@ impl<D: CustomerDirectory, L: AttemptLimiter, W: RequestWriter, C: Clock> MeterR
         idempotency: Option<(IdempotencyKey, String)>,
     ) -> Result<Value, MeterReadingError> {
         let claim = changes::claim(LOGGED_IN_OPERATION, meter.as_str(), idempotency);
-        let (earlier, found) =
-            futures::join!(changes::stored(&self.writer, &claim), reads.meter_readings(caller, meter));
-        let (record, _) = found?.ok_or(MeterReadingError::MeterNotFound)?;
+        // The meter under each of the caller's customer numbers (the owner is part of the
+        // key), without its history: the rules need the last readings only.
+        let lookups = futures::future::try_join_all(
+            caller.partner_numbers.iter().map(|customer| self.directory.meter(customer, meter)),
+        );
+        let (earlier, found) = futures::join!(changes::stored(&self.writer, &claim), lookups);
+        let record = found?.into_iter().flatten().next().ok_or(MeterReadingError::MeterNotFound)?;
         if let Some(answer) = changes::replay(earlier?, &claim)? {
             return Ok(answer);
         }

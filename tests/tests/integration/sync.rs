@@ -288,11 +288,18 @@ async fn a_rejected_installment_change_is_no_longer_pending() {
     let due = portal_domain::reads::next_due_date(today + time::Duration::days(1), 1);
     let answer = service.change(&caller, &account, rust_decimal::Decimal::new(7000, 2), due, None).await.unwrap();
     let plan = || async {
-        portal_domain::reads::ScopedReads::installment_plan(&live.reads(), &caller, &account).await.unwrap().unwrap().entity
+        portal_domain::reads::ScopedReads::installment_plan(&live.reads(), &caller, &account)
+            .await
+            .unwrap()
+            .unwrap()
+            .entity
     };
     assert!(plan().await.pending_change.is_some());
     let again = service.change(&caller, &account, rust_decimal::Decimal::new(7500, 2), due, None).await;
-    assert!(matches!(again, Err(portal_domain::changes::ChangeError::NotPossible { code: "INSTALLMENT_CHANGE_PENDING", .. })));
+    assert!(matches!(
+        again,
+        Err(portal_domain::changes::ChangeError::NotPossible { code: "INSTALLMENT_CHANGE_PENDING", .. })
+    ));
 
     let rejected = json!({
         "messageType": "crm.request-status-changed", "messageId": "r-1", "occurredAt": "2026-12-01T12:00:00Z",
