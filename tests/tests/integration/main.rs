@@ -5,6 +5,7 @@
 mod changes_e2e;
 mod cost;
 mod end_to_end;
+mod faults;
 mod identity_e2e;
 mod identity_store;
 mod import;
