@@ -11,6 +11,8 @@ use portal_domain::requests::{RequestSummary, page};
 use std::sync::Arc;
 
 const INDEX: &str = "by-customer";
+/// Requests of one customer in one table submitted in the same millisecond, at most.
+const TIES: usize = 16;
 
 #[derive(Debug, Clone)]
 pub struct RequestLog {
@@ -41,7 +43,9 @@ impl RequestLog {
                         .table_name(table)
                         .index_name(INDEX)
                         .scan_index_forward(false)
-                        .limit(i32::try_from(limit + 1).unwrap_or(i32::MAX))
+                        // One more than a page shows whether more follow; the margin covers
+                        // requests of the cursor's own millisecond already shown.
+                        .limit(i32::try_from(limit + 1 + TIES).unwrap_or(i32::MAX))
                         .expression_attribute_values(":c", s(customer.as_str()));
                     query = match &before {
                         Some((at, _)) => query
