@@ -338,3 +338,56 @@ async fn a_contact_data_change_shows_at_once_marked_pending_and_goes_downstream_
     .await;
     assert_eq!(status, 404);
 }
+
+/// The two remaining cells of the matrix: a login the CRM puts back to pending approval,
+/// and one the CRM deletes. Their open sessions end with the status change, so every
+/// secured operation answers them 401 like a caller without a session.
+#[tokio::test]
+async fn logins_set_pending_or_deleted_by_the_crm_reach_nothing() {
+    let doc: Value = serde_json::from_str(include_str!("../../../schemas/openapi.json")).unwrap();
+    let (sync, _, _) = integration_tests::served_sync().await;
+    let mut tokens = Vec::new();
+    for (login_id, status) in [("L-TESTPENDING", "AUSSTEHEND"), ("L-TESTDELETED", "GELÖSCHT")] {
+        let token = demo_session(login_id, &["1000002"], false).await;
+        assert_eq!(call(Method::GET, "/v1/customers/1000002", None, Some(&token)).await.0, 200, "open before");
+        let message = serde_json::json!({
+            "messageType": "crm.entity-changed", "messageId": format!("status-{login_id}"),
+            "occurredAt": "2026-12-01T10:00:00Z", "entityType": "portalLogin", "version": 1,
+            "entity": {
+                "loginId": login_id, "username": login_id.to_lowercase(), "email": "test@example.org",
+                "status": status, "partnerNumbers": [], "mustChangePassword": false,
+                "passwordHash": "$argon2id$v=19$m=19456,t=2,p=1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+                "createdAt": "2026-01-01T00:00:00Z"
+            }
+        });
+        assert_eq!(sync.apply(&message.to_string()).await.unwrap(), portal_platform::sync::Outcome::Applied);
+        tokens.push((status, token));
+    }
+    let mut checked = 0;
+    for (template, item) in doc["paths"].as_object().unwrap() {
+        let path = template
+            .replace("{customerNumber}", "1000002")
+            .replace("{accountNumber}", "800000002")
+            .replace("{contractNumber}", "5000002")
+            .replace("{meterNumber}", "1ESY1160012345")
+            .replace("{documentId}", "D-2026-000201");
+        for (method, op) in item.as_object().unwrap() {
+            let optional = op["security"].as_array().is_some_and(|s| s.iter().any(|r| r == &serde_json::json!({})));
+            if op.get("security").is_none() || optional {
+                continue;
+            }
+            let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let body = matches!(method, Method::POST | Method::PUT | Method::PATCH).then(|| serde_json::json!({}));
+            for (status, token) in &tokens {
+                let (code, _, problem) = call(method.clone(), &path, body.as_ref(), Some(token)).await;
+                assert_eq!(
+                    (code, problem["code"].as_str()),
+                    (401, Some("UNAUTHENTICATED")),
+                    "{status}: {method} {path}"
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 2 * 20, "{checked} checks");
+}
