@@ -12,7 +12,13 @@ request ids on the requests queue and its dead-letter queue):
 
 - C == S, every id delivered once, no outbox entry still pending;
 - every request answered 2xx is in C; a retried key answered the same request id;
-- no answer other than 2xx and the deliberate 409/422/429.
+- no final answer other than 2xx and the deliberate 409/422/429 (a client retries a 5xx or a
+  missing answer under the same key, as a real one would).
+
+`--outage SECONDS` (with `--proxy-port`, which `scripts/load` sets) takes the AWS endpoint
+down for the functions in the middle of the run — every connection cut, calls in flight
+failing, some after they were applied — and brings it back with its state; the same checks
+must hold afterwards.
 
 Throughput and latency percentiles are printed. Exit status 1 if a check fails.
 """
@@ -43,6 +49,71 @@ METERS = [
     ("1000001", "erika", "1EMH0012345678", ["HT", "NT"], 30000),
     ("1000002", "jmueller", "1ESY1160012345", ["SINGLE"], 54000),
 ]
+
+
+class Proxy:
+    """A TCP proxy in front of the AWS emulator that can be taken down and brought back:
+    for the functions, the AWS endpoint stops and restarts (the emulator keeps its state)."""
+
+    def __init__(self, listen_port, target_port):
+        import socket
+        self.target_port = target_port
+        self.up = threading.Event()
+        self.up.set()
+        self.connections = []
+        self.lock = threading.Lock()
+        self.server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.server.bind(("127.0.0.1", listen_port))
+        self.server.listen(256)
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        import socket
+        while True:
+            conn, _ = self.server.accept()
+            if not self.up.is_set():
+                conn.close()
+                continue
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            except OSError:
+                conn.close()
+                continue
+            with self.lock:
+                self.connections += [conn, upstream]
+            for a, b in ((conn, upstream), (upstream, conn)):
+                threading.Thread(target=self.pipe, args=(a, b), daemon=True).start()
+
+    def pipe(self, source, sink):
+        try:
+            while True:
+                data = source.recv(65536)
+                if not data:
+                    break
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (source, sink):
+                try:
+                    s.close()
+                except OSError:
+                    pass
+
+    def down(self):
+        """Cuts every open connection (calls in flight fail, some after they were applied)."""
+        self.up.clear()
+        with self.lock:
+            for c in self.connections:
+                try:
+                    c.close()
+                except OSError:
+                    pass
+            self.connections = []
+
+    def restore(self):
+        self.up.set()
 
 
 def read_env(path):
@@ -113,11 +184,27 @@ def call(base, method, path, body, token=None, key=None):
             status, text = res.status, res.read()
     except urllib.error.HTTPError as e:
         status, text = e.code, e.read()
+    except (urllib.error.URLError, TimeoutError, ConnectionError):
+        status, text = 0, b""
     elapsed = time.perf_counter() - started
     try:
         answer = json.loads(text) if text else {}
     except ValueError:
         answer = {"raw": text[:200].decode(errors="replace")}
+    return status, answer, elapsed
+
+
+def answered(base, method, path, body, token, key, stop_at, counters, kind):
+    """One request as a real client makes it: an answer that does not come, or a 5xx, is
+    retried under the same key until it is answered."""
+    status, answer, elapsed = call(base, method, path, body, token, key)
+    attempts = 0
+    while (status >= 500 or status == 0) and attempts < 60 and time.time() < stop_at + 300:
+        attempts += 1
+        with counters.lock:
+            counters.statuses[(kind, f"{status} (retried)")] += 1
+        time.sleep(1)
+        status, answer, elapsed = call(base, method, path, body, token, key)
     return status, answer, elapsed
 
 
@@ -144,7 +231,7 @@ def client(n, base, tokens, stop_at, counters):
                        {"reason": "BILLING", "subject": f"Last {n}", "text": "Bitte prüfen."}, tokens["jmueller"])
         method, path, body, token = request
         key = secrets.token_hex(8)
-        status, answer, elapsed = call(base, method, path, body, token, key)
+        status, answer, elapsed = answered(base, method, path, body, token, key, stop_at, counters, kind)
         label = f"{method} {path.split('/')[2]}" if path.count("/") > 2 else f"{method} {path}"
         with counters.lock:
             counters.latencies[kind].append(elapsed)
@@ -153,7 +240,7 @@ def client(n, base, tokens, stop_at, counters):
             with counters.lock:
                 counters.accepted.add(answer["requestId"])
             if rng.random() < 0.2:
-                again, repeated, _ = call(base, method, path, body, token, key)
+                again, repeated, _ = answered(base, method, path, body, token, key, stop_at, counters, kind)
                 with counters.lock:
                     counters.retries.append((answer["requestId"], repeated.get("requestId"), again))
         elif status not in ALLOWED_REFUSALS:
@@ -199,7 +286,12 @@ def main():
     parser.add_argument("env_file")
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--seconds", type=int, default=120)
+    parser.add_argument("--outage", type=int, default=0,
+                        help="seconds the AWS endpoint is down in the middle of the run (needs the "
+                             "functions to reach the emulator through --proxy-port)")
+    parser.add_argument("--proxy-port", type=int, default=0)
     args = parser.parse_args()
+    proxy = Proxy(args.proxy_port, 4566) if args.proxy_port else None
     env = read_env(args.env_file)
     tokens = {
         "erika": open_session(env, "L-LOAD1", ["1000001"]),
@@ -213,6 +305,13 @@ def main():
                for n in range(args.clients)]
     for t in threads:
         t.start()
+    if proxy and args.outage:
+        time.sleep(max(0, args.seconds / 2 - args.outage / 2))
+        print(f"AWS endpoint down for {args.outage} s", flush=True)
+        proxy.down()
+        time.sleep(args.outage)
+        proxy.restore()
+        print("AWS endpoint back", flush=True)
     for t in threads:
         t.join()
     wall = time.time() - started
@@ -240,7 +339,7 @@ def main():
     print("  statuses:", dict(sorted((f"{k} {s}", n) for (k, s), n in counters.statuses.items())))
 
     checks = {
-        "no answer other than 2xx, 409, 422, 429": not counters.unexpected,
+        "no final answer other than 2xx, 409, 422, 429": not counters.unexpected,
         "every accepted request is committed": counters.accepted <= committed,
         "committed == delivered (C == S)": committed == set(delivered),
         "each request delivered once": len(delivered) == len(set(delivered)),

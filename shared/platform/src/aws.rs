@@ -20,7 +20,14 @@ pub struct Clients {
 impl Clients {
     /// Clients from the standard AWS configuration chain.
     pub async fn from_env() -> Self {
-        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        // A call that hangs (a connection cut without a close) must not hold the function
+        // until its own timeout: each attempt is cut and retried, the whole call bounded.
+        let timeouts = aws_config::timeout::TimeoutConfig::builder()
+            .connect_timeout(std::time::Duration::from_secs(2))
+            .operation_attempt_timeout(std::time::Duration::from_secs(10))
+            .operation_timeout(std::time::Duration::from_secs(25))
+            .build();
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(timeouts).load().await;
         Self::from_sdk_config(&config, None)
     }
 
