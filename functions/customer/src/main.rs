@@ -12,7 +12,7 @@ use portal_domain::ids::CustomerNumber;
 use portal_domain::reads::{CustomerView, ScopedReads};
 use portal_domain::requests::fingerprint;
 use portal_platform::http::{
-    FieldError, Problem, authenticate, idempotency_key, json_response, path_param, problems, read_json, serve,
+    Problem, authenticate, idempotency_key, json_response, path_param, problems, read_json, serve,
 };
 use portal_platform::identity::DynamoSessions;
 use portal_platform::live::Live;
@@ -29,12 +29,9 @@ struct Api {
     contact_schema: Validator,
 }
 
+/// A field rule refused: the same 422 as every change's.
 fn unprocessable(pointer: &str, code: &'static str, message: &str) -> Problem {
-    Problem::new(StatusCode::UNPROCESSABLE_ENTITY, code, message.to_owned()).with_errors(vec![FieldError {
-        pointer: pointer.to_owned(),
-        code: code.to_owned(),
-        message: message.to_owned(),
-    }])
+    problems::change(portal_domain::changes::ChangeError::invalid(pointer, code, message), "")
 }
 
 fn phone(body: &Map<String, Value>, name: &str) -> Result<Change<PhoneNumber>, Problem> {

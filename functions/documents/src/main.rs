@@ -11,9 +11,7 @@ use portal_domain::ids::{CustomerNumber, DocumentId};
 use portal_domain::reads::ScopedReads;
 use portal_domain::uploads::{FileRefusal, MAX_UPLOAD_BYTES, Upload, UploadService, check_file};
 use portal_platform::files::S3Files;
-use portal_platform::http::{
-    FieldError, Problem, authenticate, idempotency_key, json_response, path_param, problems, serve,
-};
+use portal_platform::http::{Problem, authenticate, idempotency_key, json_response, path_param, problems, serve};
 use portal_platform::identity::DynamoSessions;
 use portal_platform::live::Live;
 use portal_platform::reads::DynamoReads;
@@ -28,31 +26,21 @@ struct Api {
     policy: InboxPolicy,
 }
 
-fn invalid(parameter: &str, message: &str) -> Problem {
-    Problem::new(
-        StatusCode::BAD_REQUEST,
-        "VALIDATION_FAILED",
-        format!("Invalid query parameter {parameter}: {message}"),
-    )
-    .with_errors(vec![FieldError {
-        pointer: format!("?{parameter}"),
-        code: "format".into(),
-        message: message.into(),
-    }])
-}
-
 /// The filter from the query string: `category`, `from`, `to` (dates YYYY-MM-DD).
 fn filter(req: &Request) -> Result<InboxFilter, Problem> {
     let query = req.query_string_parameters_ref();
     let get = |name: &str| query.and_then(|q| q.first(name)).map(str::to_owned);
     let date = |name: &str| -> Result<Option<Date>, Problem> {
         get(name)
-            .map(|v| Date::parse(&v, iso_date::FORMAT).map_err(|_| invalid(name, "expected a date YYYY-MM-DD")))
+            .map(|v| {
+                Date::parse(&v, iso_date::FORMAT)
+                    .map_err(|_| problems::invalid_query(name, "expected a date YYYY-MM-DD"))
+            })
             .transpose()
     };
     let category = get("category");
     if category.as_ref().is_some_and(|c| c.len() > 40 || !c.bytes().all(|b| b.is_ascii_uppercase() || b == b'_')) {
-        return Err(invalid("category", "expected a category key such as INVOICE"));
+        return Err(problems::invalid_query("category", "expected a category key such as INVOICE"));
     }
     Ok(InboxFilter { category, from: date("from")?, to: date("to")? })
 }
@@ -108,11 +96,14 @@ impl Api {
         let query = req.query_string_parameters_ref();
         let get = |name: &str| query.and_then(|q| q.first(name)).map(str::to_owned);
         let customer = get("customerNumber")
-            .map(|c| CustomerNumber::parse(&c).map_err(|_| invalid("customerNumber", "expected a customer number")))
+            .map(|c| {
+                CustomerNumber::parse(&c)
+                    .map_err(|_| problems::invalid_query("customerNumber", "expected a customer number"))
+            })
             .transpose()?;
         for name in ["title", "fileName"] {
             if get(name).is_some_and(|v| v.chars().count() > 120) {
-                return Err(invalid(name, "at most 120 characters"));
+                return Err(problems::invalid_query(name, "at most 120 characters"));
             }
         }
         let declared = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);

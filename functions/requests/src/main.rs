@@ -7,7 +7,7 @@ use http::{Method, StatusCode};
 use lambda_http::{Body, Error, Request, RequestExt, Response, run, service_fn};
 use portal_domain::clock::SystemClock;
 use portal_domain::identity::sessions::{Access, Authenticator};
-use portal_platform::http::{FieldError, Problem, authenticate, json_response, serve};
+use portal_platform::http::{Problem, authenticate, json_response, problems, serve};
 use portal_platform::identity::DynamoSessions;
 use portal_platform::live::Live;
 use portal_platform::request_log::RequestLog;
@@ -20,19 +20,6 @@ const MAX_LIMIT: usize = 100;
 struct Api {
     log: RequestLog,
     auth: Authenticator<DynamoSessions, SystemClock>,
-}
-
-fn invalid(parameter: &str, message: &str) -> Problem {
-    Problem::new(
-        StatusCode::BAD_REQUEST,
-        "VALIDATION_FAILED",
-        format!("Invalid query parameter {parameter}: {message}"),
-    )
-    .with_errors(vec![FieldError {
-        pointer: format!("?{parameter}"),
-        code: "format".into(),
-        message: message.into(),
-    }])
 }
 
 /// The opaque cursor: where the previous page ended (submitted at, request id).
@@ -67,10 +54,10 @@ impl Api {
                 .parse::<usize>()
                 .ok()
                 .filter(|n| (1..=MAX_LIMIT).contains(n))
-                .ok_or_else(|| invalid("limit", "expected 1 to 100"))?,
+                .ok_or_else(|| problems::invalid_query("limit", "expected 1 to 100"))?,
         };
         let before = get("cursor")
-            .map(|c| decode_cursor(&c).ok_or_else(|| invalid("cursor", "not a cursor of this list")))
+            .map(|c| decode_cursor(&c).ok_or_else(|| problems::invalid_query("cursor", "not a cursor of this list")))
             .transpose()?;
         let (requests, more) = self.log.page(&caller, before, limit).await.map_err(|e| Problem::unexpected(id, &e))?;
         let next = more.then(|| requests.last().map(|r| encode_cursor(&r.position()))).flatten();

@@ -145,6 +145,20 @@ pub mod problems {
         Problem::new(StatusCode::CONFLICT, "CONCURRENT_UPDATE", detail)
     }
 
+    /// 400 for a query parameter that does not parse.
+    pub fn invalid_query(parameter: &str, message: &str) -> Problem {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "VALIDATION_FAILED",
+            format!("Invalid query parameter {parameter}: {message}"),
+        )
+        .with_errors(vec![FieldError {
+            pointer: format!("?{parameter}"),
+            code: "format".into(),
+            message: message.into(),
+        }])
+    }
+
     pub fn request_in_progress() -> Problem {
         Problem::new(
             StatusCode::CONFLICT,
