@@ -5,7 +5,7 @@ mod api;
 
 use lambda_http::{Error, run, service_fn};
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     portal_platform::telemetry::init();
     let api = api::Api::from_env().await?;

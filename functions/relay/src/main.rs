@@ -10,7 +10,7 @@ use serde_json::Value;
 /// Entries younger than this may still be sent by their own request.
 const GRACE: time::Duration = time::Duration::seconds(30);
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     portal_platform::telemetry::init();
     let config = Config::from_env()?;

@@ -7,7 +7,7 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 use portal_platform::{aws::Clients, config::Config, sync::InboundSync};
 use serde_json::{Value, json};
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     portal_platform::telemetry::init();
     let config = Config::from_env()?;

@@ -153,7 +153,7 @@ impl Api {
     }
 }
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     portal_platform::telemetry::init();
     let live = Live::from_env().await?;

@@ -80,18 +80,20 @@ impl<R: ScopedReads + Catalog, L: AttemptLimiter, W: RequestWriter, C: Clock> Me
             }
         };
         let claim = changes::claim("message", &subject_key, idempotency);
-        let customer = match caller {
-            None => None,
-            Some(c) => {
-                let wanted = input.customer.clone().or_else(|| c.partner_numbers.first().cloned());
-                let wanted = wanted.ok_or(ChangeError::NotFound)?;
-                Some(self.reads.partner(c, &wanted).await?.ok_or(ChangeError::NotFound)?)
-            }
+        // The customer, an earlier answer under the same key and the reasons: one round.
+        let customer = async {
+            let Some(c) = caller else { return Ok(None) };
+            let wanted = input.customer.clone().or_else(|| c.partner_numbers.first().cloned());
+            let wanted = wanted.ok_or(ChangeError::NotFound)?;
+            Ok::<_, ChangeError>(Some(self.reads.partner(c, &wanted).await?.ok_or(ChangeError::NotFound)?))
         };
-        if let Some(answer) = changes::replay(changes::stored(&self.writer, &claim).await?, &claim)? {
+        let (customer, earlier, reasons) =
+            futures::join!(customer, changes::stored(&self.writer, &claim), self.reads.code_list("messageReasons"));
+        let customer = customer?;
+        if let Some(answer) = changes::replay(earlier?, &claim)? {
             return Ok(answer);
         }
-        let reasons = self.reads.code_list("messageReasons").await?;
+        let reasons = reasons?;
         let reason = reasons.iter().find(|r| r.key == input.reason).ok_or_else(|| {
             ChangeError::invalid("/reason", "UNKNOWN_REASON", "not a message reason of the code list")
         })?;

@@ -6,25 +6,44 @@
 //! a password, token or mail text.
 
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::LevelFilter;
 
-const CAPS: &str = "lambda_runtime=debug,lambda_runtime_api_client=debug,lambda_http=debug,\
-aws_smithy_runtime=debug,aws_smithy_http=debug,aws_smithy_runtime_api=debug,aws_sdk_dynamodb=debug,\
-aws_sdk_sqs=debug,aws_sdk_sesv2=debug,aws_config=debug,hyper=info,hyper_util=info,h2=info,rustls=info";
+/// Libraries whose logs are capped, and the most they may log.
+const CAPS: &[(&str, LevelFilter)] = &[
+    ("lambda_runtime", LevelFilter::DEBUG),
+    ("lambda_runtime_api_client", LevelFilter::DEBUG),
+    ("lambda_http", LevelFilter::DEBUG),
+    ("aws_smithy_runtime", LevelFilter::DEBUG),
+    ("aws_smithy_http", LevelFilter::DEBUG),
+    ("aws_smithy_runtime_api", LevelFilter::DEBUG),
+    ("aws_sdk_dynamodb", LevelFilter::DEBUG),
+    ("aws_sdk_sqs", LevelFilter::DEBUG),
+    ("aws_sdk_sesv2", LevelFilter::DEBUG),
+    ("aws_sdk_s3", LevelFilter::DEBUG),
+    ("aws_config", LevelFilter::DEBUG),
+    ("hyper", LevelFilter::INFO),
+    ("hyper_util", LevelFilter::INFO),
+    ("h2", LevelFilter::INFO),
+    ("rustls", LevelFilter::INFO),
+];
 
-/// The filter: the configured level and directives, except for capped libraries, which
-/// get the caps above whatever was asked for them.
+/// The filter: the configured level and directives; capped libraries follow the configured
+/// default level but never go beyond their cap, whatever was asked for them.
 pub fn filter() -> EnvFilter {
     let configured = std::env::var("AWS_LAMBDA_LOG_LEVEL")
         .or_else(|_| std::env::var("RUST_LOG"))
         .unwrap_or_else(|_| "info".to_owned())
         .to_lowercase();
-    let capped: Vec<&str> = CAPS.split(',').filter_map(|c| c.split_once('=')).map(|(target, _)| target).collect();
-    let kept: Vec<&str> = configured
+    let is_capped = |target: &str| CAPS.iter().any(|(c, _)| target == *c || target.starts_with(&format!("{c}::")));
+    let directives: Vec<&str> = configured
         .split(',')
         .map(str::trim)
-        .filter(|d| !d.is_empty() && !capped.iter().any(|t| d.starts_with(t)))
+        .filter(|d| !d.is_empty() && !is_capped(d.split_once('=').map_or(*d, |(target, _)| target)))
         .collect();
-    EnvFilter::try_new(format!("{},{CAPS}", kept.join(","))).unwrap_or_else(|_| EnvFilter::new(format!("info,{CAPS}")))
+    let default = directives.iter().rev().find_map(|d| d.parse::<LevelFilter>().ok()).unwrap_or(LevelFilter::INFO);
+    let caps: Vec<String> = CAPS.iter().map(|(target, most)| format!("{target}={}", default.min(*most))).collect();
+    EnvFilter::try_new(format!("{},{}", directives.join(","), caps.join(",")))
+        .unwrap_or_else(|_| EnvFilter::new(format!("info,{}", caps.join(","))))
 }
 
 pub fn init() {
@@ -51,6 +70,9 @@ mod tests {
             ("aws_smithy_runtime::client", Level::TRACE) => {
                 tracing::enabled!(target: "aws_smithy_runtime::client", Level::TRACE)
             }
+            ("aws_smithy_runtime::client", Level::DEBUG) => {
+                tracing::enabled!(target: "aws_smithy_runtime::client", Level::DEBUG)
+            }
             ("meter_readings", Level::TRACE) => tracing::enabled!(target: "meter_readings", Level::TRACE),
             ("meter_readings", Level::DEBUG) => tracing::enabled!(target: "meter_readings", Level::DEBUG),
             _ => unreachable!(),
@@ -58,12 +80,18 @@ mod tests {
     }
 
     #[test]
-    fn payload_printing_libraries_never_log_at_trace() {
+    fn payload_printing_libraries_never_log_at_trace_and_follow_the_level_below() {
         assert!(!enabled("trace", "lambda_runtime::layers", Level::TRACE));
         assert!(!enabled("lambda_runtime=trace,aws_smithy_runtime=trace", "lambda_runtime::layers", Level::TRACE));
         assert!(!enabled("trace", "aws_smithy_runtime::client", Level::TRACE));
         // Our own code follows the configured level.
         assert!(enabled("trace", "meter_readings", Level::TRACE));
         assert!(!enabled("info", "meter_readings", Level::DEBUG));
+        // Capped libraries follow the configured level below their cap (one test: the cases
+        // share RUST_LOG). At INFO the SDK's per-call DEBUG lines stay off (they cost time on every call).
+        assert!(!enabled("info", "aws_smithy_runtime::client", Level::DEBUG));
+        assert!(!enabled("info,aws_smithy_runtime=trace", "aws_smithy_runtime::client", Level::DEBUG));
+        assert!(enabled("debug", "aws_smithy_runtime::client", Level::DEBUG));
+        assert!(enabled("trace", "aws_smithy_runtime::client", Level::DEBUG));
     }
 }
