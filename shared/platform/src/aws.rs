@@ -74,33 +74,27 @@ impl Clients {
     }
 }
 
-/// The HTTPS client of every SDK client: rustls with ring, trusting the system's CA bundle.
+/// The HTTPS client of every SDK client: rustls with ring, trusting the roots AWS service
+/// endpoints chain to (`certs/aws-roots.pem`), or the bundle `SSL_CERT_FILE` names.
 ///
-/// The bundle is one file (`SSL_CERT_FILE`, else Amazon Linux's or Debian's): the default
-/// would also read every file of the certificate directory at start, which took 8 ms of a
-/// 17 ms start here (docs/performance.md). Without a bundle file, the system's roots.
+/// Parsing the system's whole trust store (about 140 roots, and by default every file of its
+/// certificate directory too) took most of a function's start; five roots take almost
+/// nothing (docs/performance.md).
 pub fn http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
     use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
     let builder = aws_smithy_http_client::Builder::new().tls_provider(tls::Provider::Rustls(CryptoMode::Ring));
-    let bundle = std::env::var_os("SSL_CERT_FILE")
-        .map(std::path::PathBuf::from)
-        .into_iter()
-        .chain(CA_BUNDLES.iter().map(std::path::PathBuf::from))
-        .find_map(|path| std::fs::read(path).ok());
-    let context = bundle.and_then(|pem| {
-        TlsContext::builder()
-            .with_trust_store(TrustStore::empty().with_native_roots(false).with_pem_certificate(pem))
-            .build()
-            .ok()
-    });
-    match context {
-        Some(context) => builder.tls_context(context).build_https(),
-        None => builder.build_https(),
+    let roots = std::env::var_os("SSL_CERT_FILE")
+        .and_then(|path| std::fs::read(path).ok())
+        .unwrap_or_else(|| AWS_ROOTS.as_bytes().to_vec());
+    let store = TrustStore::empty().with_native_roots(false).with_pem_certificate(roots);
+    match TlsContext::builder().with_trust_store(store).build() {
+        Ok(context) => builder.tls_context(context).build_https(),
+        Err(_) => builder.build_https(),
     }
 }
 
-/// CA bundle files: Amazon Linux 2023 (Lambda's `provided.al2023`), then Debian and Ubuntu.
-const CA_BUNDLES: [&str; 2] = ["/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/certs/ca-certificates.crt"];
+/// Amazon Trust Services' roots, to which every AWS service endpoint chains.
+pub const AWS_ROOTS: &str = include_str!("../certs/aws-roots.pem");
 
 /// Sends the AWS emulator's `x-moto-account-id` header: one isolated account per test.
 #[derive(Debug, Clone)]
@@ -153,5 +147,18 @@ impl Intercept for CallCounter {
         };
         self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(name);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+
+    #[test]
+    fn the_aws_roots_are_five_certificates() {
+        let roots: Vec<_> =
+            CertificateDer::pem_slice_iter(super::AWS_ROOTS.as_bytes()).collect::<Result<_, _>>().unwrap();
+        assert_eq!(roots.len(), 5);
     }
 }
