@@ -21,12 +21,15 @@ import json
 import os
 import re
 import signal
+import socket
 import statistics
 import subprocess
 import sys
 import time
 import zipfile
 from pathlib import Path
+
+from load import read_env
 
 ROOT = Path(__file__).resolve().parent.parent
 RELEASE = ROOT / "target" / "release"
@@ -179,7 +182,7 @@ class RuntimeApi:
 
     async def connection(self, reader, writer):
         sock = writer.get_extra_info("socket")
-        sock.setsockopt(__import__("socket").IPPROTO_TCP, __import__("socket").TCP_NODELAY, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             while True:
                 request = await read_message(reader, request=True)
@@ -266,7 +269,7 @@ class CountingProxy:
         self.port = self.server.sockets[0].getsockname()[1]
 
     async def connection(self, reader, writer):
-        writer.get_extra_info("socket").setsockopt(6, 1, 1)  # TCP_NODELAY
+        writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         up_reader = up_writer = None
         try:
             while True:
@@ -277,7 +280,7 @@ class CountingProxy:
                     if up_writer is not None:
                         up_writer.close()
                     up_reader, up_writer = await asyncio.open_connection(*EMULATOR)
-                    up_writer.get_extra_info("socket").setsockopt(6, 1, 1)
+                    up_writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 method, target, headers, body = request
                 sent = time.perf_counter()
                 forwarded = [(k, v) for k, v in headers.items() if k not in ("content-length", "transfer-encoding")]
@@ -478,15 +481,6 @@ def sizes(name):
     return binary.stat().st_size, len(buffer.getvalue())
 
 
-def load_env(path):
-    env = {}
-    for line in Path(path).read_text().splitlines():
-        if "=" in line and not line.startswith("#"):
-            k, v = line.split("=", 1)
-            env[k] = v
-    return env
-
-
 async def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("env_file")
@@ -495,7 +489,7 @@ async def main():
     parser.add_argument("--out", default=str(ROOT / ".local" / "perf.json"))
     parser.add_argument("--only", default="")
     args = parser.parse_args()
-    harness = Harness(load_env(args.env_file), args.warm)
+    harness = Harness(read_env(args.env_file), args.warm)
     await harness.start()
 
     functions = sorted(p.name for p in (ROOT / "functions").iterdir() if (p / "Cargo.toml").exists())
