@@ -31,7 +31,9 @@ start_emulator() {
     echo "AWS emulator already running on $EMULATOR_URL"
     return
   fi
-  "$ROOT/.venv/bin/moto_server" -H 127.0.0.1 -p 4566 > "$ROOT/.local/emulator.log" 2>&1 &
+  # The call recorder (scripts/test's IAM check) writes under .local/.
+  MOTO_RECORDER_FILEPATH="$ROOT/.local/emulator-calls.jsonl" \
+    "$ROOT/.venv/bin/moto_server" -H 127.0.0.1 -p 4566 > "$ROOT/.local/emulator.log" 2>&1 &
   EMULATOR_PID=$!
   for _ in $(seq 100); do
     emulator_up && return
@@ -66,4 +68,9 @@ load_env() {
   # shellcheck disable=SC1090
   . "$1"
   set +a
+}
+
+# The emulator's call recorder: start-recording, stop-recording, reset-recording.
+recorder() {
+  curl -fs -o /dev/null -X POST "$EMULATOR_URL/moto-api/recorder/$1"
 }

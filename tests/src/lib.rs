@@ -40,6 +40,11 @@ fn random_account() -> String {
     n.to_string()
 }
 
+/// The configuration with `function` as the user agent's app name (see `Stack::clients_of`).
+pub fn named(sdk: &aws_config::SdkConfig, function: &str) -> aws_config::SdkConfig {
+    sdk.to_builder().app_name(portal_platform::aws::app_name(function).expect("a valid function name")).build()
+}
+
 pub async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .http_client(portal_platform::aws::http_client())
@@ -114,17 +119,19 @@ impl Stack {
         )
     }
 
+    /// Clients that name `function` in their user agent, as that function's own do on
+    /// Lambda: the IAM test holds their calls to its policy.
+    pub fn clients_of(&self, function: &str) -> Clients {
+        Clients::from_sdk_config(&named(&self.sdk, function), Some(&self.account))
+    }
+
     pub fn sync(&self) -> portal_platform::sync::InboundSync {
-        portal_platform::sync::InboundSync::new(&self.clients, &self.config)
+        portal_platform::sync::InboundSync::new(&self.clients_of("sync"), &self.config)
     }
 
     pub fn relay(&self) -> Relay {
-        Relay::new(
-            self.clients.dynamo.clone(),
-            self.clients.sqs.clone(),
-            &self.config.tables,
-            self.config.requests_queue_url.clone(),
-        )
+        let clients = self.clients_of("relay");
+        Relay::new(clients.dynamo, clients.sqs, &self.config.tables, self.config.requests_queue_url.clone())
     }
 
     /// The meter-reading service wired to this stack, at a fixed time.
@@ -327,7 +334,7 @@ pub async fn message_of(request_id: &str, event_schema: &str) -> (Value, bool) {
     if s(&found, "status") != "SENT" {
         let env = test_env();
         let config = Config::from_lookup(|k| env.get(k).cloned()).unwrap();
-        let clients = Clients::from_sdk_config(&sdk_config(EMULATOR).await, None);
+        let clients = Clients::from_sdk_config(&named(&sdk_config(EMULATOR).await, "relay"), None);
         Relay::new(clients.dynamo, clients.sqs, &config.tables, config.requests_queue_url)
             .run(time::Duration::ZERO)
             .await
@@ -369,6 +376,7 @@ pub async fn send(
 pub async fn served_sync() -> (portal_platform::sync::InboundSync, Config, Clients) {
     let env = test_env();
     let config = Config::from_lookup(|k| env.get(k).cloned()).unwrap();
-    let clients = Clients::from_sdk_config(&sdk_config(EMULATOR).await, None);
-    (portal_platform::sync::InboundSync::new(&clients, &config), config, clients)
+    let sdk = sdk_config(EMULATOR).await;
+    let sync = portal_platform::sync::InboundSync::new(&Clients::from_sdk_config(&named(&sdk, "sync"), None), &config);
+    (sync, config, Clients::from_sdk_config(&sdk, None))
 }

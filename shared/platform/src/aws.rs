@@ -21,18 +21,21 @@ impl Clients {
     /// Clients from the standard AWS configuration chain.
     pub async fn from_env() -> Self {
         // A call that hangs (a connection cut without a close) must not hold the function
-        // until its own timeout: each attempt is cut and retried, the whole call bounded.
+        // until its own timeout (10 s in the template): each attempt is cut and retried, the
+        // whole call bounded well below it, so the request is answered 503 with its id
+        // (`store_error`, `http::serve`) instead of the gateway's bare 5xx.
         let timeouts = aws_config::timeout::TimeoutConfig::builder()
-            .connect_timeout(std::time::Duration::from_secs(2))
-            .operation_attempt_timeout(std::time::Duration::from_secs(10))
-            .operation_timeout(std::time::Duration::from_secs(25))
+            .connect_timeout(std::time::Duration::from_secs(1))
+            .operation_attempt_timeout(std::time::Duration::from_secs(3))
+            .operation_timeout(std::time::Duration::from_secs(6))
             .build();
-        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .http_client(http_client())
-            .timeout_config(timeouts)
-            .load()
-            .await;
-        Self::from_sdk_config(&config, None)
+            .timeout_config(timeouts);
+        if let Some(name) = std::env::var("AWS_LAMBDA_FUNCTION_NAME").ok().and_then(|n| app_name(&n)) {
+            loader = loader.app_name(name);
+        }
+        Self::from_sdk_config(&loader.load().await, None)
     }
 
     /// Clients from a given configuration; `emulator_account` adds the emulator's
@@ -72,6 +75,18 @@ impl Clients {
             s3: aws_sdk_s3::Client::from_conf(s3.build()),
         }
     }
+}
+
+/// The function's name in the user agent of every call it makes (`app/<name>`): CloudTrail
+/// shows which function made a call, and the IAM test (`scripts/iam_check.py`) holds each
+/// call to that function's own policy. The SDK recommends at most 50 characters: a longer
+/// (physical) name keeps its end, which is the unique part.
+pub fn app_name(function_name: &str) -> Option<aws_config::AppName> {
+    if !function_name.is_ascii() {
+        return None;
+    }
+    let start = function_name.len().saturating_sub(50);
+    aws_config::AppName::new(function_name[start..].to_owned()).ok()
 }
 
 /// The HTTPS client of every SDK client: rustls with ring, trusting the roots AWS service
@@ -116,13 +131,18 @@ impl Intercept for EmulatorAccount {
     }
 }
 
-/// Records every AWS call by operation name, in order.
+/// Records every AWS call by operation name (and its JSON body), in order.
 #[derive(Debug, Clone, Default)]
-pub struct CallCounter(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+pub struct CallCounter(std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>);
 
 impl CallCounter {
     /// The calls so far (`GetItem`, `Query`, …), and forgets them.
     pub fn take(&self) -> Vec<String> {
+        self.take_with_bodies().into_iter().map(|(name, _)| name).collect()
+    }
+
+    /// The calls so far with their request bodies (empty for streamed bodies), and forgets them.
+    pub fn take_with_bodies(&self) -> Vec<(String, String)> {
         std::mem::take(&mut *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
     }
 }
@@ -145,7 +165,8 @@ impl Intercept for CallCounter {
             Some(target) => target.rsplit('.').next().unwrap_or(target).to_owned(),
             None => format!("{} {}", request.method(), request.uri()),
         };
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(name);
+        let body = request.body().bytes().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((name, body));
         Ok(())
     }
 }
@@ -154,6 +175,16 @@ impl Intercept for CallCounter {
 mod tests {
     use rustls_pki_types::CertificateDer;
     use rustls_pki_types::pem::PemObject;
+
+    #[test]
+    fn a_function_names_itself_in_the_user_agent() {
+        assert_eq!(super::app_name("meter-readings").unwrap().to_string(), "meter-readings");
+        let physical = "evi-portal-production-MeterReadingsFunction-AbCdEfGh1234";
+        assert_eq!(physical.len(), 56);
+        assert_eq!(super::app_name(physical).unwrap().to_string(), &physical[6..]);
+        assert!(super::app_name("bäckerei").is_none());
+        assert!(super::app_name("").is_none());
+    }
 
     #[test]
     fn the_aws_roots_are_five_certificates() {

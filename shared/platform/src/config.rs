@@ -193,3 +193,53 @@ impl Config {
         })
     }
 }
+
+/// The environment variable the template sets from a stack resource or parameter, by its
+/// logical id: `BusinessPartnersTable` → `TABLE_BUSINESS_PARTNERS`, `RequestsQueue` →
+/// `REQUESTS_QUEUE_URL`, `InboundDeadLetterQueue` → `INBOUND_DLQ_URL`, `DocumentsBucket` →
+/// `DOCUMENTS_BUCKET`, parameter `MailFrom` → `MAIL_FROM`. Tools that work on a deployed
+/// stack (the CRM import) find its resources by the stack's name with it.
+pub fn env_key_of(logical_id: &str) -> String {
+    if let Some(stem) = logical_id.strip_suffix("Table") {
+        format!("TABLE_{}", screaming_snake(stem))
+    } else if let Some(stem) = logical_id.strip_suffix("DeadLetterQueue") {
+        format!("{}_DLQ_URL", screaming_snake(stem))
+    } else if let Some(stem) = logical_id.strip_suffix("Queue") {
+        format!("{}_QUEUE_URL", screaming_snake(stem))
+    } else {
+        screaming_snake(logical_id)
+    }
+}
+
+fn screaming_snake(camel: &str) -> String {
+    let mut out = String::with_capacity(camel.len() + 4);
+    for (i, c) in camel.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(c.to_ascii_uppercase());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::env_key_of;
+
+    /// Every variable of the template's `Globals` that names a resource or a parameter
+    /// follows the convention, so a stack's resources map to the configuration.
+    #[test]
+    fn the_template_names_its_variables_after_their_resources() {
+        let template = include_str!("../../../infra/template.yaml");
+        let globals = template.split("Variables:").nth(1).unwrap().split("\nResources:").next().unwrap();
+        let mut checked = 0;
+        for line in globals.lines() {
+            let Some((key, value)) = line.trim().split_once(": !Ref ") else { continue };
+            assert_eq!(env_key_of(value.trim()), key, "{line}");
+            checked += 1;
+        }
+        assert!(checked > 30, "only {checked} variables found");
+        assert_eq!(env_key_of("RequestsDeadLetterQueue"), "REQUESTS_DLQ_URL");
+        assert_eq!(env_key_of("MeterReadingSubmissionsTable"), "TABLE_METER_READING_SUBMISSIONS");
+    }
+}

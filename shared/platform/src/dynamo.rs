@@ -18,8 +18,18 @@ pub type Item = HashMap<String, AttributeValue>;
 
 /// A storage error with the SDK's full context, for the log (never for the client).
 pub fn store_error(operation: &str, err: impl std::error::Error) -> StoreError {
-    StoreError(format!("{operation}: {}", DisplayErrorContext(err)))
+    let detail = DisplayErrorContext(&err).to_string();
+    // The SDK's timeout (attempt or whole call) and a connection that could not be made:
+    // the service did not answer, which is worth a retry (503), not a bug (500).
+    if detail.starts_with("request has timed out") || detail.starts_with("dispatch failure") {
+        return StoreError(format!("{operation}: {UNAVAILABLE}: {detail}"));
+    }
+    StoreError(format!("{operation}: {detail}"))
 }
+
+/// Marks a storage error whose AWS service did not answer in time (see [`store_error`]);
+/// such an error is answered with 503 and `Retry-After` (`http::Problem::unexpected`).
+pub const UNAVAILABLE: &str = "the AWS service did not answer in time";
 
 /// Whether a DynamoDB call failed on its condition expression (an answer, not an error).
 pub fn condition_failed<E: ProvideErrorMetadata, R>(err: &aws_sdk_dynamodb::error::SdkError<E, R>) -> bool {
@@ -147,5 +157,49 @@ impl AttemptLimiter for DynamoLimiter {
             Err(e) if condition_failed(&e) => Ok(false),
             Err(e) => Err(store_error("UpdateItem", e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod unavailable_tests {
+    use super::{UNAVAILABLE, store_error};
+    use std::time::Duration;
+
+    async fn client(endpoint: &str) -> aws_sdk_dynamodb::Client {
+        let timeouts = aws_config::timeout::TimeoutConfig::builder()
+            .connect_timeout(Duration::from_millis(200))
+            .operation_attempt_timeout(Duration::from_millis(300))
+            .operation_timeout(Duration::from_millis(700))
+            .build();
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .http_client(crate::aws::http_client())
+            .endpoint_url(endpoint)
+            .region(aws_config::Region::new("eu-central-1"))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("t", "t", None, None, "test"))
+            .timeout_config(timeouts)
+            .load()
+            .await;
+        aws_sdk_dynamodb::Client::new(&config)
+    }
+
+    async fn get(endpoint: &str) -> String {
+        let err = client(endpoint).await.get_item().table_name("t").key("k", super::s("v")).send().await.unwrap_err();
+        store_error("GetItem", err).0
+    }
+
+    /// The SDK's own errors, as they are classified: a service that accepts the connection
+    /// but never answers, and one that refuses it, are unavailable (503).
+    #[tokio::test]
+    async fn a_hung_or_refused_call_is_marked_unavailable() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let hung = format!("http://{}", listener.local_addr().unwrap());
+        assert!(get(&hung).await.contains(UNAVAILABLE), "a call that is never answered");
+        drop(listener);
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let refused = format!("http://{}", closed.local_addr().unwrap());
+        drop(closed);
+        assert!(get(&refused).await.contains(UNAVAILABLE), "a refused connection");
+        let built = aws_sdk_dynamodb::types::Put::builder().build().unwrap_err();
+        assert!(!store_error("Put", built).0.contains(UNAVAILABLE), "a request that cannot be built is a bug");
     }
 }

@@ -63,10 +63,30 @@ impl Problem {
         )
     }
 
-    /// Logs an unexpected error with the request id and answers the generic 500.
+    /// Logs an unexpected error with the request id and answers the generic 500, or 503
+    /// when an AWS service did not answer in time.
     pub fn unexpected(request_id: &str, error: &dyn std::fmt::Display) -> Self {
+        let error = error.to_string();
+        if error.contains(crate::dynamo::UNAVAILABLE) {
+            tracing::warn!(request_id, error = %error, "service unavailable");
+            return Self::unavailable();
+        }
         tracing::error!(request_id, error = %error, "unexpected error");
         Self::internal()
+    }
+
+    /// 503: a service behind the function did not answer in time; nothing to fix but to
+    /// try again shortly. A write that did commit is answered again under its
+    /// `Idempotency-Key`.
+    pub fn unavailable() -> Self {
+        let mut problem = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "SERVICE_UNAVAILABLE",
+            "The service is busy or a system behind it did not answer in time. Try again shortly \
+             (with the same Idempotency-Key for a change).",
+        );
+        problem.retry_after = Some(UNAVAILABLE_RETRY_AFTER_SECONDS);
+        problem
     }
 
     pub fn to_response(&self, request_id: &str) -> Response<Body> {
@@ -237,8 +257,33 @@ where
     use tracing::Instrument;
     let id = request_id(&req);
     let (method, path) = route(&req);
+    let budget = req.lambda_context_ref().and_then(|c| time_left(c.deadline(), std::time::SystemTime::now()));
     let span = tracing::info_span!("handle", request_id = %id, path = %path);
-    async move { Ok(finish(handler(req, method, path, id.clone()).await, &id)) }.instrument(span).await
+    async move {
+        let handled = handler(req, method, path, id.clone());
+        let answer = match budget {
+            Some(budget) => tokio::time::timeout(budget, handled).await.unwrap_or_else(|_| {
+                tracing::warn!("the request ran out of time");
+                Err(Problem::unavailable())
+            }),
+            None => handled.await,
+        };
+        Ok(finish(answer, &id))
+    }
+    .instrument(span)
+    .await
+}
+
+/// Seconds a client should wait before retrying a 503.
+const UNAVAILABLE_RETRY_AFTER_SECONDS: i64 = 1;
+/// Kept back from the function's timeout to answer a request that ran out of time with a
+/// problem (503 with the request id) instead of the gateway's bare 5xx.
+const ANSWER_MARGIN: std::time::Duration = std::time::Duration::from_millis(750);
+
+/// How long a handler may run: up to the invocation's deadline less the margin to answer.
+fn time_left(deadline: std::time::SystemTime, now: std::time::SystemTime) -> Option<std::time::Duration> {
+    let left = deadline.duration_since(now).ok()?;
+    Some(left.saturating_sub(ANSWER_MARGIN))
 }
 
 /// The response for a handler's outcome, with one log line per request (status only:
@@ -389,6 +434,52 @@ fn validation_failed(errors: Vec<FieldError>) -> Problem {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn invocation(deadline_in: std::time::Duration) -> Request {
+        let mut context = lambda_http::Context::default();
+        context.request_id = "req-1".to_owned();
+        let deadline = std::time::SystemTime::now() + deadline_in;
+        context.deadline = deadline.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+        Request::default().with_lambda_context(context)
+    }
+
+    #[tokio::test]
+    async fn a_request_that_runs_out_of_time_is_answered_503_with_its_id() {
+        let slow = |_, _, _, _| async {
+            tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+            Ok(no_content("never"))
+        };
+        let started = std::time::Instant::now();
+        let response = serve(invocation(std::time::Duration::from_millis(1000)), slow).await.unwrap();
+        assert!(started.elapsed() < std::time::Duration::from_secs(1), "answered before the deadline");
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+        let Body::Text(text) = response.body() else { panic!("a text body") };
+        let body: serde_json::Value = serde_json::from_str(text).unwrap();
+        assert_eq!((body["code"].as_str(), body["requestId"].as_str()), (Some("SERVICE_UNAVAILABLE"), Some("req-1")));
+        // Within the time, the handler's own answer.
+        let quick = |_, _, _, id: String| async move { Ok(no_content(&id)) };
+        let response = serve(invocation(std::time::Duration::from_millis(1000)), quick).await.unwrap();
+        assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    }
+
+    #[test]
+    fn the_budget_keeps_a_margin_to_answer() {
+        let now = std::time::SystemTime::now();
+        let second = std::time::Duration::from_secs(1);
+        assert_eq!(time_left(now + 10 * second, now), Some(10 * second - ANSWER_MARGIN));
+        assert_eq!(time_left(now + ANSWER_MARGIN / 2, now), Some(std::time::Duration::ZERO));
+        assert_eq!(time_left(now - second, now), None, "no deadline (a local call) sets no budget");
+    }
+
+    #[test]
+    fn a_service_that_did_not_answer_is_503_and_anything_else_500() {
+        let timed_out = format!("GetItem: {}: request has timed out", crate::dynamo::UNAVAILABLE);
+        let p = Problem::unexpected("r", &timed_out);
+        assert_eq!((p.status, p.code, p.retry_after), (StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE", Some(1)));
+        let p = Problem::unexpected("r", &"GetItem: service error: ValidationException");
+        assert_eq!((p.status, p.code, p.retry_after), (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR", None));
+    }
 
     fn schema() -> Validator {
         crate::schemas::compile("anonymous-meter-reading-lookup.request.schema.json").unwrap()

@@ -342,7 +342,12 @@ impl RequestWriter for WritePath {
     async fn commit(&self, request: CustomerRequest) -> Result<CommitReceipt, WriteError> {
         let message = serde_json::to_string(&request.envelope()).map_err(|e| StoreError(e.to_string()))?;
         let (items, layout) = self.transaction(&request, &message)?;
-        if let Err(err) = self.dynamo.transact_write_items().set_transact_items(Some(items)).send().await {
+        // The request id as the transaction's token: DynamoDB applies a retried transaction
+        // (an attempt whose answer was lost) once and answers it as applied.
+        let token = request.request_id.to_string();
+        let written =
+            self.dynamo.transact_write_items().set_transact_items(Some(items)).client_request_token(token).send().await;
+        if let Err(err) = written {
             return Err(cancellation(&err, &layout).unwrap_or_else(|| store_error("TransactWriteItems", err).into()));
         }
         let request_id = request.request_id.to_string();
