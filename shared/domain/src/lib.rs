@@ -31,3 +31,6 @@ pub mod termination;
 pub mod uploads;
 
 pub mod memory;
+
+#[cfg(test)]
+mod testkit;

@@ -316,19 +316,88 @@ impl crate::identity::LoginThrottle for MemoryThrottle {
     }
 }
 
-/// Mails kept in a list: recipient and subject (texts stay secret).
+/// Mails kept in a list: recipient and subject (texts stay secret unless a test asks).
 #[derive(Debug, Clone, Default)]
-pub struct MemoryMailer(Arc<Mutex<Vec<(String, String)>>>);
+pub struct MemoryMailer(Arc<Mutex<Vec<(String, String)>>>, Arc<Mutex<Vec<secrecy::SecretString>>>);
 
 impl MemoryMailer {
     pub fn sent(&self) -> Vec<(String, String)> {
         lock(&self.0).clone()
+    }
+
+    /// The texts of the mails sent, in order (they may hold passwords and codes).
+    pub fn texts(&self) -> Vec<String> {
+        use secrecy::ExposeSecret;
+        lock(&self.1).iter().map(|t| t.expose_secret().to_owned()).collect()
     }
 }
 
 impl crate::identity::Mailer for MemoryMailer {
     async fn send(&self, mail: crate::identity::Mail) -> Result<(), StoreError> {
         lock(&self.0).push((mail.to, mail.subject));
+        lock(&self.1).push(mail.text);
+        Ok(())
+    }
+}
+
+impl crate::reads::Catalog for MemoryDirectory {
+    async fn products(&self) -> Result<Vec<crate::entities::Product>, StoreError> {
+        Ok(self.0.products.clone())
+    }
+
+    async fn code_list(&self, name: &str) -> Result<Vec<crate::entities::CodeValue>, StoreError> {
+        Ok(self.0.code_values.iter().filter(|c| c.list_name == name).cloned().collect())
+    }
+}
+
+/// Single-use tokens in a map.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryTokens(Arc<Mutex<HashMap<String, crate::identity::OneTimeToken>>>);
+
+impl crate::identity::TokenStore for MemoryTokens {
+    async fn put(&self, token: &crate::identity::OneTimeToken) -> Result<(), StoreError> {
+        lock(&self.0).insert(token.token_hash.clone(), token.clone());
+        Ok(())
+    }
+
+    async fn get(&self, token_hash: &str) -> Result<Option<crate::identity::OneTimeToken>, StoreError> {
+        Ok(lock(&self.0).get(token_hash).cloned())
+    }
+
+    async fn consume(
+        &self,
+        token_hash: &str,
+        purpose: crate::identity::TokenPurpose,
+        now_epoch: i64,
+    ) -> Result<bool, StoreError> {
+        match lock(&self.0).get_mut(token_hash) {
+            Some(t) if t.purpose == purpose && t.used_at.is_none() && t.expires_at > now_epoch => {
+                t.used_at = Some(now_epoch);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+}
+
+/// Uploaded files in a map, by key.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryFiles(Arc<Mutex<HashMap<String, Vec<u8>>>>);
+
+impl MemoryFiles {
+    pub fn keys(&self) -> Vec<String> {
+        lock(&self.0).keys().cloned().collect()
+    }
+}
+
+impl crate::uploads::FileStore for MemoryFiles {
+    async fn put(&self, key: &str, bytes: Vec<u8>, _media_type: &str) -> Result<(), StoreError> {
+        lock(&self.0).insert(key.to_owned(), bytes);
+        Ok(())
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        lock(&self.0).remove(key);
         Ok(())
     }
 }
