@@ -167,11 +167,11 @@ where
             ));
         }
         let unchanged = change.payment_method == current.payment_method
-            && new_account.as_ref().is_none_or(|a| Some(a) == current.bank_account.as_ref())
+            && new_account.as_ref().is_none_or(|a| same_account(a, current.bank_account.as_ref()))
             && match &payout {
                 Change::Keep => true,
                 Change::Clear => current.payout_account.is_none(),
-                Change::Set(a) => Some(a) == current.payout_account.as_ref(),
+                Change::Set(a) => same_account(a, current.payout_account.as_ref()),
             };
         if unchanged {
             return Err(ChangeError::invalid("", "NOTHING_TO_CHANGE", "the request changes nothing"));
@@ -289,6 +289,12 @@ where
     }
 }
 
+/// Whether a typed account is the one on file: holder, IBAN and BIC (the bank's name on
+/// file comes from the CRM, a typed account has none).
+fn same_account(typed: &BankAccount, on_file: Option<&BankAccount>) -> bool {
+    on_file.is_some_and(|f| typed.holder == f.holder && typed.iban == f.iban && typed.bic == f.bic)
+}
+
 fn last4(iban: &str) -> String {
     mask_iban(iban).chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect()
 }
@@ -296,28 +302,409 @@ fn last4(iban: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::FixedClock;
+    use crate::export::MirrorSnapshot;
+    use crate::memory::{MemoryDirectory, MemoryLogins, MemoryMailer, MemoryThrottle, MemoryWriter};
+    use crate::requests::MirrorUpdate;
+    use crate::testkit::{NOW, caller, caller_at, confirmation, customer, demo, key, password, run};
 
     fn input(iban: &str, bic: Option<&str>) -> AccountInput {
         AccountInput { holder: " Jürgen   Müller ".into(), iban: iban.into(), bic: bic.map(Into::into) }
+    }
+
+    fn refusal(r: Result<BankAccount, ChangeError>) -> (&'static str, String) {
+        match r {
+            Err(ChangeError::Invalid { code, pointer, .. }) => (code, pointer),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
     fn accounts_are_checked_by_iban_check_digits_and_bic_format() {
         let ok = checked_account(&input("de89 3704 0044 0532 0130 00", None), "/bankAccount").unwrap();
         assert_eq!((ok.holder.as_str(), ok.iban.as_str()), ("Jürgen Müller", "DE89370400440532013000"));
-        let code = |i: AccountInput| match checked_account(&i, "/a") {
-            Err(ChangeError::Invalid { code, pointer, .. }) => (code, pointer),
-            other => panic!("{other:?}"),
-        };
+        let code = |i: AccountInput| refusal(checked_account(&i, "/a"));
         assert_eq!(code(input("DE89370400440532013001", None)), ("IBAN_INVALID", "/a/iban".into()));
         assert_eq!(code(input("DE8937040044053201300", None)), ("IBAN_INVALID", "/a/iban".into()), "too short");
         assert_eq!(code(input("DE89370400440532013000", Some("COBA DE FF"))), ("BIC_INVALID", "/a/bic".into()));
         assert_eq!(code(input("AT611904300234573201", None)), ("BIC_REQUIRED", "/a/bic".into()));
-        assert!(checked_account(&input("AT611904300234573201", Some("bkauatww")), "/a").is_ok());
+        assert_eq!(code(input("AT611904300234573201", Some("  "))), ("BIC_REQUIRED", "/a/bic".into()), "blank");
+        let at = checked_account(&input("AT611904300234573201", Some(" bkauatww ")), "/a").unwrap();
+        assert_eq!(at.bic.as_deref(), Some("BKAUATWW"));
+        assert_eq!(at.bank_name, None);
+        assert_eq!(checked_account(&input("DE89370400440532013000", Some("  ")), "/a").unwrap().bic, None);
         assert_eq!(
             code(AccountInput { holder: "  ".into(), iban: "DE89370400440532013000".into(), bic: None }),
             ("HOLDER_REQUIRED", "/a/holder".into())
         );
-        assert!(bic_is_valid("COBADEFFXXX") && bic_is_valid("COBADEFF") && !bic_is_valid("COBADEF"));
+    }
+
+    #[test]
+    fn a_holder_has_at_most_70_characters() {
+        let holder = |h: String| AccountInput { holder: h, iban: "DE89370400440532013000".into(), bic: None };
+        assert_eq!(checked_account(&holder("ü".repeat(70)), "/a").unwrap().holder.chars().count(), 70);
+        assert_eq!(refusal(checked_account(&holder("ü".repeat(71)), "/a")), ("HOLDER_REQUIRED", "/a/holder".into()));
+        // Counted after the spaces are tidied.
+        assert!(checked_account(&holder(format!("  {}   {}  ", "a".repeat(30), "b".repeat(39))), "/a").is_ok());
+    }
+
+    #[test]
+    fn bics_have_bank_country_location_and_an_optional_branch() {
+        for ok in ["COBADEFF", "COBADEFFXXX", "OSDDDE81", "OSDDDE81XXX", "COBADEFF123"] {
+            assert!(bic_is_valid(ok), "{ok}");
+        }
+        for bad in [
+            "COBADEF",
+            "COBADEFFX",
+            "COBADEFFXX",
+            "COBADEFFXXXX",
+            "cobadeff",
+            "COBAD1FF",
+            "COBADEfF",
+            "COBADEFFxxx",
+            "COBADE-F",
+        ] {
+            assert!(!bic_is_valid(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn only_the_last_four_characters_of_an_iban_are_told() {
+        assert_eq!(last4("DE89370400440532013000"), "3000");
+        assert_eq!(last4("DE8"), "DE8");
+    }
+
+    type Service =
+        BankDetailsService<MemoryDirectory, MemoryWriter, MemoryLogins, MemoryThrottle, MemoryMailer, FixedClock>;
+
+    fn service_with(snapshot: MirrorSnapshot, customers: &[&str]) -> Service {
+        BankDetailsService {
+            reads: MemoryDirectory::new(snapshot),
+            writer: MemoryWriter::default(),
+            confirmation: confirmation(customers),
+            mailer: MemoryMailer::default(),
+            clock: FixedClock(NOW),
+        }
+    }
+
+    fn service(customers: &[&str]) -> Service {
+        service_with(demo(), customers)
+    }
+
+    fn account(n: &str) -> AccountNumber {
+        AccountNumber::parse(n).unwrap()
+    }
+
+    fn change(method: PaymentMethod, bank: Option<AccountInput>, payout: Change<AccountInput>) -> BankChange {
+        BankChange { payment_method: method, bank_account: bank, payout_account: payout }
+    }
+
+    fn new_account() -> AccountInput {
+        AccountInput { holder: "Erika Mustermann".into(), iban: "DE02120300000000202051".into(), bic: None }
+    }
+
+    /// Erika's account in the demo: direct debit from DE89…3000 with an active mandate.
+    fn erika_current() -> AccountInput {
+        AccountInput {
+            holder: "Erika Mustermann".into(),
+            iban: "DE89370400440532013000".into(),
+            bic: Some("COBADEFFXXX".into()),
+        }
+    }
+
+    fn code(r: Result<Value, ChangeError>) -> &'static str {
+        match r {
+            Err(ChangeError::Invalid { code, .. } | ChangeError::NotPossible { code, .. }) => code,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn pending(r: &crate::requests::CustomerRequest) -> (&MirrorObject, &Map<String, Value>, &Map<String, Value>) {
+        match r.mirror_updates.as_slice() {
+            [MirrorUpdate::Pending { object, set, expect }] => (object, set, expect),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn leaving_direct_debit_revokes_the_mandate_and_tells_the_login() {
+        let s = service(&["1000001"]);
+        let c = caller(&["1000001"]);
+        let answer = run(s.change(
+            &c,
+            &account("800000001"),
+            change(PaymentMethod::BankTransfer, None, Change::Keep),
+            Some(&password()),
+            None,
+        ))
+        .unwrap();
+        let committed = s.writer.committed();
+        let r = &committed[0];
+        assert_eq!(
+            (answer["accountNumber"].as_str(), answer["requestId"].clone()),
+            (Some("800000001"), json!(r.request_id))
+        );
+        assert_eq!(r.kind, RequestKind::BankDetailsChange);
+        assert_eq!(r.activities[0].activity_type, "BANK_DETAILS_CHANGED");
+        assert_eq!(r.record["paymentMethod"], "BANK_TRANSFER");
+        assert_eq!(r.record["mandateRevoked"], true);
+        assert_eq!(r.record["payoutAccountChanged"], false);
+        assert_eq!(r.record["payoutAccount"], Value::Null);
+        // The account paid from so far, in full for the CRM.
+        assert_eq!(
+            r.record["bankAccount"],
+            json!({"holder": "Erika Mustermann", "iban": "DE89370400440532013000", "bic": "COBADEFFXXX"})
+        );
+        let (object, set, expect) = pending(r);
+        assert_eq!(*object, MirrorObject::BankDetails(customer("1000001"), account("800000001")));
+        assert_eq!(set["paymentMethod"], "BANK_TRANSFER");
+        assert_eq!(set["mandate"]["status"], "REVOKED");
+        assert_eq!(set["mandate"]["reference"], "EVI-800000001-01");
+        assert_eq!(set["pendingChange"], json!(r.request_id));
+        assert!(!set.contains_key("bankAccount") && !set.contains_key("payoutAccount"));
+        assert_eq!(expect["pendingChange"], Value::Null);
+        assert_eq!(
+            s.mailer.sent(),
+            [("login@example.org".to_owned(), "Ihre Bankverbindung wurde geändert".to_owned())]
+        );
+        assert!(
+            s.mailer.texts()[0].contains("Die Zahlungsart für Ihr Vertragskonto 800000001"),
+            "{:?}",
+            s.mailer.texts()
+        );
+    }
+
+    #[test]
+    fn a_new_account_for_the_direct_debit_keeps_the_mandate() {
+        let s = service(&["1000001"]);
+        run(s.change(
+            &caller(&["1000001"]),
+            &account("800000001"),
+            change(PaymentMethod::SepaDirectDebit, Some(new_account()), Change::Keep),
+            Some(&password()),
+            None,
+        ))
+        .unwrap();
+        let committed = s.writer.committed();
+        let r = &committed[0];
+        assert_eq!(r.record["mandateRevoked"], false);
+        assert_eq!(r.record["bankAccount"]["iban"], "DE02120300000000202051");
+        let (_, set, _) = pending(r);
+        assert_eq!(set["bankAccount"]["iban"], "DE02120300000000202051");
+        assert!(!set.contains_key("mandate"));
+        assert!(s.mailer.texts()[0].contains("Die Bankverbindung (IBAN endet auf 2051)"));
+    }
+
+    #[test]
+    fn a_payout_account_is_set_or_cleared_on_its_own() {
+        // Jürgen pays by transfer and has a payout account.
+        let s = service(&["1000002"]);
+        let c = caller(&["1000002"]);
+        let payout = AccountInput { holder: "Jürgen".into(), iban: "DE02120300000000202051".into(), bic: None };
+        run(s.change(
+            &c,
+            &account("800000002"),
+            change(PaymentMethod::BankTransfer, None, Change::Set(payout)),
+            Some(&password()),
+            key("k-set", "a"),
+        ))
+        .unwrap();
+        run(s.change(
+            &c,
+            &account("800000002"),
+            change(PaymentMethod::BankTransfer, None, Change::Clear),
+            Some(&password()),
+            key("k-clear", "b"),
+        ))
+        .unwrap();
+        let committed = s.writer.committed();
+        let (set_payout, clear) = (&committed[0], &committed[1]);
+        assert_eq!(set_payout.record["payoutAccount"]["iban"], "DE02120300000000202051");
+        assert_eq!(set_payout.record["payoutAccountChanged"], true);
+        assert_eq!(set_payout.record["bankAccount"], Value::Null);
+        assert_eq!(set_payout.record["mandateRevoked"], false);
+        assert_eq!(pending(set_payout).1["payoutAccount"]["iban"], "DE02120300000000202051");
+        assert_eq!(clear.record["payoutAccount"], Value::Null);
+        assert_eq!(clear.record["payoutAccountChanged"], true);
+        assert_eq!(pending(clear).1["payoutAccount"], Value::Null);
+        assert!(pending(clear).1.contains_key("payoutAccount"));
+        let texts = s.mailer.texts();
+        assert!(texts[0].contains("Das Auszahlungskonto (IBAN endet auf 2051)"), "{texts:?}");
+        assert!(texts[1].contains("Die Zahlungsart"), "{texts:?}");
+    }
+
+    #[test]
+    fn direct_debit_needs_an_account_and_a_change_must_change_something() {
+        // Klaus pays by transfer and has no account on file.
+        let s = service(&["1000004"]);
+        let c = caller(&["1000004"]);
+        let klaus = |m, bank, payout| {
+            run(s.change(&c, &account("800000005"), change(m, bank, payout), Some(&password()), None))
+        };
+        assert_eq!(code(klaus(PaymentMethod::SepaDirectDebit, None, Change::Keep)), "BANK_ACCOUNT_REQUIRED");
+        assert_eq!(code(klaus(PaymentMethod::BankTransfer, None, Change::Keep)), "NOTHING_TO_CHANGE");
+        assert_eq!(
+            code(klaus(PaymentMethod::BankTransfer, None, Change::Clear)),
+            "NOTHING_TO_CHANGE",
+            "nothing to clear"
+        );
+        let bad = AccountInput { iban: "DE02120300000000202052".into(), ..new_account() };
+        assert_eq!(code(klaus(PaymentMethod::BankTransfer, Some(bad.clone()), Change::Keep)), "IBAN_INVALID");
+        let Err(ChangeError::Invalid { pointer, .. }) = klaus(PaymentMethod::BankTransfer, None, Change::Set(bad))
+        else {
+            panic!()
+        };
+        assert_eq!(pointer, "/payoutAccount/iban");
+        assert!(s.writer.committed().is_empty());
+        // With the account given, direct debit is a change; mandate nothing to revoke.
+        klaus(PaymentMethod::SepaDirectDebit, Some(new_account()), Change::Keep).unwrap();
+        let r = &s.writer.committed()[0];
+        assert_eq!(r.record["mandateRevoked"], false);
+        assert_eq!(r.record["paymentMethod"], "SEPA_DIRECT_DEBIT");
+
+        // Erika: the same method with the account she already pays from changes nothing.
+        let s = service(&["1000001"]);
+        let erika = |m, bank, payout| {
+            run(s.change(
+                &caller(&["1000001"]),
+                &account("800000001"),
+                change(m, bank, payout),
+                Some(&password()),
+                None,
+            ))
+        };
+        assert_eq!(code(erika(PaymentMethod::SepaDirectDebit, None, Change::Keep)), "NOTHING_TO_CHANGE");
+        assert_eq!(
+            code(erika(PaymentMethod::SepaDirectDebit, Some(erika_current()), Change::Keep)),
+            "NOTHING_TO_CHANGE"
+        );
+        // Another holder or another BIC of the same IBAN is a change.
+        let other_holder = AccountInput { holder: "Max Mustermann".into(), ..erika_current() };
+        erika(PaymentMethod::SepaDirectDebit, Some(other_holder), Change::Keep).unwrap();
+        let other_bic = AccountInput { bic: None, ..erika_current() };
+        erika(PaymentMethod::SepaDirectDebit, Some(other_bic), Change::Keep).unwrap();
+        assert_eq!(s.writer.committed().len(), 2);
+        // The same payout account as on file neither.
+        let s = service(&["1000002"]);
+        let same_payout = AccountInput {
+            holder: "Jürgen Müller-Lüdenscheidt".into(),
+            iban: "DE64850503003120123456".into(),
+            bic: Some("OSDDDE81XXX".into()),
+        };
+        let r = run(s.change(
+            &caller(&["1000002"]),
+            &account("800000002"),
+            change(PaymentMethod::BankTransfer, None, Change::Set(same_payout)),
+            Some(&password()),
+            None,
+        ));
+        assert_eq!(code(r), "NOTHING_TO_CHANGE");
+        // Direct debit from the payout account is a change of the method.
+        let r = run(s.change(
+            &caller(&["1000002"]),
+            &account("800000002"),
+            change(PaymentMethod::SepaDirectDebit, None, Change::Keep),
+            Some(&password()),
+            None,
+        ));
+        assert_eq!(code(r), "BANK_ACCOUNT_REQUIRED");
+    }
+
+    #[test]
+    fn a_sensitive_change_is_confirmed_after_the_ownership_check() {
+        let s = service(&["1000001"]);
+        let transfer = || change(PaymentMethod::BankTransfer, None, Change::Keep);
+        // Another customer's account: not found, whatever the password.
+        let r = run(s.change(&caller(&["1000001"]), &account("800000002"), transfer(), None, None));
+        assert!(matches!(r, Err(ChangeError::NotFound)), "{r:?}");
+        let r = run(s.change(&caller(&["1000001"]), &account("800000001"), transfer(), None, None));
+        assert!(matches!(r, Err(ChangeError::ReauthenticationRequired)), "{r:?}");
+        let wrong = secrecy::SecretString::from("Falsch-2026!");
+        let r = run(s.change(&caller(&["1000001"]), &account("800000001"), transfer(), Some(&wrong), None));
+        assert!(matches!(r, Err(ChangeError::CurrentPasswordWrong)), "{r:?}");
+        assert!(s.writer.committed().is_empty() && s.mailer.sent().is_empty());
+        // Signed in a minute ago: no password needed.
+        let fresh = caller_at(&["1000001"], NOW - time::Duration::minutes(1));
+        run(s.change(&fresh, &account("800000001"), transfer(), None, None)).unwrap();
+        assert_eq!(s.writer.committed().len(), 1);
+    }
+
+    #[test]
+    fn a_retry_replays_the_first_answer_without_a_second_change_or_mail() {
+        let s = service(&["1000001"]);
+        let c = caller(&["1000001"]);
+        let transfer = || change(PaymentMethod::BankTransfer, None, Change::Keep);
+        let first = run(s.change(&c, &account("800000001"), transfer(), Some(&password()), key("k", "fp"))).unwrap();
+        let again = run(s.change(&c, &account("800000001"), transfer(), None, key("k", "fp"))).unwrap();
+        assert_eq!(first, again);
+        let other = run(s.change(&c, &account("800000001"), transfer(), None, key("k", "other")));
+        assert!(matches!(other, Err(ChangeError::IdempotencyKeyReused)), "{other:?}");
+        assert_eq!((s.writer.committed().len(), s.mailer.sent().len()), (1, 1));
+        let revoke = run(s.revoke_mandate(&c, &account("800000001"), None, key("k2", "fp")));
+        assert!(matches!(revoke, Err(ChangeError::ReauthenticationRequired)), "{revoke:?}");
+    }
+
+    #[test]
+    fn a_session_without_a_stored_login_is_told_at_the_customers_address() {
+        let mut s = service(&["1000001"]);
+        s.confirmation.logins = MemoryLogins::default();
+        let fresh = caller_at(&["1000001"], NOW);
+        run(s.change(
+            &fresh,
+            &account("800000001"),
+            change(PaymentMethod::BankTransfer, None, Change::Keep),
+            None,
+            None,
+        ))
+        .unwrap();
+        assert_eq!(s.mailer.sent()[0].0, "erika.mustermann@example.org");
+    }
+
+    #[test]
+    fn revoking_the_mandate_switches_to_transfer() {
+        let s = service(&["1000001"]);
+        let c = caller(&["1000001"]);
+        let answer = run(s.revoke_mandate(&c, &account("800000001"), Some(&password()), None)).unwrap();
+        let committed = s.writer.committed();
+        let r = &committed[0];
+        assert_eq!(answer["accountNumber"], "800000001");
+        assert_eq!(answer["requestId"], json!(r.request_id));
+        assert_eq!(r.kind, RequestKind::MandateRevocation);
+        assert_eq!(r.activities[0].activity_type, "DIRECT_DEBIT_MANDATE_REVOKED");
+        assert_eq!(r.activities[0].subject, "SEPA-Mandat EVI-800000001-01 im Kundenportal widerrufen");
+        assert_eq!(r.record["mandateReference"], "EVI-800000001-01");
+        assert_eq!(r.record["paymentMethod"], "BANK_TRANSFER");
+        let (object, set, expect) = pending(r);
+        assert_eq!(*object, MirrorObject::BankDetails(customer("1000001"), account("800000001")));
+        assert_eq!(
+            (set["paymentMethod"].as_str(), set["mandate"]["status"].as_str()),
+            (Some("BANK_TRANSFER"), Some("REVOKED"))
+        );
+        assert_eq!(set["mandate"]["creditorId"], "DE98ZZZ09999999999");
+        assert_eq!(expect["pendingChange"], Value::Null);
+        assert!(s.mailer.texts()[0].contains("Das SEPA-Lastschriftmandat für Ihr Vertragskonto 800000001"));
+    }
+
+    #[test]
+    fn only_an_active_mandate_of_a_direct_debit_can_be_revoked() {
+        let mut snapshot = demo();
+        // Petra's mandate is no longer active; Bäckerei Schmidt pays by transfer despite an active one.
+        snapshot.bank_details[5].mandate.as_mut().unwrap().status = "REVOKED".into();
+        snapshot.bank_details[3].payment_method = PaymentMethod::BankTransfer;
+        let s = service_with(snapshot, &["1000002", "1000003", "1000004", "1000005"]);
+        let c = caller(&["1000002", "1000003", "1000004", "1000005"]);
+        for (n, what) in [("800000002", "no mandate"), ("800000006", "revoked"), ("800000004", "transfer")] {
+            assert_eq!(
+                code(run(s.revoke_mandate(&c, &account(n), Some(&password()), None))),
+                "NO_ACTIVE_MANDATE",
+                "{what}"
+            );
+        }
+        assert!(s.writer.committed().is_empty());
+        let r = run(s.revoke_mandate(&c, &account("800000001"), Some(&password()), None));
+        assert!(matches!(r, Err(ChangeError::NotFound)), "{r:?}");
+        // The answer of a retry comes before the mandate is looked at again.
+        run(s.revoke_mandate(&c, &account("800000003"), Some(&password()), key("r", "fp"))).unwrap();
+        assert_eq!(s.writer.committed().len(), 1);
     }
 }
