@@ -188,16 +188,24 @@ pub fn verify_password(password: &SecretString, stored_hash: &str) -> bool {
         .is_ok_and(|hash| argon2id().verify_password(password.expose_secret().as_bytes(), &hash).is_ok())
 }
 
+/// The characters of initial passwords: no look-alikes (`0O1lI`).
+const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+
+/// The character a random byte stands for. Rejection sampling keeps every character
+/// equally likely: 256 is no multiple of the alphabet's size, so the highest bytes (those
+/// beyond the last whole multiple) stand for none.
+fn alphabet_char(b: u8) -> Option<char> {
+    let limit = 256 - 256 % ALPHABET.len();
+    ((b as usize) < limit).then(|| ALPHABET[b as usize % ALPHABET.len()] as char)
+}
+
 /// A random initial password of 16 characters from an alphabet without look-alikes.
 pub fn initial_password() -> SecretString {
-    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
-    // Rejection sampling keeps every character equally likely.
     let mut out = String::with_capacity(16);
     while out.len() < 16 {
-        for b in random_bytes::<32>() {
-            let limit = 256 - 256 % ALPHABET.len();
-            if (b as usize) < limit && out.len() < 16 {
-                out.push(ALPHABET[b as usize % ALPHABET.len()] as char);
+        for c in random_bytes::<32>().into_iter().filter_map(alphabet_char) {
+            if out.len() < 16 {
+                out.push(c);
             }
         }
     }
@@ -207,6 +215,7 @@ pub fn initial_password() -> SecretString {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
 
     fn user(s: &str) -> Username {
         Username::parse(s).unwrap()
@@ -216,23 +225,55 @@ mod tests {
         SecretString::from(s.to_owned())
     }
 
+    fn rule(candidate: &str, username: &Username) -> Option<PasswordRule> {
+        NewPassword::parse(&pw(candidate), username).err()
+    }
+
     #[test]
     fn password_rules() {
         let u = user("pschulz2026");
-        assert_eq!(NewPassword::parse(&pw("kurz"), &u).err(), Some(PasswordRule::TooShort));
-        assert_eq!(NewPassword::parse(&pw(&"x".repeat(129)), &u).err(), Some(PasswordRule::TooLong));
-        assert_eq!(NewPassword::parse(&pw("PSchulz2026"), &u).err(), Some(PasswordRule::TooShort));
-        assert_eq!(NewPassword::parse(&pw("pschulz2026-x"), &u).map(|_| ()), Ok(()));
+        assert_eq!(rule("kurz", &u), Some(PasswordRule::TooShort));
+        assert_eq!(rule(&"x".repeat(129), &u), Some(PasswordRule::TooLong));
+        assert_eq!(rule("PSchulz2026", &u), Some(PasswordRule::TooShort));
+        assert_eq!(rule("pschulz2026-x", &u), None);
         let long_user = user("petra.schulz.leipzig");
-        assert_eq!(
-            NewPassword::parse(&pw("Petra.Schulz.Leipzig"), &long_user).err(),
-            Some(PasswordRule::EqualsUsername)
-        );
-        assert_eq!(NewPassword::parse(&pw("Passwort1234"), &u).err(), Some(PasswordRule::Common));
-        assert_eq!(NewPassword::parse(&pw("aaaaaaaaaaaaaa"), &u).err(), Some(PasswordRule::Common));
+        assert_eq!(rule("Petra.Schulz.Leipzig", &long_user), Some(PasswordRule::EqualsUsername));
+        assert_eq!(rule("  Petra.Schulz.Leipzig ", &long_user), Some(PasswordRule::EqualsUsername), "padded");
+        assert_eq!(rule("Passwort1234", &u), Some(PasswordRule::Common));
+        assert_eq!(rule("DEMO-Passwort-2026", &u), Some(PasswordRule::Common), "the list is compared lower-case");
+        assert_eq!(rule("aaaaaaaaaaaaaa", &u), Some(PasswordRule::Common));
+        assert_eq!(rule("ÖÖÖÖÖÖÖÖÖÖÖÖö", &u), Some(PasswordRule::Common), "one character, any case");
+        assert_eq!(rule("aaaaaaaaaaaaab", &u), None);
         assert!(NewPassword::parse(&pw("Wärmepumpe im Keller 7"), &u).is_ok());
         // 12 characters are counted, not bytes.
         assert!(NewPassword::parse(&pw("äöüäöüäöüäöx"), &u).is_ok());
+    }
+
+    #[test]
+    fn a_password_has_12_to_128_characters() {
+        let u = user("pschulz2026");
+        let of_length = |n: usize| "Strompreis-".chars().cycle().take(n).collect::<String>();
+        assert_eq!(rule(&of_length(11), &u), Some(PasswordRule::TooShort));
+        assert_eq!(rule(&of_length(12), &u), None);
+        assert_eq!(rule(&of_length(128), &u), None);
+        assert_eq!(rule(&of_length(129), &u), Some(PasswordRule::TooLong));
+        // Characters, not bytes: 128 umlauts are 256 bytes.
+        let umlauts: String = "äöü".chars().cycle().take(128).collect();
+        assert_eq!(rule(&umlauts, &u), None);
+    }
+
+    #[test]
+    fn every_refusal_has_its_code_and_message() {
+        let all = [
+            (PasswordRule::TooShort, "PASSWORD_TOO_SHORT", "a password has at least 12 characters"),
+            (PasswordRule::TooLong, "PASSWORD_TOO_LONG", "a password has at most 128 characters"),
+            (PasswordRule::EqualsUsername, "PASSWORD_EQUALS_USERNAME", "the password must not be the username"),
+            (PasswordRule::Common, "PASSWORD_TOO_COMMON", "this password is too common; choose another"),
+            (PasswordRule::Unchanged, "PASSWORD_UNCHANGED", "the new password must differ from the current one"),
+        ];
+        for (rule, code, message) in all {
+            assert_eq!((rule.code(), rule.message()), (code, message));
+        }
     }
 
     #[test]
@@ -255,6 +296,15 @@ mod tests {
         let demo = "$argon2id$v=19$m=19456,t=2,p=1$qGJLgEL9CIw1evduGLnfjw$uQkV0YxvT/8zrgMjjgIBFN5cNqaG5+SO9C1NI/9k5g0";
         assert!(verify_password(&pw("Demo-Passwort-2026"), demo));
         assert!(PasswordHash::new(DUMMY_HASH).is_ok());
+        // A new password is hashed the same way.
+        let new = NewPassword::parse(&secret, &user("pschulz")).unwrap().hash();
+        assert!(new.starts_with("$argon2id$v=19$m=19456,t=2,p=1$") && verify_password(&secret, &new), "{new}");
+    }
+
+    #[test]
+    fn random_bytes_differ() {
+        assert_ne!(random_bytes::<16>(), random_bytes::<16>());
+        assert_ne!(random_bytes::<16>(), [0u8; 16]);
     }
 
     #[test]
@@ -264,14 +314,51 @@ mod tests {
         assert_eq!(a.expose_secret().chars().count(), 16);
         assert_ne!(a.expose_secret(), b.expose_secret());
         assert!(a.expose_secret().chars().all(|c| c.is_ascii_alphanumeric() && !"0O1lI".contains(c)));
+        // Over many passwords every character of the alphabet shows up.
+        let seen: std::collections::HashSet<char> =
+            (0..200).flat_map(|_| initial_password().expose_secret().chars().collect::<Vec<_>>()).collect();
+        assert_eq!(seen.len(), ALPHABET.len());
+    }
+
+    #[test]
+    fn every_character_stands_for_equally_many_bytes() {
+        assert_eq!(ALPHABET.len(), 57);
+        let mut per_char: HashMap<char, usize> = HashMap::new();
+        for b in 0..=255u8 {
+            if let Some(c) = alphabet_char(b) {
+                *per_char.entry(c).or_default() += 1;
+            }
+        }
+        // 4 × 57 = 228 bytes stand for a character, each for exactly four; 228 to 255 for none.
+        assert_eq!(per_char.len(), 57);
+        assert!(per_char.values().all(|n| *n == 4), "{per_char:?}");
+        assert_eq!(alphabet_char(0), Some('A'));
+        assert_eq!(alphabet_char(56), Some('9'));
+        assert_eq!(alphabet_char(57), Some('A'));
+        assert_eq!(alphabet_char(227), Some('9'));
+        assert_eq!(alphabet_char(228), None);
+        assert_eq!(alphabet_char(255), None);
+    }
+
+    #[test]
+    fn usernames_have_3_to_64_characters_and_start_with_a_letter_or_digit() {
+        assert_eq!(user(" JMueller ").as_str(), "jmueller");
+        assert_eq!(user("abc").as_str(), "abc");
+        assert!(Username::parse("ab").is_err());
+        assert!(Username::parse(&"a".repeat(64)).is_ok());
+        assert!(Username::parse(&"a".repeat(65)).is_err());
+        assert_eq!(user("p.schulz_2026-x").as_str(), "p.schulz_2026-x");
+        assert!(Username::parse("1abc").is_ok());
+        for bad in ["-dash", ".dot", "_under", "mit leerzeichen", "müller", "a+b", "a@b"] {
+            assert!(Username::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(user("JMueller").to_string(), "jmueller");
+        assert_eq!(serde_json::from_str::<Username>("\" JMueller\"").unwrap().as_str(), "jmueller");
+        assert!(serde_json::from_str::<Username>("\"-x\"").is_err());
     }
 
     #[test]
     fn usernames_and_emails() {
-        assert_eq!(user(" JMueller ").as_str(), "jmueller");
-        assert!(Username::parse("ab").is_err());
-        assert!(Username::parse("-dash").is_err());
-        assert!(Username::parse("mit leerzeichen").is_err());
         assert!(EmailAddress::parse("petra.schulz@example.org").is_ok());
         for bad in [
             "petra",
@@ -285,5 +372,43 @@ mod tests {
             assert!(EmailAddress::parse(bad).is_err(), "{bad}");
         }
         assert_eq!(format!("{:?}", EmailAddress::parse("petra.schulz@example.org").unwrap()), "p***@example.org");
+    }
+
+    #[test]
+    fn an_email_address_has_one_at_and_a_dotted_domain_of_letters_digits_and_dashes() {
+        let ok = |e: &str| EmailAddress::parse(e).map(|a| a.as_str().to_owned());
+        assert_eq!(ok("  petra@example.org ").unwrap(), "petra@example.org");
+        for good in ["p@my-host.example.org", "p@bücher.de", "p.s+tag@x1.de"] {
+            assert!(ok(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "p@.example.org",
+            "p@example.org.",
+            "p@example..org",
+            "p@exa_mple.org",
+            "p@exa!mple.org",
+            "p(x)@example.org",
+            "p,x@example.org",
+            "p\u{7}@example.org",
+            "p\"@example.org",
+        ] {
+            assert!(ok(bad).is_err(), "{bad}");
+        }
+        // At most 64 characters before the @ and 254 in all.
+        let domain = format!("{}.org", "d".repeat(185));
+        assert!(ok(&format!("{}@example.org", "l".repeat(64))).is_ok());
+        assert!(ok(&format!("{}@example.org", "l".repeat(65))).is_err());
+        assert_eq!(ok(&format!("{}@{domain}", "l".repeat(64))).unwrap().len(), 254);
+        assert!(ok(&format!("{}@{domain}", "l".repeat(65))).is_err());
+        assert!(ok(&format!("{}@d{domain}", "l".repeat(64))).is_err());
+    }
+
+    #[test]
+    fn email_addresses_show_only_their_first_character_and_domain() {
+        let e = EmailAddress::parse("petra.schulz@example.org").unwrap();
+        assert_eq!(e.masked(), "p***@example.org");
+        assert_eq!(serde_json::from_str::<EmailAddress>("\"petra.schulz@example.org\"").unwrap(), e);
+        assert!(serde_json::from_str::<EmailAddress>("\"petra\"").is_err());
+        assert_eq!(serde_json::to_string(&e).unwrap(), "\"petra.schulz@example.org\"");
     }
 }

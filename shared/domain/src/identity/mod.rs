@@ -178,3 +178,26 @@ pub struct Mail {
 pub trait Mailer: Send + Sync {
     fn send(&self, mail: Mail) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_logins_debug_output_holds_neither_hash_nor_e_mail() {
+        let login = crate::testkit::login(&["1000001"], "petra.schulz@example.org");
+        let debug = format!("{login:?}");
+        assert!(debug.starts_with("LoginRecord { login_id: LoginId(\"L-1\"), status: Active"), "{debug}");
+        assert!(!debug.contains("argon2") && !debug.contains("petra"), "{debug}");
+    }
+
+    #[test]
+    fn login_ids_are_random_and_claims_are_keyed_by_kind() {
+        let (a, b) = (LoginRecord::new_login_id(), LoginRecord::new_login_id());
+        assert_ne!(a, b);
+        assert!(a.as_str().starts_with("L-") && a.as_str().len() == 18, "{a}");
+        assert!(a.as_str()[2..].bytes().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_lowercase()), "{a}");
+        assert_eq!(username_claim("jmueller"), "USERNAME#jmueller");
+        assert_eq!(partner_claim(&crate::testkit::customer("1000002")), "PARTNER#1000002");
+    }
+}
