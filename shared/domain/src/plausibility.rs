@@ -339,6 +339,115 @@ mod tests {
         assert_eq!(ok[0].consumption, None);
     }
 
+    #[test]
+    fn the_register_set_must_be_exactly_the_meters() {
+        let p = ReadingPolicy::default();
+        let m = meter(&[("HT", 6, 0, Some("24000")), ("NT", 6, 0, Some("19613"))]);
+        let r = check_reading(&m, TODAY, &values(&[("HT", "24001"), ("NT", "19614"), ("SINGLE", "1")]), TODAY, &p);
+        assert_eq!(r.unwrap_err(), [RuleViolation::RegisterSetMismatch { expected: vec![code("HT"), code("NT")] }]);
+        // The date is still judged when the set is wrong.
+        let r = check_reading(&m, date!(2026 - 12 - 02), &values(&[("HT", "24001")]), TODAY, &p);
+        assert_eq!(codes(r), ["READING_DATE_IN_FUTURE", "REGISTER_SET_MISMATCH"]);
+    }
+
+    #[test]
+    fn every_value_is_judged_and_every_violation_reported() {
+        let p = ReadingPolicy::default();
+        let m = meter(&[("HT", 6, 0, Some("24000")), ("NT", 6, 0, Some("19613"))]);
+        let r = check_reading(&m, date!(2026 - 11 - 29), &values(&[("NT", "-5"), ("HT", "24000.5")]), TODAY, &p);
+        assert_eq!(
+            r.unwrap_err(),
+            [
+                RuleViolation::DateBeforeLastReading { register: code("HT"), last_date: date!(2026 - 11 - 30) },
+                RuleViolation::TooManyDecimals { index: 1, allowed: 0 },
+                RuleViolation::DateBeforeLastReading { register: code("NT"), last_date: date!(2026 - 11 - 30) },
+                RuleViolation::Negative { index: 0 },
+            ]
+        );
+        let r = check_reading(&m, TODAY, &values(&[("NT", "1000000"), ("HT", "1")]), TODAY, &p);
+        assert_eq!(
+            r.unwrap_err(),
+            [
+                RuleViolation::BelowLastReading { index: 1, last_value: Decimal::from(24000) },
+                RuleViolation::ExceedsMeterDigits { index: 0, digits: 6 },
+            ]
+        );
+    }
+
+    #[test]
+    fn the_limits_of_a_register() {
+        let p = ReadingPolicy::default();
+        let m = meter(&[("SINGLE", 6, 1, None)]);
+        let check = |v: &str| codes(check_reading(&m, TODAY, &values(&[("SINGLE", v)]), TODAY, &p));
+        assert!(check("999999.9").is_empty(), "the largest value the register shows");
+        assert_eq!(check("1000000"), ["READING_EXCEEDS_METER_DIGITS"]);
+        assert!(check("0").is_empty());
+        assert!(check("12.50").is_empty(), "trailing zeros are no decimals");
+        assert_eq!(check("12.55"), ["READING_TOO_MANY_DECIMALS"]);
+        let ok = check_reading(&m, TODAY, &values(&[("SINGLE", "12.50")]), TODAY, &p).unwrap();
+        assert_eq!(ok[0].value.to_string(), "12.50", "the value is kept as given");
+    }
+
+    #[test]
+    fn a_rollover_up_to_exactly_the_share_is_accepted() {
+        let p = ReadingPolicy::default();
+        // Five digits: the range is 100 000, the share 10 000.
+        let m = meter(&[("SINGLE", 5, 0, Some("99000"))]);
+        let ok = check_reading(&m, TODAY, &values(&[("SINGLE", "9000")]), TODAY, &p).unwrap();
+        assert_eq!((ok[0].consumption, ok[0].rollover), (Some(Decimal::from(10_000)), true));
+        assert_eq!(ok[0].previous.as_ref().map(|l| l.value), Some(Decimal::from(99_000)));
+        assert_eq!(
+            codes(check_reading(&m, TODAY, &values(&[("SINGLE", "9001")]), TODAY, &p)),
+            ["READING_BELOW_LAST_READING"]
+        );
+        let half = ReadingPolicy { rollover_max_share: Decimal::new(5, 1) };
+        assert!(check_reading(&m, TODAY, &values(&[("SINGLE", "9001")]), TODAY, &half).is_ok());
+        // The same value again is no consumption, and no rollover.
+        let same = check_reading(&m, TODAY, &values(&[("SINGLE", "99000")]), TODAY, &p).unwrap();
+        assert_eq!((same[0].consumption, same[0].rollover), (Some(Decimal::ZERO), false));
+    }
+
+    #[test]
+    fn each_violation_points_at_its_field_and_explains_itself() {
+        let d = date!(2026 - 12 - 01);
+        let cases = [
+            (
+                RuleViolation::DateInFuture { today: d },
+                Field::ReadingDate,
+                "the reading date lies after today (2026-12-01)",
+            ),
+            (
+                RuleViolation::DateBeforeLastReading { register: code("HT"), last_date: d },
+                Field::ReadingDate,
+                "register HT was last read on 2026-12-01; a new reading cannot be older",
+            ),
+            (
+                RuleViolation::RegisterSetMismatch { expected: vec![code("HT"), code("NT")] },
+                Field::Values,
+                "give exactly one value for each register of the meter: HT, NT",
+            ),
+            (RuleViolation::Negative { index: 1 }, Field::Value(1), "a meter value cannot be negative"),
+            (
+                RuleViolation::TooManyDecimals { index: 2, allowed: 3 },
+                Field::Value(2),
+                "this register shows 3 decimal places",
+            ),
+            (
+                RuleViolation::ExceedsMeterDigits { index: 3, digits: 5 },
+                Field::Value(3),
+                "this register has only 5 digits before the decimal point",
+            ),
+            (
+                RuleViolation::BelowLastReading { index: 4, last_value: Decimal::from(99740) },
+                Field::Value(4),
+                "the value is below the last reading (99740) and is not a plausible meter rollover",
+            ),
+        ];
+        for (v, field, message) in cases {
+            assert_eq!((v.field(), v.message().as_str()), (field, message), "{v:?}");
+        }
+    }
+
     proptest! {
         #[test]
         fn rollover_is_accepted_exactly_within_the_share(digits in 3u32..8, last_frac in 0.0f64..1.0, value_frac in 0.0f64..1.0) {
