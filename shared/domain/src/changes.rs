@@ -261,7 +261,7 @@ mod tests {
     use crate::identity::LoginRecord;
     use crate::identity::credentials::hash_password;
     use crate::ids::{CustomerNumber, LoginId};
-    use crate::memory::{MemoryLogins, MemoryThrottle};
+    use crate::memory::{MemoryLogins, MemoryMailer, MemoryThrottle, MemoryWriter};
     use time::macros::datetime;
 
     fn caller(signed_in_at: time::OffsetDateTime) -> Caller {
@@ -318,5 +318,197 @@ mod tests {
             last = Some(run(caller(datetime!(2026-12-01 08:00 UTC)), Some("Falsch")));
         }
         assert!(matches!(last, Some(Err(ChangeError::TooManyAttempts { .. }))), "{last:?}");
+    }
+
+    #[test]
+    fn a_recent_login_is_one_of_at_most_ten_minutes() {
+        let c = confirmation();
+        let run = |signed_in_at| futures::executor::block_on(c.confirm(&caller(signed_in_at), None));
+        assert!(run(datetime!(2026-12-01 11:50 UTC)).is_ok(), "exactly ten minutes ago");
+        assert!(matches!(run(datetime!(2026-12-01 11:49:59 UTC)), Err(ChangeError::ReauthenticationRequired)));
+    }
+
+    #[test]
+    fn the_notice_goes_to_the_logins_address_else_the_customers() {
+        let c = confirmation();
+        let at = |caller: Caller, customer: Option<&str>| {
+            futures::executor::block_on(c.notice_address(&caller, customer.map(str::to_owned)))
+        };
+        let signed_in = datetime!(2026-12-01 11:00 UTC);
+        assert_eq!(at(caller(signed_in), Some("c@example.org")).as_deref(), Some("j@example.org"));
+        let other = Caller { login_id: LoginId::parse("L-2").unwrap(), ..caller(signed_in) };
+        assert_eq!(at(other.clone(), Some("c@example.org")).as_deref(), Some("c@example.org"));
+        assert_eq!(at(other, None), None);
+        let broken = Confirmation {
+            logins: BrokenLogins,
+            throttle: MemoryThrottle::default(),
+            clock: FixedClock(datetime!(2026-12-01 12:00 UTC)),
+            lockout: LockoutPolicy::default(),
+        };
+        let address = futures::executor::block_on(broken.notice_address(&caller(signed_in), Some("c@x.org".into())));
+        assert_eq!(address.as_deref(), Some("c@x.org"));
+        let r = futures::executor::block_on(broken.confirm(&caller(signed_in), Some(&SecretString::from("x"))));
+        assert!(matches!(r, Err(ChangeError::Store(_))), "{r:?}");
+    }
+
+    struct BrokenLogins;
+
+    impl LoginStore for BrokenLogins {
+        async fn by_claim(&self, _: &str) -> Result<Option<LoginRecord>, StoreError> {
+            Err(StoreError("down".into()))
+        }
+        async fn get(&self, _: &LoginId) -> Result<Option<LoginRecord>, StoreError> {
+            Err(StoreError("down".into()))
+        }
+        async fn by_email(&self, _: &str) -> Result<Vec<LoginRecord>, StoreError> {
+            Err(StoreError("down".into()))
+        }
+        async fn set_password(&self, _: &LoginId, _: &str) -> Result<(), StoreError> {
+            Err(StoreError("down".into()))
+        }
+    }
+
+    struct BrokenMailer;
+
+    impl Mailer for BrokenMailer {
+        async fn send(&self, _: Mail) -> Result<(), StoreError> {
+            Err(StoreError("down".into()))
+        }
+    }
+
+    #[test]
+    fn a_notice_goes_out_only_to_an_address() {
+        let mailer = MemoryMailer::default();
+        let send = |to: Option<&str>| futures::executor::block_on(notify(&mailer, to, "Betreff", "Text".into()));
+        assert!(!send(None));
+        assert!(!send(Some("")));
+        assert!(send(Some("a@example.org")));
+        assert_eq!(mailer.sent(), [("a@example.org".to_owned(), "Betreff".to_owned())]);
+        assert_eq!(mailer.texts(), ["Text"]);
+        assert!(!futures::executor::block_on(notify(&BrokenMailer, Some("a@example.org"), "B", "T".into())));
+    }
+
+    fn key(k: &str) -> IdempotencyKey {
+        IdempotencyKey::parse(k).unwrap()
+    }
+
+    #[test]
+    fn a_claim_is_scoped_to_operation_and_object_and_replays_only_the_same_body() {
+        assert_eq!(claim("op", "800000001", None), None);
+        let c = claim("op", "800000001", Some((key("k-1"), "fp".into()))).unwrap();
+        assert_eq!((c.scope.as_str(), c.fingerprint.as_str()), ("op#800000001#k-1", "fp"));
+        let answer = |fp: &str| StoredAnswer {
+            request_id: RequestId::new_random(),
+            fingerprint: fp.into(),
+            body: json!({"a": 1}),
+        };
+        assert_eq!(replay(Some(answer("fp")), &Some(c.clone())).unwrap(), Some(json!({"a": 1})));
+        assert!(matches!(replay(Some(answer("other")), &Some(c.clone())), Err(ChangeError::IdempotencyKeyReused)));
+        assert_eq!(replay(None, &Some(c.clone())).unwrap(), None);
+        assert_eq!(replay(Some(answer("fp")), &None).unwrap(), None);
+
+        let writer = MemoryWriter::default();
+        assert_eq!(futures::executor::block_on(stored(&writer, &Some(c.clone()))).unwrap(), None);
+        futures::executor::block_on(commit(&writer, draft(Some(c.clone())).request())).unwrap();
+        let found = futures::executor::block_on(stored(&writer, &Some(c))).unwrap().unwrap();
+        assert_eq!(found.fingerprint, "fp");
+        assert_eq!(futures::executor::block_on(stored(&writer, &None)).unwrap(), None);
+    }
+
+    fn draft(claim: Option<IdempotencyClaim>) -> Draft {
+        Draft {
+            request_id: RequestId::new_random(),
+            kind: RequestKind::BillingAddressChange,
+            customer: CustomerNumber::parse("1000001").unwrap(),
+            now: datetime!(2026-12-01 09:00:00.123_456_789 UTC),
+            activity_type: "BILLING_ADDRESS_CHANGED",
+            subject: "Betreff".into(),
+            details: json!({"x": 1}),
+            mirror_updates: Vec::new(),
+            claim,
+            answer: Map::from_iter([("accountNumber".to_owned(), json!("800000001"))]),
+        }
+    }
+
+    #[test]
+    fn a_draft_becomes_a_request_at_the_millisecond_with_the_standard_receipt() {
+        let d = draft(None);
+        let id = d.request_id;
+        let r = d.request();
+        assert_eq!(r.submitted_at, datetime!(2026-12-01 09:00:00.123 UTC));
+        assert_eq!(
+            r.answer,
+            json!({
+                "requestId": id, "status": "RECEIVED", "requestType": "BILLING_ADDRESS_CHANGE",
+                "submittedAt": "2026-12-01T09:00:00.123Z", "customerNumber": "1000001", "accountNumber": "800000001",
+            })
+        );
+        assert_eq!((r.record.clone(), r.payload.clone()), (json!({"x": 1}), json!({"x": 1})));
+        assert_eq!((r.channel, r.customer.as_ref().map(CustomerNumber::as_str)), (Channel::Portal, Some("1000001")));
+        assert_eq!(
+            r.activities,
+            [Activity {
+                owner: ActivityOwner::Customer(CustomerNumber::parse("1000001").unwrap()),
+                activity_type: "BILLING_ADDRESS_CHANGED",
+                subject: "Betreff".into(),
+            }]
+        );
+    }
+
+    #[test]
+    fn a_pending_update_expects_the_marker_the_rules_read() {
+        let object = MirrorObject::Partner(CustomerNumber::parse("1000001").unwrap());
+        let read = RequestId::new_random();
+        let MirrorUpdate::Pending { object: o, set, expect } = pending(
+            object.clone(),
+            "pendingChange",
+            Some(read),
+            json!("new"),
+            Map::from_iter([("a".to_owned(), json!(1))]),
+        ) else {
+            panic!()
+        };
+        assert_eq!(o, object);
+        assert_eq!(Value::Object(set), json!({"a": 1, "pendingChange": "new"}));
+        assert_eq!(Value::Object(expect), json!({"pendingChange": read}));
+        let MirrorUpdate::Pending { expect, .. } = pending(object, "m", None, json!(1), Map::new()) else { panic!() };
+        assert_eq!(Value::Object(expect), json!({"m": null}));
+    }
+
+    #[test]
+    fn every_write_refusal_has_its_answer() {
+        let claimed = claim("op", "s", Some((key("k"), "fp".into())));
+        let outcome = |prepare: &dyn Fn(&MemoryWriter), claim: Option<IdempotencyClaim>| {
+            let writer = MemoryWriter::default();
+            prepare(&writer);
+            futures::executor::block_on(commit(&writer, draft(claim).request()))
+        };
+        for refusal in [WriteError::Conflict, WriteError::ClaimTaken("x".into()), WriteError::TokenNotUsable] {
+            let r = outcome(&|w| w.refuse_next_commit(refusal.clone()), None);
+            assert!(matches!(r, Err(ChangeError::Conflict)), "{r:?}");
+        }
+        let r = outcome(&|w| w.refuse_next_commit(WriteError::Store(StoreError("down".into()))), None);
+        assert!(matches!(&r, Err(ChangeError::Store(StoreError(m))) if m == "down"), "{r:?}");
+        let r = outcome(&|w| w.refuse_next_commit(WriteError::IdempotencyKeyTaken), None);
+        assert!(matches!(r, Err(ChangeError::Store(_))), "{r:?}");
+        let r = outcome(&|w| w.lose_next_race(None), claimed.clone());
+        assert!(matches!(r, Err(ChangeError::RequestInProgress)), "{r:?}");
+        let winner = |fp: &str| StoredAnswer {
+            request_id: RequestId::new_random(),
+            fingerprint: fp.into(),
+            body: json!("winner"),
+        };
+        let r = outcome(&|w| w.lose_next_race(Some(winner("fp"))), claimed.clone());
+        assert_eq!(r.unwrap(), json!("winner"));
+        let r = outcome(&|w| w.lose_next_race(Some(winner("other"))), claimed.clone());
+        assert!(matches!(r, Err(ChangeError::IdempotencyKeyReused)), "{r:?}");
+        let ok = outcome(&|_| {}, claimed).unwrap();
+        assert_eq!(ok["status"], "RECEIVED");
+        let e = ChangeError::invalid("/a", "CODE", "message");
+        assert!(
+            matches!(e, ChangeError::Invalid { ref pointer, code: "CODE", ref message } if pointer == "/a" && message == "message")
+        );
+        let e = ChangeError::not_possible("CODE", "message");
+        assert!(matches!(e, ChangeError::NotPossible { code: "CODE", ref message } if message == "message"));
     }
 }

@@ -254,7 +254,293 @@ impl<G: LoginStore, S: SessionStore, T: TokenStore, M: Mailer, H: LoginThrottle,
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::FixedClock;
+    use crate::memory::{MemoryLogins, MemoryMailer, MemorySessions, MemoryThrottle, MemoryTokens};
+    use crate::testkit::{NOW, PASSWORD, login, password, run};
     use time::macros::datetime;
+
+    type Service = AccessService<MemoryLogins, MemorySessions, MemoryTokens, MemoryMailer, MemoryThrottle, FixedClock>;
+
+    fn service_at(now: OffsetDateTime, stored: &[LoginRecord]) -> Service {
+        let logins = MemoryLogins::default();
+        for l in stored {
+            logins.insert(l.clone());
+        }
+        AccessService {
+            logins,
+            sessions: MemorySessions::default(),
+            tokens: MemoryTokens::default(),
+            mailer: MemoryMailer::default(),
+            throttle: MemoryThrottle::default(),
+            clock: FixedClock(now),
+            session_policy: SessionPolicy::default(),
+            lockout: LockoutPolicy::default(),
+        }
+    }
+
+    fn jmueller() -> LoginRecord {
+        login(&["1000002"], "j.mueller@example.org")
+    }
+
+    fn service() -> Service {
+        service_at(NOW, &[jmueller()])
+    }
+
+    fn pw(s: &str) -> SecretString {
+        SecretString::from(s)
+    }
+
+    fn with_clock(s: &Service, now: OffsetDateTime) -> Service {
+        AccessService {
+            logins: s.logins.clone(),
+            sessions: s.sessions.clone(),
+            tokens: s.tokens.clone(),
+            mailer: s.mailer.clone(),
+            throttle: s.throttle.clone(),
+            clock: FixedClock(now),
+            session_policy: s.session_policy,
+            lockout: s.lockout,
+        }
+    }
+
+    fn session_of(s: &Service, grant: &SessionGrant) -> Option<crate::identity::SessionRecord> {
+        run(s.sessions.get(&token_hash(grant.token.expose_secret()))).unwrap()
+    }
+
+    #[test]
+    fn a_login_opens_a_session_with_the_policys_limits() {
+        let s = service();
+        let grant = run(s.login(" JMueller ", &password())).unwrap();
+        assert_eq!(grant.expires_at, NOW + Duration::hours(12));
+        assert_eq!(grant.idle_timeout, Duration::minutes(30));
+        assert!(!grant.must_change_password);
+        let session = session_of(&s, &grant).unwrap();
+        assert_eq!((session.login_id.as_str(), session.created_at), ("L-1", NOW));
+        run(s.logout(&crate::testkit::caller(&["1000002"]))).unwrap();
+        assert!(session_of(&s, &grant).is_some(), "another session's logout");
+        let caller = super::super::sessions::Caller {
+            token_hash: token_hash(grant.token.expose_secret()),
+            ..crate::testkit::caller(&["1000002"])
+        };
+        run(s.logout(&caller)).unwrap();
+        assert!(session_of(&s, &grant).is_none());
+    }
+
+    #[test]
+    fn unknown_inactive_and_wrong_get_one_answer() {
+        let deleted = LoginRecord {
+            login_id: crate::ids::LoginId::parse("L-2").unwrap(),
+            username: "kweber".into(),
+            status: LoginStatus::Deleted,
+            ..jmueller()
+        };
+        let pending = LoginRecord {
+            login_id: crate::ids::LoginId::parse("L-3").unwrap(),
+            username: "pschulz".into(),
+            status: LoginStatus::Pending,
+            ..jmueller()
+        };
+        let s = service_at(NOW, &[jmueller(), deleted, pending]);
+        for (user, pass) in [
+            ("jmueller", "Falsch-2026!"),
+            ("nobody", PASSWORD),
+            ("kweber", PASSWORD),
+            ("pschulz", PASSWORD),
+            ("-x", PASSWORD),
+        ] {
+            let r = run(s.login(user, &pw(pass)));
+            assert!(matches!(r, Err(AccessError::InvalidCredentials)), "{user}");
+        }
+    }
+
+    #[test]
+    fn an_initial_password_expires_at_its_end() {
+        let end = NOW + Duration::hours(1);
+        let initial = LoginRecord { must_change_password: true, password_expires_at: Some(end), ..jmueller() };
+        let s = service_at(end, &[initial.clone()]);
+        let grant = run(s.login("jmueller", &password())).unwrap();
+        assert!(grant.must_change_password);
+        assert!(session_of(&s, &grant).unwrap().must_change_password);
+        let s = service_at(end + Duration::seconds(1), &[initial]);
+        assert!(matches!(run(s.login("jmueller", &password())), Err(AccessError::InitialPasswordExpired)));
+        // A password that was changed does not expire.
+        let changed = LoginRecord { password_expires_at: Some(end), ..jmueller() };
+        let s = service_at(end + Duration::days(1), &[changed]);
+        assert!(run(s.login("jmueller", &password())).is_ok());
+    }
+
+    #[test]
+    fn failed_logins_lock_the_username_and_a_success_forgets_them() {
+        let s = service();
+        let wrong = pw("Falsch-2026!");
+        for _ in 0..4 {
+            assert!(matches!(run(s.login("jmueller", &wrong)), Err(AccessError::InvalidCredentials)));
+        }
+        run(s.login("jmueller", &password())).unwrap();
+        for _ in 0..4 {
+            assert!(matches!(run(s.login("JMUELLER", &wrong)), Err(AccessError::InvalidCredentials)));
+        }
+        run(s.login("jmueller", &password())).expect("four failures after a success do not lock");
+        for _ in 0..5 {
+            assert!(matches!(run(s.login("jmueller", &wrong)), Err(AccessError::InvalidCredentials)));
+        }
+        // The fifth failure locks for 30 seconds, even the right password.
+        let r = run(s.login("jmueller", &password()));
+        assert!(
+            matches!(r, Err(AccessError::TooManyAttempts { retry_after }) if retry_after == Duration::seconds(30)),
+            "{:?}",
+            r.err()
+        );
+        let later = with_clock(&s, NOW + Duration::seconds(10));
+        let r = run(later.login("jmueller", &password()));
+        assert!(
+            matches!(r, Err(AccessError::TooManyAttempts { retry_after }) if retry_after == Duration::seconds(20)),
+            "{:?}",
+            r.err()
+        );
+        let after = with_clock(&s, NOW + Duration::seconds(30));
+        run(after.login("jmueller", &password())).unwrap();
+        // An unknown username is throttled the same way.
+        for _ in 0..5 {
+            let _ = run(s.login("nobody", &wrong));
+        }
+        assert!(matches!(run(s.login("nobody", &wrong)), Err(AccessError::TooManyAttempts { .. })));
+    }
+
+    #[test]
+    fn a_password_change_checks_the_current_one_and_ends_every_session() {
+        let initial = LoginRecord {
+            must_change_password: true,
+            password_expires_at: Some(NOW + Duration::hours(1)),
+            ..jmueller()
+        };
+        let s = service_at(NOW, &[initial]);
+        let old_session = run(s.login("jmueller", &password())).unwrap();
+        let caller = crate::testkit::caller(&["1000002"]);
+        let r = run(s.change_password(&caller, &pw("Falsch-2026!"), &pw("Neues-Passwort-2027")));
+        assert!(matches!(r, Err(AccessError::WrongCurrentPassword)), "{:?}", r.err());
+        let r = run(s.change_password(&caller, &password(), &pw("kurz")));
+        assert!(matches!(r, Err(AccessError::NewPassword(PasswordRule::TooShort))), "{:?}", r.err());
+        let r = run(s.change_password(&caller, &password(), &password()));
+        assert!(matches!(r, Err(AccessError::NewPassword(PasswordRule::Unchanged))), "{:?}", r.err());
+        assert!(session_of(&s, &old_session).is_some());
+
+        let grant = run(s.change_password(&caller, &password(), &pw("Neues-Passwort-2027"))).unwrap();
+        assert!(!grant.must_change_password);
+        assert!(!session_of(&s, &grant).unwrap().must_change_password);
+        assert!(session_of(&s, &old_session).is_none(), "the other sessions ended");
+        let stored = run(s.logins.get(&caller.login_id)).unwrap().unwrap();
+        assert!(verify_password(&pw("Neues-Passwort-2027"), &stored.password_hash));
+
+        let unknown = super::super::sessions::Caller { login_id: crate::ids::LoginId::parse("L-9").unwrap(), ..caller };
+        let r = run(s.change_password(&unknown, &password(), &pw("Neues-Passwort-2028")));
+        assert!(matches!(r, Err(AccessError::InvalidCredentials)), "{:?}", r.err());
+    }
+
+    #[test]
+    fn guessing_the_current_password_is_throttled() {
+        let s = service();
+        let caller = crate::testkit::caller(&["1000002"]);
+        for _ in 0..5 {
+            let r = run(s.change_password(&caller, &pw("Falsch-2026!"), &pw("Neues-Passwort-2027")));
+            assert!(matches!(r, Err(AccessError::WrongCurrentPassword)));
+        }
+        let r = run(s.change_password(&caller, &password(), &pw("Neues-Passwort-2027")));
+        assert!(matches!(r, Err(AccessError::TooManyAttempts { .. })), "{:?}", r.err());
+    }
+
+    /// The code of the last reset mail.
+    fn mailed_code(s: &Service) -> SecretString {
+        let text = s.mailer.texts().pop().expect("a reset mail");
+        let code = text.split("Ihr Code zum Zurücksetzen: ").nth(1).unwrap().split('\n').next().unwrap();
+        SecretString::from(code)
+    }
+
+    #[test]
+    fn a_reset_is_mailed_to_an_active_login_found_by_name_or_address() {
+        let s = service();
+        run(s.request_reset(" jmueller ")).unwrap();
+        assert_eq!(s.mailer.sent(), [("j.mueller@example.org".to_owned(), "Passwort zurücksetzen".to_owned())]);
+        let code = mailed_code(&s);
+        let token = run(s.tokens.get(&token_hash(code.expose_secret()))).unwrap().unwrap();
+        assert_eq!(token.purpose, TokenPurpose::PasswordReset);
+        assert_eq!(token.subject, "L-1");
+        assert_eq!(token.expires_at, (NOW + Duration::minutes(30)).unix_timestamp());
+        assert!(s.mailer.texts()[0].contains("(Benutzername jmueller)"));
+
+        run(s.request_reset("J.Mueller@Example.org")).unwrap();
+        assert_eq!(s.mailer.sent().len(), 2, "by e-mail address, in any case");
+        for nobody in ["nobody", "nobody@example.org", "-x"] {
+            run(s.request_reset(nobody)).unwrap();
+        }
+        assert_eq!(s.mailer.sent().len(), 2);
+
+        let deleted = LoginRecord { status: LoginStatus::Deleted, ..jmueller() };
+        let s = service_at(NOW, &[deleted]);
+        run(s.request_reset("jmueller")).unwrap();
+        assert!(s.mailer.sent().is_empty());
+    }
+
+    #[test]
+    fn a_reset_code_sets_a_new_password_once_and_ends_every_session() {
+        let s = service();
+        let session = run(s.login("jmueller", &password())).unwrap();
+        run(s.request_reset("jmueller")).unwrap();
+        let code = mailed_code(&s);
+        // A refused password does not use the code up.
+        let r = run(s.confirm_reset(&code, &pw("kurz")));
+        assert!(matches!(r, Err(AccessError::NewPassword(PasswordRule::TooShort))), "{:?}", r.err());
+        run(s.confirm_reset(&code, &pw("Neues-Passwort-2027"))).unwrap();
+        let stored = run(s.logins.get(&jmueller().login_id)).unwrap().unwrap();
+        assert!(verify_password(&pw("Neues-Passwort-2027"), &stored.password_hash));
+        assert!(session_of(&s, &session).is_none());
+        // Used: refused before the new password is even looked at.
+        let r = run(s.confirm_reset(&code, &pw("kurz")));
+        assert!(matches!(r, Err(AccessError::InvalidResetToken)), "{:?}", r.err());
+        let r = run(s.confirm_reset(&pw("no-such-code"), &pw("Neues-Passwort-2028")));
+        assert!(matches!(r, Err(AccessError::InvalidResetToken)), "{:?}", r.err());
+    }
+
+    #[test]
+    fn a_reset_code_is_valid_for_30_minutes_for_a_reset_of_an_active_login() {
+        let s = service();
+        run(s.request_reset("jmueller")).unwrap();
+        let code = mailed_code(&s);
+        let expired = with_clock(&s, NOW + Duration::minutes(30));
+        let r = run(expired.confirm_reset(&code, &pw("kurz")));
+        assert!(matches!(r, Err(AccessError::InvalidResetToken)), "at its end: {:?}", r.err());
+        let last_second = with_clock(&s, NOW + Duration::minutes(30) - Duration::seconds(1));
+        run(last_second.confirm_reset(&code, &pw("Neues-Passwort-2027"))).unwrap();
+
+        // A registration token is no reset code.
+        let (token, hash) = super::super::sessions::new_token();
+        let registration = OneTimeToken {
+            token_hash: hash,
+            purpose: TokenPurpose::Registration,
+            subject: "L-1".into(),
+            expires_at: (NOW + Duration::minutes(30)).unix_timestamp(),
+            used_at: None,
+        };
+        run(s.tokens.put(&registration)).unwrap();
+        let r = run(s.confirm_reset(&token, &pw("kurz")));
+        assert!(matches!(r, Err(AccessError::InvalidResetToken)), "{:?}", r.err());
+
+        // A login deleted since the code was mailed.
+        run(s.request_reset("jmueller")).unwrap();
+        let code = mailed_code(&s);
+        s.logins.insert(LoginRecord { status: LoginStatus::Deleted, ..jmueller() });
+        let r = run(s.confirm_reset(&code, &pw("Neues-Passwort-2028")));
+        assert!(matches!(r, Err(AccessError::InvalidResetToken)), "{:?}", r.err());
+    }
+
+    #[test]
+    fn the_lock_doubles_from_the_first_delay() {
+        let p = LockoutPolicy::default();
+        let t = datetime!(2026-12-01 08:00 UTC);
+        assert_eq!(p.locked_until(7, t), t + Duration::minutes(2));
+        assert_eq!(p.locked_until(9, t), t + Duration::minutes(8));
+        assert_eq!(p.locked_until(10, t), t + Duration::minutes(15));
+    }
 
     #[test]
     fn lockout_delays_grow_and_are_capped() {
