@@ -357,7 +357,7 @@ mod tests {
     fn an_initial_password_expires_at_its_end() {
         let end = NOW + Duration::hours(1);
         let initial = LoginRecord { must_change_password: true, password_expires_at: Some(end), ..jmueller() };
-        let s = service_at(end, &[initial.clone()]);
+        let s = service_at(end, std::slice::from_ref(&initial));
         let grant = run(s.login("jmueller", &password())).unwrap();
         assert!(grant.must_change_password);
         assert!(session_of(&s, &grant).unwrap().must_change_password);
