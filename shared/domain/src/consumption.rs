@@ -153,6 +153,7 @@ mod tests {
     use super::*;
     use crate::entities::LastReading;
     use crate::export::parse_export;
+    use crate::ids::MeterNumber;
     use std::str::FromStr;
     use time::macros::date;
 
@@ -218,5 +219,127 @@ mod tests {
         let view = readings_view(&meter, &history);
         assert_eq!(view.history[0].date, date!(2026 - 12 - 01));
         assert_eq!(view.history.len(), 25);
+    }
+
+    fn synthetic() -> (MeterRecord, Vec<MeterReading>) {
+        let (mut meter, _) = demo("1EMH0012345678");
+        meter.meter.registers[0].digits = 5;
+        meter.meter.registers[1].digits = 5;
+        meter.meter.registers[1].decimals = 2;
+        let ht = RegisterCode::parse("HT").unwrap();
+        let nt = RegisterCode::parse("NT").unwrap();
+        let reading = |meter: &str, register: &RegisterCode, date: Date, value: &str| MeterReading {
+            meter_number: MeterNumber::parse(meter).unwrap(),
+            register: register.clone(),
+            date,
+            value: dec(value),
+            source: ReadingSource::NetworkOperator,
+        };
+        let history = vec![
+            // Through zero: 100 before the end of the range, 210 after it: 310 in 31 days.
+            reading("1EMH0012345678", &ht, date!(2025 - 12 - 31), "99900"),
+            reading("1EMH0012345678", &ht, date!(2026 - 01 - 31), "210"),
+            // 590 in 59 days.
+            reading("1EMH0012345678", &ht, date!(2026 - 03 - 31), "800"),
+            // 100 in three days, one of them in January.
+            reading("1EMH0012345678", &nt, date!(2026 - 01 - 30), "0"),
+            reading("1EMH0012345678", &nt, date!(2026 - 02 - 02), "100"),
+            // Another meter's reading is not this meter's.
+            reading("1ESY1160012345", &ht, date!(2026 - 02 - 15), "5"),
+        ];
+        // The last reading the customer reported: 300 in 30 days.
+        meter.last_readings = vec![LastReading {
+            register: ht,
+            date: date!(2026 - 04 - 30),
+            value: dec("1100"),
+            source: ReadingSource::Customer,
+        }];
+        (meter, history)
+    }
+
+    #[test]
+    fn consumption_is_spread_per_day_through_zero_and_rounded_per_register() {
+        let (meter, history) = synthetic();
+        let view = consumption_view(&meter, &history);
+        let ht = RegisterCode::parse("HT").unwrap();
+        let nt = RegisterCode::parse("NT").unwrap();
+        let months: Vec<(Date, Date, Option<Decimal>, Option<Decimal>, Decimal, bool)> = view
+            .periods
+            .iter()
+            .map(|p| {
+                (
+                    p.period_start,
+                    p.period_end,
+                    p.values.get(&ht).copied(),
+                    p.values.get(&nt).copied(),
+                    p.total,
+                    p.complete,
+                )
+            })
+            .collect();
+        assert_eq!(
+            months,
+            [
+                (
+                    date!(2026 - 01 - 01),
+                    date!(2026 - 01 - 31),
+                    Some(dec("310")),
+                    Some(dec("33.33")),
+                    dec("343.33"),
+                    true
+                ),
+                (
+                    date!(2026 - 02 - 01),
+                    date!(2026 - 02 - 28),
+                    Some(dec("280")),
+                    Some(dec("66.67")),
+                    dec("346.67"),
+                    true
+                ),
+                (date!(2026 - 03 - 01), date!(2026 - 03 - 31), Some(dec("310")), None, dec("310"), true),
+                (date!(2026 - 04 - 01), date!(2026 - 04 - 30), Some(dec("300")), None, dec("300"), true),
+            ]
+        );
+        assert_eq!(view.registers, [ht, nt]);
+        assert_eq!((view.meter_number.as_str(), view.unit.as_str()), ("1EMH0012345678", "kWh"));
+    }
+
+    #[test]
+    fn a_month_is_complete_only_when_the_first_register_covers_every_day() {
+        let (mut meter, mut history) = synthetic();
+        // From 1 January: 2 to 31 January are covered, not the 1st.
+        history[0].date = date!(2026 - 01 - 01);
+        meter.last_readings.clear();
+        let view = consumption_view(&meter, &history);
+        let january = &view.periods[0];
+        assert_eq!(january.period_start, date!(2026 - 01 - 01));
+        assert!(!january.complete);
+        assert!(view.periods[1].complete, "February is covered by the first register only");
+    }
+
+    #[test]
+    fn the_history_is_this_meters_newest_first_and_by_register() {
+        let (meter, history) = synthetic();
+        let view = readings_view(&meter, &history);
+        let rows: Vec<(Date, &str, Decimal)> =
+            view.history.iter().map(|e| (e.date, e.register.as_str(), e.value)).collect();
+        assert_eq!(
+            rows,
+            [
+                (date!(2026 - 04 - 30), "HT", dec("1100")),
+                (date!(2026 - 03 - 31), "HT", dec("800")),
+                (date!(2026 - 02 - 02), "NT", dec("100")),
+                (date!(2026 - 01 - 31), "HT", dec("210")),
+                (date!(2026 - 01 - 30), "NT", dec("0")),
+                (date!(2025 - 12 - 31), "HT", dec("99900")),
+            ]
+        );
+        assert_eq!(view.meter.meter_number.as_str(), "1EMH0012345678");
+        let (meter, mut history) = synthetic();
+        history.push(MeterReading { register: RegisterCode::parse("NT").unwrap(), ..history[1].clone() });
+        let view = readings_view(&meter, &history);
+        let same_day: Vec<&str> =
+            view.history.iter().filter(|e| e.date == date!(2026 - 01 - 31)).map(|e| e.register.as_str()).collect();
+        assert_eq!(same_day, ["HT", "NT"]);
     }
 }

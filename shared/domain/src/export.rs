@@ -429,6 +429,7 @@ pub fn iban_is_valid(raw: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     const DEMO: &str = include_str!("../../../fixtures/crm-demo.json");
 
@@ -509,5 +510,227 @@ mod tests {
         assert!(!iban_is_valid("DE89370400440532013001"));
         assert!(!iban_is_valid("DE8937040044053201300"));
         assert!(iban_is_valid("GB82WEST12345698765432"));
+    }
+
+    fn refused(edit: impl FnOnce(&mut Value)) -> (&'static str, String, String) {
+        let e = broken(edit);
+        (e.entity, e.key, e.field)
+    }
+
+    fn t(entity: &'static str, key: &str, field: &str) -> (&'static str, String, String) {
+        (entity, key.to_owned(), field.to_owned())
+    }
+
+    #[test]
+    fn every_reference_must_resolve() {
+        assert_eq!(
+            refused(|d| d["contractAccounts"][0]["partnerNumber"] = "1999999".into()),
+            t("contractAccount", "800000001", "partnerNumber")
+        );
+        assert_eq!(
+            refused(|d| d["contracts"][0]["accountNumber"] = "899999999".into()),
+            t("contract", "5000001", "accountNumber")
+        );
+        assert_eq!(refused(|d| d["contracts"][0]["productId"] = "NONE".into()), t("contract", "5000001", "productId"));
+        assert_eq!(
+            refused(|d| d["installations"][0]["contractNumber"] = "5999999".into()),
+            t("installation", "A-7000001", "contractNumber")
+        );
+        // The contract names another installation.
+        assert_eq!(
+            refused(|d| d["installations"][0]["contractNumber"] = "5000002".into()),
+            t("installation", "A-7000001", "contractNumber")
+        );
+        assert_eq!(
+            refused(|d| d["meters"][0]["installationId"] = "A-9".into()),
+            t("meter", "1EMH0012345678", "installationId")
+        );
+        assert_eq!(
+            refused(|d| d["meterReadings"][0]["meterNumber"] = "X1".into()),
+            t("meterReading", "X1/HT/2024-12-31", "meterNumber")
+        );
+        assert_eq!(
+            refused(|d| d["installmentPlans"][0]["accountNumber"] = "899999999".into()),
+            t("installmentPlan", "899999999", "accountNumber")
+        );
+        assert_eq!(
+            refused(|d| d["documents"][0]["partnerNumber"] = "1999999".into()),
+            t("document", "D-2024-000101", "partnerNumber")
+        );
+        // A document of another customer's account.
+        assert_eq!(
+            refused(|d| d["documents"][0]["accountNumber"] = "800000002".into()),
+            t("document", "D-2024-000101", "accountNumber")
+        );
+        let e = broken(|d| d["portalLogins"][0]["partnerNumbers"] = json!(["1000002", "1999999"]));
+        assert_eq!((e.entity, e.key.as_str(), e.field.as_str()), ("portalLogin", "L-0000001", "partnerNumbers"));
+        assert!(e.message.contains("1999999"), "{e}");
+    }
+
+    #[test]
+    fn a_meter_has_registers_of_plausible_size_and_each_once() {
+        assert_eq!(refused(|d| d["meters"][0]["registers"] = json!([])), t("meter", "1EMH0012345678", "registers"));
+        assert_eq!(
+            refused(|d| d["meters"][0]["registers"][1]["code"] = "HT".into()),
+            t("meter", "1EMH0012345678", "registers.code")
+        );
+        for (field, value) in [("digits", 0), ("digits", 13), ("decimals", 7)] {
+            let e = broken(|d| d["meters"][0]["registers"][0][field] = value.into());
+            assert_eq!(
+                (e.entity, e.key.as_str(), e.field.as_str()),
+                ("meter", "1EMH0012345678", "registers"),
+                "{field} {value}"
+            );
+            assert_eq!(e.message, "register HT has implausible digits/decimals");
+        }
+        let mut doc: Value = serde_json::from_str(DEMO).unwrap();
+        doc["meters"][0]["registers"][0]["digits"] = 12.into();
+        doc["meters"][0]["registers"][0]["decimals"] = 6.into();
+        doc["meters"][0]["registers"][1]["digits"] = 1.into();
+        doc["meterReadings"].as_array_mut().unwrap().retain(|r| r["meterNumber"] != "1EMH0012345678");
+        assert!(parse_export(&doc.to_string()).is_ok(), "12 digits and 6 decimals, or 1 digit, are fine");
+    }
+
+    #[test]
+    fn the_last_reading_of_each_register_is_its_newest() {
+        let s = parse_export(DEMO).unwrap();
+        let erika = s.meters.iter().find(|m| m.meter.meter_number.as_str() == "1EMH0012345678").unwrap();
+        let newest = |code: &str| {
+            s.readings
+                .iter()
+                .filter(|r| r.meter_number == erika.meter.meter_number && r.register.as_str() == code)
+                .max_by_key(|r| r.date)
+                .unwrap()
+        };
+        for code in ["HT", "NT"] {
+            let last = erika.last_reading(&crate::ids::RegisterCode::parse(code).unwrap()).unwrap();
+            assert_eq!((last.date, last.value), (newest(code).date, newest(code).value), "{code}");
+        }
+        // In any order of the export.
+        let mut doc: Value = serde_json::from_str(DEMO).unwrap();
+        doc["meterReadings"].as_array_mut().unwrap().reverse();
+        let reversed = parse_export(&doc.to_string()).unwrap();
+        let again = reversed.meters.iter().find(|m| m.meter.meter_number.as_str() == "1EMH0012345678").unwrap();
+        assert_eq!(again.last_readings.len(), 2);
+        for last in &again.last_readings {
+            assert_eq!(last.date, newest(last.register.as_str()).date);
+        }
+    }
+
+    #[test]
+    fn a_reading_fits_its_register() {
+        let meter: Meter = serde_json::from_value(json!({
+            "meterNumber": "M1", "installationId": "A-1", "commodity": "GAS", "unit": "m3",
+            "registers": [{"code": "SINGLE", "obis": "7-0:3.0.0", "digits": 5, "decimals": 3}]
+        }))
+        .unwrap();
+        let check = |register: &str, value: &str| {
+            let r = MeterReading {
+                meter_number: MeterNumber::parse("M1").unwrap(),
+                register: crate::ids::RegisterCode::parse(register).unwrap(),
+                date: time::macros::date!(2026 - 12 - 01),
+                value: value.parse().unwrap(),
+                source: ReadingSource::Customer,
+            };
+            check_reading_value(&meter, &r).map_err(|e| (e.key, e.field))
+        };
+        assert!(check("SINGLE", "99999.999").is_ok());
+        assert!(check("SINGLE", "0").is_ok());
+        assert_eq!(check("SINGLE", "100000"), Err(("M1/SINGLE/2026-12-01".into(), "value".into())));
+        assert_eq!(check("SINGLE", "1.0001"), Err(("M1/SINGLE/2026-12-01".into(), "value".into())));
+        assert_eq!(check("SINGLE", "-1"), Err(("M1/SINGLE/2026-12-01".into(), "value".into())));
+        assert_eq!(check("HT", "1"), Err(("M1/HT/2026-12-01".into(), "register".into())));
+    }
+
+    #[test]
+    fn a_contract_may_end_on_the_day_it_starts_but_not_before() {
+        let mut c: Contract = parse_export(DEMO).unwrap().contracts[0].entity.clone();
+        c.end_date = Some(c.start_date);
+        assert!(check_contract(&c).is_ok());
+        c.end_date = c.start_date.previous_day();
+        assert_eq!(check_contract(&c).unwrap_err().field, "endDate");
+        c.end_date = c.start_date.next_day();
+        assert!(check_contract(&c).is_ok());
+        assert_eq!(
+            refused(|d| d["contracts"][0]["endDate"] = "2021-02-28".into()),
+            t("contract", "5000001", "endDate")
+        );
+    }
+
+    #[test]
+    fn direct_debit_needs_account_and_mandate_and_every_iban_is_checked() {
+        assert_eq!(
+            refused(|d| d["contractAccounts"][0]["mandate"] = Value::Null),
+            t("contractAccount", "800000001", "bankAccount")
+        );
+        assert_eq!(
+            refused(|d| d["contractAccounts"][0]["bankAccount"] = Value::Null),
+            t("contractAccount", "800000001", "bankAccount")
+        );
+        assert_eq!(
+            refused(|d| d["contractAccounts"][1]["payoutAccount"]["iban"] = "DE64850503003120123457".into()),
+            t("contractAccount", "800000002", "payoutAccount.iban")
+        );
+        let s = parse_export(DEMO).unwrap();
+        let (record, details) = (&s.accounts[2], &s.bank_details[2]);
+        assert_eq!((record.account_number.as_str(), record.partner_number.as_str()), ("800000003", "1000002"));
+        assert_eq!(record.bill_recipient.as_ref().unwrap().name, "Hausverwaltung Elbblick GmbH");
+        assert_eq!((details.account_number.as_str(), details.partner_number.as_str()), ("800000003", "1000002"));
+        assert_eq!(details.payment_method, PaymentMethod::SepaDirectDebit);
+        assert_eq!(details.mandate.as_ref().unwrap().reference, "EVI-800000003-01");
+        assert_eq!(details.bank_account.as_ref().unwrap().iban, "DE64850503003120123456");
+        assert_eq!(s.bank_details[1].payout_account.as_ref().unwrap().iban, "DE64850503003120123456");
+        assert_eq!((record.pending_change, details.pending_change), (None, None));
+    }
+
+    #[test]
+    fn code_lists_have_unique_non_empty_keys_and_labels() {
+        let e = broken(|d| d["codeLists"]["salutations"][1]["key"] = "HERR".into());
+        assert_eq!((e.entity, e.key.as_str(), e.field.as_str()), ("codeList", "salutations/HERR", "key"));
+        for (field, value) in [("key", " "), ("label", "")] {
+            let e = broken(|d| d["codeLists"]["salutations"][0][field] = value.into());
+            assert_eq!((e.entity, e.key.as_str(), e.field.as_str()), ("codeList", "salutations", "key"), "{field}");
+        }
+        let s = parse_export(DEMO).unwrap();
+        let other = s.code_values.iter().find(|c| c.list_name == "messageReasons" && c.key == "OTHER").unwrap();
+        assert_eq!((other.label.as_str(), other.route_to.as_deref()), ("Sonstiges", None));
+        assert_eq!(s.code_values.iter().filter(|c| c.list_name == "terminationReasons").count(), 5);
+    }
+
+    #[test]
+    fn documents_are_what_their_media_type_says_and_at_most_10_mb() {
+        use base64::Engine;
+        let encode = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+        assert_eq!(check_document_content(&encode(b"%PDF-1.7 x"), "application/pdf").unwrap(), b"%PDF-1.7 x");
+        assert!(check_document_content(&encode(b"\x89PNG\r\n"), "image/png").is_ok());
+        assert!(check_document_content(&encode(b"\xFF\xD8\xFF\xE0"), "image/jpeg").is_ok());
+        assert!(check_document_content(&encode(b"\x89PNG\r\n"), "image/jpeg").is_err());
+        assert_eq!(
+            check_document_content(&encode(b"%PDF"), "text/html").unwrap_err(),
+            "media type text/html is not accepted"
+        );
+        assert!(check_document_content("not base64!", "application/pdf").unwrap_err().starts_with("not base64"));
+        let mut largest = b"%PDF".to_vec();
+        largest.resize(10 * 1024 * 1024, b' ');
+        assert_eq!(MAX_DOCUMENT_BYTES, largest.len());
+        assert!(check_document_content(&encode(&largest), "application/pdf").is_ok());
+        largest.push(b' ');
+        assert_eq!(check_document_content(&encode(&largest), "application/pdf").unwrap_err(), "larger than 10 MB");
+    }
+
+    #[test]
+    fn an_export_without_lists_is_empty_and_lists_must_be_lists() {
+        let s = parse_export(r#"{"format": "evi-export/1"}"#).unwrap();
+        assert!(s.partners.is_empty() && s.code_values.is_empty());
+        let e = parse_export(r#"{"format": "evi-export/1", "meters": {}}"#).unwrap_err();
+        assert_eq!((e.entity, e.field.as_str()), ("meter", "meters"));
+        let e = parse_export(r#"{"format": "evi-export/1", "codeLists": []}"#).unwrap_err();
+        assert_eq!((e.entity, e.field.as_str()), ("codeList", "codeLists"));
+        assert_eq!(parse_export("{").unwrap_err().entity, "export");
+        // A record without its key field is named by its position.
+        let e = broken(|d| {
+            d["contracts"][1].as_object_mut().unwrap().remove("contractNumber");
+        });
+        assert_eq!((e.entity, e.key.as_str()), ("contract", "#1"));
     }
 }
