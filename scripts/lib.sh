@@ -7,8 +7,8 @@ EMULATOR_PID=""
 WATCH_PID=""
 mkdir -p "$ROOT/.local"
 
-# Pinned tools (moto server, cargo-lambda, cfn-lint) in a project-local virtual environment,
-# installed once and again whenever requirements-dev.txt changes.
+# Pinned tools (moto server, cargo-lambda, cfn-lint, aws-sam-cli) in a project-local virtual
+# environment, checkov in a second one, installed once and again whenever their requirements change.
 bootstrap() {
   local stamp="$ROOT/.venv/.requirements.sha256" want
   want=$(sha256sum "$ROOT/requirements-dev.txt" | cut -d' ' -f1)
@@ -16,6 +16,15 @@ bootstrap() {
     echo "Installing local tools into .venv ..."
     python3 -m venv "$ROOT/.venv"
     "$ROOT/.venv/bin/pip" install --quiet --disable-pip-version-check -r "$ROOT/requirements-dev.txt"
+    echo "$want" > "$stamp"
+  fi
+  # The template scanner pins a boto3 that aws-sam-cli's cannot live with: its own venv.
+  stamp="$ROOT/.venv-scan/.requirements.sha256"
+  want=$(sha256sum "$ROOT/requirements-scan.txt" | cut -d' ' -f1)
+  if [ ! -x "$ROOT/.venv-scan/bin/checkov" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    echo "Installing the template scanner into .venv-scan ..."
+    python3 -m venv "$ROOT/.venv-scan"
+    "$ROOT/.venv-scan/bin/pip" install --quiet --disable-pip-version-check -r "$ROOT/requirements-scan.txt"
     echo "$want" > "$stamp"
   fi
   export PATH="$ROOT/.venv/bin:$PATH"

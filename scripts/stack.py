@@ -2,8 +2,11 @@
 environment the functions read, resolved from the template itself (no second list).
 
     stack.py deploy STACK_NAME ENV_FILE   create the stack unless it exists, write ENV_FILE
+
+The emulator is the one on 127.0.0.1:4566 unless PORTAL_EMULATOR_URL names another.
 """
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -13,7 +16,7 @@ from cfnlint.decode import decode
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "infra" / "template.yaml"
-ENDPOINT = "http://127.0.0.1:4566"
+ENDPOINT = os.environ.get("PORTAL_EMULATOR_URL", "http://127.0.0.1:4566")
 REGION = "eu-central-1"
 ACCOUNT = "123456789012"  # the emulator's default account
 LOCAL_ENV = {
