@@ -223,4 +223,157 @@ mod tests {
         assert_eq!(display_text(Some(" ../../etc/passwd\n")), Some("../../etc/passwd".into()));
         assert_eq!(display_text(Some("\u{0}\u{7}")), None);
     }
+
+    #[test]
+    fn the_declared_type_may_carry_parameters_and_any_case_and_jpg_is_jpeg() {
+        let pdf = b"%PDF-1.4\n...".to_vec();
+        let jpeg = [0xFF, 0xD8, 0xFF, 0xE0];
+        let png = b"\x89PNG\r\n\x1a\n....".to_vec();
+        assert_eq!(check_file(&pdf, Some("Application/PDF; charset=binary")), Ok(FileType::Pdf));
+        assert_eq!(check_file(&pdf, Some("application/octet-stream")), Ok(FileType::Pdf));
+        assert_eq!(check_file(&pdf, None), Ok(FileType::Pdf));
+        assert_eq!(check_file(&jpeg, Some("image/jpg")), Ok(FileType::Jpeg));
+        assert_eq!(check_file(&png, Some("image/jpg")), Err(FileRefusal::UnsupportedType));
+        assert_eq!(check_file(&jpeg, Some("image/png")), Err(FileRefusal::UnsupportedType));
+        let mut largest = pdf.clone();
+        largest.resize(10 * 1024 * 1024, b' ');
+        assert_eq!(largest.len(), MAX_UPLOAD_BYTES);
+        assert_eq!(check_file(&largest, None), Ok(FileType::Pdf));
+        assert_eq!(
+            [FileType::Pdf, FileType::Jpeg, FileType::Png].map(|t| (t.media_type(), t.extension())),
+            [("application/pdf", "pdf"), ("image/jpeg", "jpg"), ("image/png", "png")]
+        );
+    }
+
+    #[test]
+    fn display_texts_are_at_most_120_characters() {
+        assert_eq!(display_text(None), None);
+        assert_eq!(display_text(Some("   ")), None);
+        assert_eq!(display_text(Some(&"ä".repeat(130))), Some("ä".repeat(120)));
+        assert_eq!(display_text(Some("Zähler\tfoto")), Some("Zählerfoto".into()));
+    }
+
+    use crate::clock::FixedClock;
+    use crate::memory::{MemoryFiles, MemoryWriter};
+    use crate::requests::WriteError;
+    use crate::testkit::{NOW, caller, run};
+
+    fn service() -> UploadService<MemoryFiles, MemoryWriter, FixedClock> {
+        UploadService { files: MemoryFiles::default(), writer: MemoryWriter::default(), clock: FixedClock(NOW) }
+    }
+
+    fn upload(bytes: &[u8], customer: Option<&str>) -> Upload {
+        Upload {
+            bytes: bytes.to_vec(),
+            declared_type: Some("application/pdf".into()),
+            customer: customer.map(|c| CustomerNumber::parse(c).unwrap()),
+            title: Some(" Zählerfoto\n".into()),
+            file_name: Some("IMG 1.pdf".into()),
+        }
+    }
+
+    fn key(k: &str) -> Option<IdempotencyKey> {
+        Some(IdempotencyKey::parse(k).unwrap())
+    }
+
+    #[test]
+    fn an_upload_is_stored_under_a_key_of_the_server_and_shown_in_the_inbox() {
+        let s = service();
+        let c = caller(&["1000002", "1000005"]);
+        let answer = run(s.upload(&c, upload(b"%PDF-1.7 file", None), None)).unwrap();
+        let committed = s.writer.committed();
+        let r = &committed[0];
+        let id = answer["documentId"].as_str().unwrap().to_owned();
+        assert!(id.starts_with("U-") && id.len() == 18, "{id}");
+        assert_eq!(answer["requestId"], json!(r.request_id));
+        assert_eq!(r.customer.as_ref().unwrap().as_str(), "1000002", "the first customer number");
+        assert_eq!(s.files.keys(), [format!("documents/1000002/{id}")]);
+        assert_eq!(r.kind, RequestKind::DocumentUpload);
+        assert_eq!(r.activities[0].subject, "Dokument im Kundenportal hochgeladen: Zählerfoto");
+        assert_eq!(
+            r.record,
+            json!({
+                "documentId": id, "bucketKey": format!("documents/1000002/{id}"), "mediaType": "application/pdf",
+                "size": 13, "sha256": hex::encode(Sha256::digest(b"%PDF-1.7 file")), "title": "Zählerfoto",
+                "fileName": "IMG 1.pdf",
+            })
+        );
+        let [MirrorUpdate::Insert { table: MirrorTable::Documents, item }] = r.mirror_updates.as_slice() else {
+            panic!()
+        };
+        assert_eq!(
+            Value::Object(item.clone()),
+            json!({
+                "partnerNumber": "1000002", "documentId": id, "accountNumber": null, "category": "UPLOAD",
+                "date": "2026-12-01", "title": "Zählerfoto", "fileName": format!("{id}.pdf"), "mediaType": "application/pdf",
+            })
+        );
+        // For another of the caller's customers, and without a title.
+        let untitled = Upload { title: None, ..upload(b"%PDF-1.7 other", Some("1000005")) };
+        run(s.upload(&c, untitled, None)).unwrap();
+        let r = &s.writer.committed()[1];
+        assert_eq!(r.customer.as_ref().unwrap().as_str(), "1000005");
+        let [MirrorUpdate::Insert { item, .. }] = r.mirror_updates.as_slice() else { panic!() };
+        assert_eq!(item["title"], "Hochgeladenes Dokument");
+    }
+
+    #[test]
+    fn a_refused_file_or_customer_stores_nothing() {
+        let s = service();
+        let c = caller(&["1000002"]);
+        let code = |r: Result<Value, ChangeError>| match r {
+            Err(ChangeError::Invalid { code, .. } | ChangeError::NotPossible { code, .. }) => code,
+            other => panic!("{other:?}"),
+        };
+        assert!(matches!(run(s.upload(&c, upload(b"%PDF-1", Some("1000001")), None)), Err(ChangeError::NotFound)));
+        assert!(matches!(run(s.upload(&caller(&[]), upload(b"%PDF-1", None), None)), Err(ChangeError::NotFound)));
+        assert_eq!(code(run(s.upload(&c, upload(b"", None), None))), "EMPTY_FILE");
+        assert_eq!(code(run(s.upload(&c, upload(b"<html>", None), None))), "UNSUPPORTED_MEDIA_TYPE");
+        let mut big = b"%PDF-1".to_vec();
+        big.resize(MAX_UPLOAD_BYTES + 1, b' ');
+        assert_eq!(code(run(s.upload(&c, upload(&big, None), None))), "PAYLOAD_TOO_LARGE");
+        assert!(s.files.keys().is_empty() && s.writer.committed().is_empty());
+    }
+
+    #[test]
+    fn a_retry_replays_and_a_file_without_a_record_is_removed() {
+        let s = service();
+        let c = caller(&["1000002"]);
+        let first = run(s.upload(&c, upload(b"%PDF-1 a", None), key("k"))).unwrap();
+        assert_eq!(run(s.upload(&c, upload(b"%PDF-1 a", None), key("k"))).unwrap(), first);
+        let other = run(s.upload(&c, upload(b"%PDF-1 b", None), key("k")));
+        assert!(matches!(other, Err(ChangeError::IdempotencyKeyReused)), "{other:?}");
+        assert_eq!(s.files.keys().len(), 1);
+
+        // Refused by the write path: the file goes again.
+        s.writer.refuse_next_commit(WriteError::Conflict);
+        assert!(matches!(run(s.upload(&c, upload(b"%PDF-1 c", None), None)), Err(ChangeError::Conflict)));
+        assert_eq!(s.files.keys().len(), 1);
+        // A concurrent retry won: its record stands, this file goes.
+        let winner = crate::requests::StoredAnswer {
+            request_id: RequestId::new_random(),
+            fingerprint: hex::encode(Sha256::digest(
+                json!([
+                    "1000002",
+                    hex::encode(Sha256::digest(b"%PDF-1 d")),
+                    "Zählerfoto",
+                    "IMG 1.pdf",
+                    "application/pdf"
+                ])
+                .to_string()
+                .as_bytes(),
+            )),
+            body: json!({"requestId": "the winner's"}),
+        };
+        s.writer.lose_next_race(Some(winner));
+        assert_eq!(
+            run(s.upload(&c, upload(b"%PDF-1 d", None), key("k2"))).unwrap(),
+            json!({"requestId": "the winner's"})
+        );
+        assert_eq!(s.files.keys().len(), 1);
+        // An unclear storage failure: the file stays, the record may exist.
+        s.writer.refuse_next_commit(WriteError::Store(StoreError("timeout".into())));
+        assert!(matches!(run(s.upload(&c, upload(b"%PDF-1 e", None), None)), Err(ChangeError::Store(_))));
+        assert_eq!(s.files.keys().len(), 2);
+    }
 }

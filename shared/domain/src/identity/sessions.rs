@@ -224,4 +224,74 @@ mod tests {
             Err(AuthError::Invalid)
         ));
     }
+
+    fn stored(sessions: &MemorySessions, created_at: OffsetDateTime, last_seen_at: OffsetDateTime) -> SecretString {
+        let (token, mut record) = open_session(&login(false), created_at, &SessionPolicy::default());
+        record.last_seen_at = last_seen_at;
+        futures::executor::block_on(sessions.create(&record)).unwrap();
+        token
+    }
+
+    fn check(sessions: &MemorySessions, token: &SecretString, at: OffsetDateTime) -> Result<Caller, AuthError> {
+        futures::executor::block_on(authenticator(sessions, at).authenticate(Some(token), Access::Regular))
+    }
+
+    #[test]
+    fn the_limits_are_inclusive_to_the_second() {
+        let sessions = MemorySessions::default();
+        let start = datetime!(2026-12-01 08:00 UTC);
+        let idle = stored(&sessions, start, start);
+        assert!(check(&sessions, &idle, start + Duration::minutes(30)).is_ok(), "idle exactly 30 minutes");
+        let idle = stored(&sessions, start, start);
+        assert!(matches!(
+            check(&sessions, &idle, start + Duration::minutes(30) + Duration::seconds(1)),
+            Err(AuthError::Invalid)
+        ));
+
+        let end = start + Duration::hours(12);
+        let old = stored(&sessions, start, end - Duration::minutes(1));
+        assert!(check(&sessions, &old, end).is_ok(), "exactly 12 hours old");
+        let old = stored(&sessions, start, end - Duration::minutes(1));
+        assert!(matches!(check(&sessions, &old, end + Duration::seconds(1)), Err(AuthError::Invalid)));
+    }
+
+    #[test]
+    fn the_last_seen_time_is_written_at_most_once_a_minute() {
+        let sessions = MemorySessions::default();
+        let start = datetime!(2026-12-01 08:00 UTC);
+        let token = stored(&sessions, start, start);
+        let hash = token_hash(token.expose_secret());
+        let last_seen = || futures::executor::block_on(sessions.get(&hash)).unwrap().unwrap().last_seen_at;
+        check(&sessions, &token, start + Duration::minutes(1)).unwrap();
+        assert_eq!(last_seen(), start, "a minute later: not yet");
+        check(&sessions, &token, start + Duration::seconds(61)).unwrap();
+        assert_eq!(last_seen(), start + Duration::seconds(61));
+    }
+
+    #[test]
+    fn the_caller_is_the_sessions_login_with_its_customer_numbers() {
+        let sessions = MemorySessions::default();
+        let start = datetime!(2026-12-01 08:00 UTC);
+        let (token, record) = open_session(&login(true), start, &SessionPolicy::default());
+        assert_eq!(record.expires_at, (start + Duration::hours(12)).unix_timestamp());
+        assert_eq!((record.created_at, record.last_seen_at), (start, start));
+        assert!(record.must_change_password);
+        assert_eq!(record.partner_numbers, login(true).partner_numbers);
+        futures::executor::block_on(sessions.create(&record)).unwrap();
+        let auth = authenticator(&sessions, start + Duration::minutes(5));
+        let caller =
+            futures::executor::block_on(auth.authenticate(Some(&token), Access::DuringPasswordChange)).unwrap();
+        assert_eq!(
+            caller,
+            Caller {
+                login_id: LoginId::parse("L-1").unwrap(),
+                partner_numbers: vec![CustomerNumber::parse("1000005").unwrap()],
+                must_change_password: true,
+                token_hash: record.token_hash.clone(),
+                signed_in_at: start,
+            }
+        );
+        assert!(caller.owns(&CustomerNumber::parse("1000005").unwrap()));
+        assert!(!caller.owns(&CustomerNumber::parse("1000001").unwrap()));
+    }
 }
