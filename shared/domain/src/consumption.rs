@@ -263,7 +263,8 @@ mod tests {
         let view = consumption_view(&meter, &history);
         let ht = RegisterCode::parse("HT").unwrap();
         let nt = RegisterCode::parse("NT").unwrap();
-        let months: Vec<(Date, Date, Option<Decimal>, Option<Decimal>, Decimal, bool)> = view
+        type Month = (Date, Date, Option<Decimal>, Option<Decimal>, Decimal, bool);
+        let months: Vec<Month> = view
             .periods
             .iter()
             .map(|p| {
