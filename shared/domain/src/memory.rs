@@ -268,8 +268,12 @@ impl MemoryLogins {
 
 impl crate::identity::LoginStore for MemoryLogins {
     async fn by_claim(&self, claim: &str) -> Result<Option<crate::identity::LoginRecord>, StoreError> {
+        let logins = lock(&self.0);
+        if let Some(customer) = claim.strip_prefix("PARTNER#") {
+            return Ok(logins.values().find(|l| l.partner_numbers.iter().any(|p| p.as_str() == customer)).cloned());
+        }
         let name = claim.strip_prefix("USERNAME#").unwrap_or_default();
-        Ok(lock(&self.0).values().find(|l| l.username == name).cloned())
+        Ok(logins.values().find(|l| l.username == name).cloned())
     }
 
     async fn get(&self, login_id: &crate::ids::LoginId) -> Result<Option<crate::identity::LoginRecord>, StoreError> {

@@ -560,4 +560,119 @@ mod tests {
         r.meter = MeterNumber::parse("1ESY1160012345").unwrap();
         assert!(matches!(futures::executor::block_on(s.submit(r)), Err(MeterReadingError::MeterNotFound)));
     }
+
+    #[test]
+    fn a_contract_ending_today_is_still_shown_with_the_meters_of_its_installation() {
+        let mut snapshot = parse_export(include_str!("../../../fixtures/crm-demo.json")).unwrap();
+        snapshot.contracts.iter_mut().for_each(|c| c.entity.end_date = Some(date!(2026 - 12 - 01)));
+        let mut s = service();
+        s.directory = MemoryDirectory::new(snapshot);
+        let juergen = Identification {
+            customer: CustomerNumber::parse("1000002").unwrap(),
+            name: "Müller-Lüdenscheidt".into(),
+        };
+        let view = futures::executor::block_on(s.lookup(&juergen)).unwrap();
+        let points: Vec<(&str, Vec<&str>)> = view
+            .consumption_points
+            .iter()
+            .map(|p| (p.contract_number.as_str(), p.meters.iter().map(|m| m.meter_number.as_str()).collect()))
+            .collect();
+        assert_eq!(points, [("5000002", vec!["1ESY1160012345"]), ("5000003", vec!["7ELS8135012345"])]);
+        assert_eq!(view.customer_number.as_str(), "1000002");
+        let gas = &view.consumption_points[1];
+        assert_eq!((gas.installation_id.as_str(), gas.address.city.as_str()), ("A-7000003", "Dresden"));
+        let m = &gas.meters[0];
+        assert_eq!((m.commodity, m.unit.as_str()), (Commodity::Gas, "m3"));
+        let r = &m.registers[0];
+        assert_eq!((r.code.as_str(), r.digits, r.decimals), ("SINGLE", 5, 3));
+        let last = r.last_reading.as_ref().unwrap();
+        assert_eq!((last.value.to_string(), last.source), ("5532.275".to_owned(), ReadingSource::Customer));
+    }
+
+    #[test]
+    fn the_record_carries_obis_consumption_and_the_millisecond() {
+        let mut s = service();
+        s.clock = FixedClock(datetime!(2026-12-01 09:00:00.987_654_321 UTC));
+        let answer = futures::executor::block_on(s.submit(reading("29800", "19700", None))).unwrap();
+        let r = &s.writer.committed()[0];
+        assert_eq!(r.submitted_at, datetime!(2026-12-01 09:00:00.987 UTC));
+        assert_eq!(answer["submittedAt"], "2026-12-01T09:00:00.987Z");
+        assert_eq!(
+            (answer["meterNumber"].as_str(), answer["readingDate"].as_str()),
+            (Some("1EMH0012345678"), Some("2026-12-01"))
+        );
+        assert_eq!(answer["requestId"], json!(r.request_id));
+        assert_eq!(r.channel, Channel::PortalAnonymous);
+        assert_eq!(r.record["contractNumber"], "5000001");
+        assert_eq!(r.record["installationId"], "A-7000001");
+        assert_eq!(r.record["unit"], "kWh");
+        let values = r.record["values"].as_array().unwrap();
+        assert_eq!(values[0]["obis"], "1-0:1.8.1");
+        assert_eq!(values[1]["obis"], "1-0:1.8.2");
+        assert_eq!(values[0]["rollover"], false);
+        assert!(values[0]["consumption"].is_string(), "{values:?}");
+        assert_eq!(r.activities[0].subject, "Zählerstandsmeldung 1EMH0012345678 zum 2026-12-01");
+        let [MirrorUpdate::MeterLastReadings { last_readings, customer, meter, .. }] = r.mirror_updates.as_slice()
+        else {
+            panic!()
+        };
+        assert_eq!((customer.as_str(), meter.as_str()), ("1000001", "1EMH0012345678"));
+        let mut registers: Vec<(&str, Decimal)> =
+            last_readings.iter().map(|l| (l.register.as_str(), l.value)).collect();
+        registers.sort();
+        assert_eq!(registers, [("HT", Decimal::from(29800)), ("NT", Decimal::from(19700))]);
+    }
+
+    #[test]
+    fn a_logged_in_customer_reports_for_any_of_his_meters() {
+        let s = service();
+        let caller = crate::testkit::caller(&["1000001", "1000002"]);
+        let meter = MeterNumber::parse("1ESY1160012345").unwrap();
+        let values = [SubmittedValue { register: RegisterCode::parse("SINGLE").unwrap(), value: Decimal::from(53600) }];
+        let key = crate::testkit::key("k", "fp");
+        let first =
+            futures::executor::block_on(s.submit_as(&caller, &meter, date!(2026 - 12 - 01), &values, key.clone()))
+                .unwrap();
+        let r = &s.writer.committed()[0];
+        assert_eq!((r.customer.as_ref().unwrap().as_str(), r.channel), ("1000002", Channel::Portal));
+        assert_eq!(r.idempotency.as_ref().unwrap().scope.as_str(), "meter-reading#1ESY1160012345#k");
+        let again =
+            futures::executor::block_on(s.submit_as(&caller, &meter, date!(2026 - 12 - 01), &values, key)).unwrap();
+        assert_eq!(first, again);
+        assert_eq!(s.writer.committed().len(), 1);
+        let other = crate::testkit::caller(&["1000001"]);
+        let r = futures::executor::block_on(s.submit_as(&other, &meter, date!(2026 - 12 - 01), &values, None));
+        assert!(matches!(r, Err(MeterReadingError::MeterNotFound)), "{r:?}");
+        let low = [SubmittedValue { register: RegisterCode::parse("SINGLE").unwrap(), value: Decimal::from(1) }];
+        let r = futures::executor::block_on(s.submit_as(&caller, &meter, date!(2026 - 12 - 01), &low, None));
+        assert!(matches!(r, Err(MeterReadingError::Implausible(_))), "{r:?}");
+    }
+
+    #[test]
+    fn change_and_identification_errors_keep_their_meaning() {
+        let cases: Vec<(ChangeError, &str)> = vec![
+            (ChangeError::IdempotencyKeyReused, "IdempotencyKeyReused"),
+            (ChangeError::RequestInProgress, "RequestInProgress"),
+            (ChangeError::Conflict, "Conflict"),
+            (ChangeError::NotFound, "MeterNotFound"),
+            (ChangeError::Implausible(Vec::new()), "Implausible([])"),
+            (ChangeError::Store(StoreError("down".into())), "Store(StoreError(\"down\"))"),
+            (
+                ChangeError::ReauthenticationRequired,
+                "Store(StoreError(\"confirm the change with the current password\"))",
+            ),
+        ];
+        for (e, expected) in cases {
+            assert_eq!(format!("{:?}", MeterReadingError::from(e)), expected);
+        }
+        let ids: Vec<String> = [
+            IdentificationError::NotIdentified,
+            IdentificationError::TooManyAttempts,
+            IdentificationError::Store(StoreError("down".into())),
+        ]
+        .into_iter()
+        .map(|e| format!("{:?}", MeterReadingError::from(e)))
+        .collect();
+        assert_eq!(ids, ["NotIdentified", "TooManyAttempts", "Store(StoreError(\"down\"))"]);
+    }
 }

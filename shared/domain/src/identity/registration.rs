@@ -256,3 +256,241 @@ where
         Ok(answer)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::FixedClock;
+    use crate::identity::credentials::verify_password;
+    use crate::memory::{MemoryDirectory, MemoryLimiter, MemoryLogins, MemoryMailer, MemoryTokens, MemoryWriter};
+    use crate::testkit::{NOW, customer, demo, login, run};
+
+    type Service = RegistrationService<
+        MemoryDirectory,
+        MemoryLimiter,
+        MemoryLogins,
+        MemoryTokens,
+        MemoryWriter,
+        MemoryMailer,
+        FixedClock,
+    >;
+
+    fn service() -> Service {
+        RegistrationService {
+            directory: MemoryDirectory::new(demo()),
+            limiter: MemoryLimiter::default(),
+            logins: MemoryLogins::default(),
+            tokens: MemoryTokens::default(),
+            writer: MemoryWriter::default(),
+            mailer: MemoryMailer::default(),
+            clock: FixedClock(NOW),
+            policy: RegistrationPolicy::default(),
+        }
+    }
+
+    fn petra() -> Identification {
+        Identification { customer: customer("1000005"), name: "schulz".into() }
+    }
+
+    fn registration(token: &SecretString, username: &str, key: Option<(&str, &str)>) -> Registration {
+        Registration {
+            registration_token: token.clone(),
+            username: Username::parse(username).unwrap(),
+            email: EmailAddress::parse("Petra.Schulz@Example.org").unwrap(),
+            idempotency: key.map(|(k, fp)| (IdempotencyKey::parse(k).unwrap(), fp.to_owned())),
+        }
+    }
+
+    #[test]
+    fn verifying_hands_out_a_registration_token_for_30_minutes() {
+        let s = service();
+        let verified = run(s.verify(&petra())).unwrap();
+        assert_eq!(verified.expires_at, NOW + Duration::minutes(30));
+        let stored = run(s.tokens.get(&token_hash(verified.registration_token.expose_secret()))).unwrap().unwrap();
+        assert_eq!(
+            (stored.purpose, stored.subject.as_str(), stored.expires_at, stored.used_at),
+            (TokenPurpose::Registration, "1000005", (NOW + Duration::minutes(30)).unix_timestamp(), None)
+        );
+        let wrong = Identification { name: "Schulze".into(), ..petra() };
+        assert!(matches!(run(s.verify(&wrong)), Err(RegistrationError::NotIdentified)));
+    }
+
+    #[test]
+    fn a_customer_with_a_login_cannot_register_again_unless_it_was_deleted() {
+        let s = service();
+        s.logins.insert(login(&["1000005"], "p@example.org"));
+        assert!(matches!(run(s.verify(&petra())), Err(RegistrationError::AlreadyRegistered)));
+        for status in [LoginStatus::Pending, LoginStatus::Locked] {
+            s.logins.insert(LoginRecord { status, ..login(&["1000005"], "p@example.org") });
+            assert!(matches!(run(s.verify(&petra())), Err(RegistrationError::AlreadyRegistered)), "{status:?}");
+        }
+        s.logins.insert(LoginRecord { status: LoginStatus::Deleted, ..login(&["1000005"], "p@example.org") });
+        assert!(run(s.verify(&petra())).is_ok());
+    }
+
+    #[test]
+    fn attempts_are_limited_per_customer_number() {
+        let s = service();
+        for _ in 0..10 {
+            assert!(matches!(
+                run(s.verify(&Identification { name: "x".into(), ..petra() })),
+                Err(RegistrationError::NotIdentified)
+            ));
+        }
+        assert!(matches!(run(s.verify(&petra())), Err(RegistrationError::TooManyAttempts)));
+    }
+
+    #[test]
+    fn registering_creates_the_login_with_its_claims_and_mails_the_initial_password() {
+        let s = service();
+        let token = run(s.verify(&petra())).unwrap().registration_token;
+        let answer = run(s.register(registration(&token, "PSchulz", None))).unwrap();
+        assert_eq!(answer["username"], "pschulz");
+        assert_eq!(answer["status"], "AKTIV");
+        assert_eq!(answer["customerNumbers"], json!(["1000005"]));
+        assert_eq!(answer["initialPasswordSentTo"], "P***@Example.org");
+        let committed = s.writer.committed();
+        let r = &committed[0];
+        assert_eq!(
+            (r.kind, r.channel, r.customer.as_ref().unwrap().as_str()),
+            (RequestKind::PortalRegistration, Channel::Portal, "1000005")
+        );
+        assert_eq!(r.activities[0].subject, "Registrierung im Kundenportal (pschulz)");
+        let [
+            MirrorUpdate::Claim { key: username, .. },
+            MirrorUpdate::Claim { key: partner, .. },
+            MirrorUpdate::ConsumeToken { token_hash: consumed, purpose: TokenPurpose::Registration, now_epoch },
+            MirrorUpdate::CreateLogin(login),
+        ] = r.mirror_updates.as_slice()
+        else {
+            panic!("{:?}", r.mirror_updates)
+        };
+        assert_eq!((username.as_str(), partner.as_str()), ("USERNAME#pschulz", "PARTNER#1000005"));
+        assert_eq!((consumed.clone(), *now_epoch), (token_hash(token.expose_secret()), NOW.unix_timestamp()));
+        assert_eq!(answer["loginId"], json!(login.login_id));
+        assert_eq!(login.email, "petra.schulz@example.org");
+        assert_eq!(login.status, LoginStatus::Active);
+        assert!(login.must_change_password);
+        assert_eq!(login.password_expires_at, Some(NOW + Duration::hours(72)));
+        assert_eq!(login.created_at, NOW);
+        assert_eq!(r.record["loginStatus"], "AKTIV");
+        assert_eq!(r.payload["email"], "petra.schulz@example.org");
+        assert_eq!(
+            s.mailer.sent(),
+            [("petra.schulz@example.org".to_owned(), "Ihr Zugang zum Kundenportal".to_owned())]
+        );
+        let text = &s.mailer.texts()[0];
+        assert!(
+            text.starts_with("Guten Tag Petra,")
+                && text.contains("Benutzername: pschulz")
+                && !text.contains("freigeschaltet"),
+            "{text}"
+        );
+        let password = text.split("Initialpasswort: ").nth(1).unwrap().split('\n').next().unwrap();
+        assert!(verify_password(&SecretString::from(password), &login.password_hash));
+    }
+
+    #[test]
+    fn with_approval_the_login_waits() {
+        let mut s = service();
+        s.policy.requires_approval = true;
+        let token = run(s.verify(&petra())).unwrap().registration_token;
+        let answer = run(s.register(registration(&token, "pschulz", None))).unwrap();
+        assert_eq!(answer["status"], "AUSSTEHEND");
+        assert!(s.mailer.texts()[0].contains("und wird nach Prüfung freigeschaltet"));
+    }
+
+    #[test]
+    fn only_an_unused_unexpired_registration_token_registers() {
+        let s = service();
+        let token = run(s.verify(&petra())).unwrap().registration_token;
+        let hash = token_hash(token.expose_secret());
+        let stored = run(s.tokens.get(&hash)).unwrap().unwrap();
+        let register = |t: OneTimeToken, at: OffsetDateTime| {
+            run(s.tokens.put(&t)).unwrap();
+            let at_time = RegistrationService { clock: FixedClock(at), ..service_sharing(&s) };
+            run(at_time.register(registration(&token, "pschulz", None)))
+        };
+        let end = NOW + Duration::minutes(30);
+        assert!(matches!(register(stored.clone(), end), Err(RegistrationError::InvalidToken)), "at its end");
+        let used = OneTimeToken { used_at: Some(NOW.unix_timestamp()), ..stored.clone() };
+        assert!(matches!(register(used, NOW), Err(RegistrationError::InvalidToken)));
+        let reset = OneTimeToken { purpose: TokenPurpose::PasswordReset, ..stored.clone() };
+        assert!(matches!(register(reset, NOW), Err(RegistrationError::InvalidToken)));
+        let unknown_customer = OneTimeToken { subject: "1999999".into(), ..stored.clone() };
+        assert!(matches!(register(unknown_customer, NOW), Err(RegistrationError::InvalidToken)));
+        assert!(matches!(
+            run(s.register(registration(&SecretString::from("nope"), "pschulz", None))),
+            Err(RegistrationError::InvalidToken)
+        ));
+        assert!(s.writer.committed().is_empty());
+        register(stored, end - Duration::seconds(1)).unwrap();
+    }
+
+    fn service_sharing(s: &Service) -> Service {
+        RegistrationService {
+            directory: s.directory.clone(),
+            limiter: s.limiter.clone(),
+            logins: s.logins.clone(),
+            tokens: s.tokens.clone(),
+            writer: s.writer.clone(),
+            mailer: s.mailer.clone(),
+            clock: FixedClock(NOW),
+            policy: s.policy,
+        }
+    }
+
+    #[test]
+    fn taken_usernames_and_customers_are_refused_before_and_at_the_commit() {
+        let s = service();
+        let token = run(s.verify(&petra())).unwrap().registration_token;
+        s.logins.insert(LoginRecord { username: "pschulz".into(), ..login(&["1000001"], "x@example.org") });
+        assert!(matches!(
+            run(s.register(registration(&token, "pschulz", None))),
+            Err(RegistrationError::UsernameTaken)
+        ));
+        // The customer registered meanwhile (another login now holds the customer number).
+        let other = LoginRecord {
+            login_id: crate::ids::LoginId::parse("L-2").unwrap(),
+            username: "petra".into(),
+            ..login(&["1000005"], "x@example.org")
+        };
+        s.logins.insert(other);
+        assert!(matches!(
+            run(s.register(registration(&token, "pschulz2", None))),
+            Err(RegistrationError::AlreadyRegistered)
+        ));
+
+        let s = service();
+        let token = run(s.verify(&petra())).unwrap().registration_token;
+        let refusals: Vec<(WriteError, &str)> = vec![
+            (WriteError::ClaimTaken("USERNAME#pschulz".into()), "UsernameTaken"),
+            (WriteError::ClaimTaken("PARTNER#1000005".into()), "AlreadyRegistered"),
+            (WriteError::TokenNotUsable, "InvalidToken"),
+            (WriteError::IdempotencyKeyTaken, "InvalidToken"),
+            (WriteError::Conflict, "InvalidToken"),
+            (WriteError::Store(StoreError("down".into())), "Store(StoreError(\"down\"))"),
+        ];
+        for (refusal, expected) in refusals {
+            s.writer.refuse_next_commit(refusal);
+            let e = run(s.register(registration(&token, "pschulz", None))).err().unwrap();
+            assert_eq!(format!("{e:?}"), expected);
+        }
+        assert!(s.mailer.sent().is_empty());
+    }
+
+    #[test]
+    fn a_retry_gets_the_first_answer() {
+        let s = service();
+        let token = run(s.verify(&petra())).unwrap().registration_token;
+        let first = run(s.register(registration(&token, "pschulz", Some(("k", "fp"))))).unwrap();
+        let scope = s.writer.committed()[0].idempotency.clone().unwrap().scope;
+        assert_eq!(scope.as_str(), format!("registration#{}#k", token_hash(token.expose_secret())));
+        assert_eq!(run(s.register(registration(&token, "pschulz", Some(("k", "fp"))))).unwrap(), first);
+        assert!(matches!(
+            run(s.register(registration(&token, "pschulz", Some(("k", "other"))))),
+            Err(RegistrationError::IdempotencyKeyReused)
+        ));
+        assert_eq!((s.writer.committed().len(), s.mailer.sent().len()), (1, 1));
+    }
+}
