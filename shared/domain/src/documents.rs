@@ -114,4 +114,55 @@ mod tests {
         let invoices = inbox(erikas(), &InboxPolicy::default(), &filter, today);
         assert_eq!(invoices.documents.len(), 1);
     }
+
+    fn document(id: &str, category: &str, date: Date) -> Document {
+        Document { document_id: DocumentId::parse(id).unwrap(), category: category.into(), date, ..erikas()[0].clone() }
+    }
+
+    #[test]
+    fn the_age_limit_and_the_period_are_inclusive() {
+        let today = date!(2026 - 12 - 01);
+        let policy = InboxPolicy { categories: None, max_age_days: Some(30) };
+        assert!(policy.shows(&document("D-1", "INVOICE", date!(2026 - 11 - 01)), today), "exactly 30 days old");
+        assert!(!policy.shows(&document("D-1", "INVOICE", date!(2026 - 10 - 31)), today));
+        assert!(policy.shows(&document("D-1", "INVOICE", today), today));
+        let categories = InboxPolicy { categories: Some(vec!["LETTER".into()]), max_age_days: Some(30) };
+        assert!(!categories.shows(&document("D-1", "INVOICE", today), today));
+        assert!(!categories.shows(&document("D-1", "LETTER", date!(2026 - 10 - 31)), today));
+        assert!(categories.shows(&document("D-1", "LETTER", today), today));
+
+        let filter = InboxFilter { category: None, from: Some(date!(2026 - 11 - 01)), to: Some(date!(2026 - 11 - 30)) };
+        assert!(filter.matches(&document("D-1", "INVOICE", date!(2026 - 11 - 01))));
+        assert!(filter.matches(&document("D-1", "INVOICE", date!(2026 - 11 - 30))));
+        assert!(!filter.matches(&document("D-1", "INVOICE", date!(2026 - 10 - 31))));
+        assert!(!filter.matches(&document("D-1", "INVOICE", date!(2026 - 12 - 01))));
+        let letters = InboxFilter { category: Some("LETTER".into()), ..filter };
+        assert!(!letters.matches(&document("D-1", "INVOICE", date!(2026 - 11 - 15))));
+        assert!(letters.matches(&document("D-1", "LETTER", date!(2026 - 11 - 15))));
+    }
+
+    #[test]
+    fn the_inbox_is_newest_first_then_by_id_and_shows_what_policy_and_filter_let_through() {
+        let today = date!(2026 - 12 - 01);
+        let docs = vec![
+            document("D-B", "INVOICE", date!(2026 - 11 - 01)),
+            document("D-A", "INVOICE", date!(2026 - 11 - 01)),
+            document("D-C", "LETTER", date!(2026 - 11 - 20)),
+            document("D-D", "DUNNING", date!(2026 - 11 - 25)),
+        ];
+        let policy = InboxPolicy { categories: Some(vec!["INVOICE".into(), "LETTER".into()]), max_age_days: None };
+        let filter = InboxFilter { category: None, from: None, to: Some(date!(2026 - 11 - 20)) };
+        let view = inbox(docs, &policy, &filter, today);
+        let ids: Vec<&str> = view.documents.iter().map(|d| d.document_id.as_str()).collect();
+        assert_eq!(ids, ["D-C", "D-A", "D-B"]);
+        let d = &view.documents[0];
+        assert_eq!(
+            (d.customer_number.as_str(), d.title.as_str(), d.media_type.as_str()),
+            ("1000001", "Jahresabrechnung 2023", "application/pdf")
+        );
+        assert_eq!(
+            object_key(&CustomerNumber::parse("1000001").unwrap(), &DocumentId::parse("U-1").unwrap()),
+            "documents/1000001/U-1"
+        );
+    }
 }

@@ -496,3 +496,87 @@ impl std::fmt::Debug for PortalLogin {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use time::macros::{date, datetime};
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Dates {
+        #[serde(with = "iso_date")]
+        day: Date,
+        #[serde(with = "iso_date::option")]
+        maybe: Option<Date>,
+        #[serde(with = "timestamp::serde")]
+        at: OffsetDateTime,
+        #[serde(with = "timestamp::option")]
+        maybe_at: Option<OffsetDateTime>,
+    }
+
+    #[test]
+    fn dates_and_times_have_one_fixed_form() {
+        let d = Dates {
+            day: date!(2026 - 12 - 01),
+            maybe: Some(date!(2027 - 01 - 15)),
+            at: datetime!(2026-12-01 10:00:00.5 +01:00),
+            maybe_at: Some(datetime!(2026-12-01 09:00 UTC)),
+        };
+        let v = serde_json::to_value(&d).unwrap();
+        assert_eq!(
+            v,
+            json!({"day": "2026-12-01", "maybe": "2027-01-15", "at": "2026-12-01T09:00:00.500Z", "maybe_at": "2026-12-01T09:00:00.000Z"})
+        );
+        assert_eq!(serde_json::from_value::<Dates>(v).unwrap(), d);
+        let none = json!({"day": "2026-12-01", "maybe": null, "at": "2026-12-01T10:00:00+01:00", "maybe_at": null});
+        let parsed: Dates = serde_json::from_value(none).unwrap();
+        assert_eq!((parsed.maybe, parsed.maybe_at, parsed.at), (None, None, datetime!(2026-12-01 09:00 UTC)));
+        assert_eq!(
+            serde_json::to_value(&parsed).unwrap(),
+            json!({"day": "2026-12-01", "maybe": null, "at": "2026-12-01T09:00:00.000Z", "maybe_at": null})
+        );
+        for bad in [
+            json!({"day": "01.12.2026", "maybe": null, "at": "2026-12-01T10:00:00Z", "maybe_at": null}),
+            json!({"day": "2026-12-01", "maybe": "2026-13-01", "at": "2026-12-01T10:00:00Z", "maybe_at": null}),
+            json!({"day": "2026-12-01", "maybe": null, "at": "2026-12-01 10:00", "maybe_at": null}),
+            json!({"day": "2026-12-01", "maybe": null, "at": "2026-12-01T10:00:00Z", "maybe_at": "gestern"}),
+        ] {
+            assert!(serde_json::from_value::<Dates>(bad.clone()).is_err(), "{bad}");
+        }
+        assert_eq!(iso_date::format(date!(2026 - 01 - 05)), "2026-01-05");
+        assert_eq!(timestamp::format(datetime!(2026-06-30 23:59:59.9999 -02:00)), "2026-07-01T01:59:59.999Z");
+    }
+
+    fn meter(end: Option<Date>) -> MeterRecord {
+        let s = crate::testkit::demo();
+        MeterRecord {
+            contract_end_date: end,
+            ..s.meters.into_iter().find(|m| m.meter.meter_number.as_str() == "1EMH0012345678").unwrap()
+        }
+    }
+
+    #[test]
+    fn a_meter_is_active_up_to_its_contracts_last_day() {
+        let day = date!(2026 - 12 - 01);
+        assert!(meter(None).is_active_on(day));
+        assert!(meter(Some(day)).is_active_on(day));
+        assert!(!meter(Some(date!(2026 - 11 - 30))).is_active_on(day));
+        let m = meter(None);
+        let nt = m.last_reading(&RegisterCode::parse("NT").unwrap()).unwrap();
+        assert_eq!(nt.register.as_str(), "NT");
+        let ht = m.last_reading(&RegisterCode::parse("HT").unwrap()).unwrap();
+        assert_eq!(ht.register.as_str(), "HT");
+        assert_ne!(ht.value, nt.value);
+        assert!(m.last_reading(&RegisterCode::parse("SINGLE").unwrap()).is_none());
+    }
+
+    #[test]
+    fn an_organisation_identifies_with_its_name_and_logins_hide_their_hash() {
+        let s = crate::testkit::demo();
+        assert_eq!(s.partners[2].identifying_name(), "Bäckerei Schmidt GmbH");
+        assert_eq!(s.partners[0].identifying_name(), "Mustermann");
+        let debug = format!("{:?}", s.logins[0]);
+        assert_eq!(debug, "PortalLogin { login_id: LoginId(\"L-0000001\"), status: Active, .. }");
+    }
+}

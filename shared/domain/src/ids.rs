@@ -213,4 +213,52 @@ mod tests {
         assert!(IdempotencyKey::parse("with space").is_err());
         assert!(IdempotencyKey::parse(&"k".repeat(129)).is_err());
     }
+
+    #[test]
+    fn each_id_has_its_alphabet_and_length() {
+        assert!(CustomerNumber::parse("1").is_ok() && CustomerNumber::parse("1234567890").is_ok());
+        for bad in ["", "12345678901", "12a", "-1"] {
+            assert!(CustomerNumber::parse(bad).is_err(), "{bad}");
+        }
+        assert!(AccountNumber::parse("123456789012").is_ok() && AccountNumber::parse("1234567890123").is_err());
+        assert!(ContractNumber::parse("123456789012").is_ok() && ContractNumber::parse("5x").is_err());
+        assert_eq!(InstallationId::parse(" A-7000001 ").unwrap().to_string(), "A-7000001");
+        assert!(InstallationId::parse(&"A".repeat(20)).is_ok());
+        for bad in ["", "a-7000001", "A_1", "A 1", &"A".repeat(21)] {
+            assert!(InstallationId::parse(bad).is_err(), "{bad}");
+        }
+        assert!(ProductId::parse(&"P".repeat(40)).is_ok() && ProductId::parse(&"P".repeat(41)).is_err());
+        assert!(DocumentId::parse("D-2026-000104").is_ok() && LoginId::parse("l-1").is_err());
+        assert!(MeterNumber::parse(&"1".repeat(20)).is_ok() && MeterNumber::parse(&"1".repeat(21)).is_err());
+        assert!(MeterNumber::parse("1EMH-1").is_err());
+        assert!(RegisterCode::parse("HT_2").is_ok() && RegisterCode::parse("ht").is_err());
+        assert!(RegisterCode::parse(&"X".repeat(16)).is_ok() && RegisterCode::parse(&"X".repeat(17)).is_err());
+        assert_eq!(CustomerNumber::parse("x").unwrap_err().to_string(), "a customer number has 1 to 10 digits");
+        assert_eq!(serde_json::from_str::<CustomerNumber>("\" 1000001\"").unwrap().as_str(), "1000001");
+        assert!(serde_json::from_str::<CustomerNumber>("\"x\"").is_err());
+    }
+
+    #[test]
+    fn malo_ids_start_with_a_digit_other_than_zero() {
+        assert!(MaloId::parse("01234567890").is_err());
+        assert!(MaloId::parse("51234567895 ").is_ok());
+        assert!(MaloId::parse("512345678955").is_err());
+        // The check digit weighs the digits at even positions twice.
+        assert!(MaloId::parse("10000000001").is_err());
+        assert!(MaloId::parse("10000000009").is_ok());
+        assert!(MaloId::parse("11000000007").is_ok());
+        assert!(MaloId::parse("10000000108").is_ok());
+    }
+
+    #[test]
+    fn request_ids_are_random_uuids_and_keys_visible_ascii() {
+        assert_ne!(RequestId::new_random(), RequestId::new_random());
+        assert_ne!(RequestId::new_random().to_string(), "00000000-0000-0000-0000-000000000000");
+        let id = RequestId::parse("B7C1E2D4-0F3A-4E5B-9C6D-7E8F9A0B1C2D").unwrap();
+        assert_eq!(id.to_string(), "b7c1e2d4-0f3a-4e5b-9c6d-7e8f9a0b1c2d");
+        assert!(RequestId::parse("not-a-uuid").is_err());
+        assert_eq!(IdempotencyKey::parse("k-1!").unwrap().as_str(), "k-1!");
+        assert!(IdempotencyKey::parse(&"k".repeat(128)).is_ok());
+        assert!(IdempotencyKey::parse("schlüssel").is_err());
+    }
 }

@@ -315,6 +315,7 @@ pub fn installment_plan_view(plan: InstallmentPlan, today: Date) -> InstallmentP
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::entities::PaymentMethod;
     use time::macros::date;
 
     #[test]
@@ -330,5 +331,85 @@ mod tests {
         assert_eq!(next_due_date(date!(2026 - 12 - 01), 1), date!(2026 - 12 - 01));
         assert_eq!(next_due_date(date!(2027 - 02 - 01), 30), date!(2027 - 02 - 28));
         assert_eq!(next_due_date(date!(2026 - 12 - 29), 28), date!(2027 - 01 - 28));
+    }
+
+    #[test]
+    fn an_iban_keeps_its_last_four_characters_exactly() {
+        assert_eq!(mask_iban("DE123"), "*E123");
+        assert_eq!(mask_iban("AB"), "AB");
+        let view = BankDetailsView::from(crate::testkit::demo().bank_details[0].clone());
+        let account = view.bank_account.unwrap();
+        assert_eq!((account.iban.as_str(), account.holder.as_str()), ("******************3000", "Erika Mustermann"));
+        assert_eq!((account.bic.as_deref(), account.bank_name.as_deref()), (Some("COBADEFFXXX"), Some("Commerzbank")));
+        let mandate = view.mandate.unwrap();
+        assert_eq!(
+            (mandate.reference.as_str(), mandate.status.as_str(), mandate.signed_on),
+            ("EVI-800000001-01", "ACTIVE", date!(2021 - 02 - 10))
+        );
+        assert_eq!(
+            (view.account_number.as_str(), view.payment_method, view.payout_account),
+            ("800000001", PaymentMethod::SepaDirectDebit, None)
+        );
+    }
+
+    #[test]
+    fn a_due_date_past_the_year_end_is_in_january() {
+        assert_eq!(next_due_date(date!(2026 - 12 - 16), 1), date!(2027 - 01 - 01));
+        assert_eq!(next_due_date(date!(2026 - 11 - 16), 15), date!(2026 - 12 - 15));
+        assert_eq!(next_due_date(date!(2026 - 12 - 31), 31), date!(2026 - 12 - 31));
+        assert_eq!(next_due_date(date!(2027 - 01 - 31), 30), date!(2027 - 02 - 28));
+        assert_eq!(next_due_date(date!(2028 - 02 - 01), 31), date!(2028 - 02 - 29));
+    }
+
+    #[test]
+    fn the_plan_view_says_whether_and_why_not_a_change_is_possible() {
+        let plans: Vec<InstallmentPlan> =
+            crate::testkit::demo().installment_plans.into_iter().map(|p| p.entity).collect();
+        let today = date!(2026 - 12 - 01);
+        let free = installment_plan_view(plans[0].clone(), today);
+        assert_eq!((free.change_possible, free.change_refused_reason.clone()), (true, None));
+        assert_eq!(free.next_due_date, date!(2026 - 12 - 15));
+        assert_eq!(free.sum, plans[0].installments.iter().map(|i| i.amount).sum::<Decimal>());
+        assert!(free.sum > Decimal::ZERO);
+        assert_eq!(free.installments.len(), plans[0].installments.len());
+        assert_eq!((free.amount, free.due_day, free.currency.as_str()), (plans[0].amount, 15, "EUR"));
+        let locked = installment_plan_view(plans[2].clone(), today);
+        assert_eq!(
+            (locked.change_possible, locked.change_refused_reason.as_deref()),
+            (false, Some("LAST_EXECUTION_IN_PROGRESS"))
+        );
+        let mut unexplained = plans[2].clone();
+        unexplained.change_locked_reason = None;
+        assert_eq!(installment_plan_view(unexplained, today).change_refused_reason.as_deref(), Some("LOCKED"));
+        let mut pending = plans[0].clone();
+        pending.pending_change = Some(PendingInstallmentChange {
+            request_id: RequestId::new_random(),
+            amount: Decimal::TEN,
+            valid_from: date!(2027 - 01 - 15),
+        });
+        let view = installment_plan_view(pending, today);
+        assert_eq!((view.change_possible, view.change_refused_reason.as_deref()), (false, Some("CHANGE_PENDING")));
+        assert!(view.pending_change.is_some());
+        // A plan that starts later is due from its start.
+        let mut later = plans[0].clone();
+        later.valid_from = date!(2027 - 03 - 01);
+        assert_eq!(installment_plan_view(later, today).next_due_date, date!(2027 - 03 - 15));
+    }
+
+    #[test]
+    fn views_show_the_mirrored_values() {
+        let demo = crate::testkit::demo();
+        let customer = CustomerView::from(demo.partners[0].clone());
+        assert_eq!((customer.customer_number.as_str(), customer.last_name.as_str()), ("1000001", "Mustermann"));
+        assert_eq!(
+            (customer.email.as_deref(), customer.notification_consent),
+            (Some("erika.mustermann@example.org"), true)
+        );
+        let contract = ContractView::from(demo.contracts[0].entity.clone());
+        assert_eq!((contract.contract_number.as_str(), contract.malo_id.as_str()), ("5000001", "51234567895"));
+        assert_eq!((contract.start_date, contract.consumption_point.city.as_str()), (date!(2021 - 03 - 01), "Köln"));
+        let account = AccountContractsView::new(demo.accounts[2].clone(), vec![contract]);
+        assert_eq!(account.bill_recipient.unwrap().name, "Hausverwaltung Elbblick GmbH");
+        assert_eq!((account.account_number.as_str(), account.contracts.len()), ("800000003", 1));
     }
 }

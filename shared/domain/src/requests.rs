@@ -363,3 +363,122 @@ pub fn page(
     rest.truncate(limit);
     (rest, more)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use time::macros::datetime;
+
+    #[test]
+    fn every_request_kind_has_its_name_and_event_type() {
+        let all = [
+            (RequestKind::MeterReadingSubmission, "METER_READING_SUBMISSION", "meter-reading.submitted"),
+            (RequestKind::PortalRegistration, "PORTAL_REGISTRATION", "portal-login.registered"),
+            (RequestKind::AccountDeletion, "ACCOUNT_DELETION", "portal-login.deleted"),
+            (RequestKind::CustomerNumberAdded, "CUSTOMER_NUMBER_ADDED", "portal-login.customer-number-added"),
+            (RequestKind::ContactDataChange, "CONTACT_DATA_CHANGE", "customer.contact-data-changed"),
+            (RequestKind::BankDetailsChange, "BANK_DETAILS_CHANGE", "bank-details.changed"),
+            (RequestKind::MandateRevocation, "MANDATE_REVOCATION", "direct-debit-mandate.revoked"),
+            (RequestKind::BillingAddressChange, "BILLING_ADDRESS_CHANGE", "contract-account.billing-address-changed"),
+            (RequestKind::InstallmentChange, "INSTALLMENT_CHANGE", "installment-plan.change-requested"),
+            (RequestKind::ContractTermination, "CONTRACT_TERMINATION", "contract.termination-requested"),
+            (RequestKind::Message, "MESSAGE", "message.received"),
+            (RequestKind::DocumentUpload, "DOCUMENT_UPLOAD", "document.uploaded"),
+        ];
+        for (kind, name, event) in all {
+            assert_eq!((kind.as_str(), kind.event_type()), (name, event));
+            // The name is the serialised form.
+            assert_eq!(serde_json::to_value(kind).unwrap(), json!(name));
+        }
+    }
+
+    fn request(customer: Option<&str>, claim: Option<IdempotencyClaim>) -> CustomerRequest {
+        CustomerRequest {
+            request_id: RequestId::parse("b7c1e2d4-0f3a-4e5b-9c6d-7e8f9a0b1c2d").unwrap(),
+            kind: RequestKind::Message,
+            customer: customer.map(|c| CustomerNumber::parse(c).unwrap()),
+            channel: Channel::PortalAnonymous,
+            submitted_at: datetime!(2026-12-01 09:00 UTC),
+            record: json!({"r": 1}),
+            activities: Vec::new(),
+            mirror_updates: Vec::new(),
+            payload: json!({"p": 1}),
+            idempotency: claim,
+            answer: json!({"a": 1}),
+        }
+    }
+
+    #[test]
+    fn messages_are_ordered_per_customer_and_carry_the_envelope() {
+        assert_eq!(request(Some("1000001"), None).order_key(), "1000001");
+        assert_eq!(request(None, None).order_key(), "UNASSIGNED-b7c1e2d4-0f3a-4e5b-9c6d-7e8f9a0b1c2d");
+        let envelope = request(Some("1000001"), None).envelope();
+        assert_eq!(
+            serde_json::to_value(&envelope).unwrap(),
+            json!({
+                "eventType": "message.received", "eventVersion": 1, "requestId": "b7c1e2d4-0f3a-4e5b-9c6d-7e8f9a0b1c2d",
+                "customerNumber": "1000001", "channel": "PORTAL_ANONYMOUS", "occurredAt": "2026-12-01T09:00:00Z",
+                "payload": {"p": 1},
+            })
+        );
+        let owners = [
+            ActivityOwner::Customer(CustomerNumber::parse("1000001").unwrap()),
+            ActivityOwner::Installation(InstallationId::parse("A-1").unwrap()),
+            ActivityOwner::Unassigned(request(None, None).request_id),
+        ];
+        assert_eq!(
+            owners.map(|o| o.key()),
+            ["BP#1000001", "INST#A-1", "UNASSIGNED#b7c1e2d4-0f3a-4e5b-9c6d-7e8f9a0b1c2d"].map(String::from)
+        );
+    }
+
+    #[test]
+    fn the_answer_is_stored_only_under_a_key_and_fingerprints_ignore_the_password() {
+        assert_eq!(request(None, None).stored_answer(), None);
+        let scope = IdempotencyScope::new("op", "s", &IdempotencyKey::parse("k").unwrap());
+        assert_eq!(scope.as_str(), "op#s#k");
+        let claim = IdempotencyClaim { scope, fingerprint: "fp".into() };
+        let stored = request(None, Some(claim)).stored_answer().unwrap();
+        assert_eq!(
+            (stored.fingerprint.as_str(), stored.body.clone(), stored.request_id),
+            ("fp", json!({"a": 1}), request(None, None).request_id)
+        );
+
+        let body = json!({"b": 1, "a": [1, 2]});
+        assert_eq!(fingerprint(&body), hex::encode(Sha256::digest(br#"{"a":[1,2],"b":1}"#)));
+        assert_ne!(fingerprint(&body), fingerprint(&json!({"b": 2, "a": [1, 2]})));
+        let confirmed = json!({"b": 1, "a": [1, 2], "currentPassword": "geheim"});
+        assert_eq!(fingerprint_unconfirmed(&confirmed), fingerprint(&body));
+        assert_eq!(fingerprint_unconfirmed(&json!([1])), fingerprint(&json!([1])));
+    }
+
+    fn summary(id: &str, at: &str) -> RequestSummary {
+        serde_json::from_value(json!({
+            "requestId": id, "requestType": "MESSAGE", "partnerNumber": "1000001", "submittedAt": at, "status": "SUBMITTED",
+        }))
+        .unwrap()
+    }
+
+    const A: &str = "00000000-0000-4000-8000-00000000000a";
+    const B: &str = "00000000-0000-4000-8000-00000000000b";
+    const C: &str = "00000000-0000-4000-8000-00000000000c";
+
+    #[test]
+    fn pages_are_newest_first_without_duplicates_and_say_whether_more_follow() {
+        let all = vec![
+            summary(A, "2026-12-01T09:00:00.000Z"),
+            summary(C, "2026-12-02T09:00:00.000Z"),
+            summary(B, "2026-12-01T09:00:00.000Z"),
+            summary(C, "2026-12-02T09:00:00.000Z"),
+        ];
+        let ids = |page: &[RequestSummary]| page.iter().map(|r| r.request_id.to_string()).collect::<Vec<_>>();
+        let (first, more) = page(all.clone(), None, 2);
+        assert_eq!((ids(&first), more), (vec![C.to_owned(), B.to_owned()], true));
+        let (rest, more) = page(all.clone(), Some(&first[1].position()), 2);
+        assert_eq!((ids(&rest), more), (vec![A.to_owned()], false));
+        let (exact, more) = page(all.clone(), None, 3);
+        assert_eq!((exact.len(), more), (3, false), "exactly the limit: nothing more");
+        assert_eq!(first[0].position(), ("2026-12-02T09:00:00.000Z".to_owned(), C.to_owned()));
+    }
+}
