@@ -64,7 +64,7 @@ RATE_LIMITED = {
     "sendMessage",
 }
 # Answers of the functions that do not send X-Request-Id (yet): the file download.
-NO_REQUEST_ID = {("downloadDocument", "200")}
+NO_REQUEST_ID: set = set()
 
 SCHEMA_MAPS = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
 SCHEMA_VALUES = ("items", "additionalProperties", "unevaluatedProperties", "unevaluatedItems", "contains", "not",

@@ -52,9 +52,10 @@ start_emulator() {
   exit 1
 }
 
-# Serves every function at the API's paths: cargo lambda watch PORT ENV_FILE.
+# Serves every function at the API's paths: cargo lambda watch PORT ENV_FILE [FLAGS...]
+# (scripts/test passes --ignore-changes: a run tests the code it built).
 start_api() {
-  cargo lambda watch -A 127.0.0.1 -P "$1" --env-file "$2" > "$ROOT/.local/api-$1.log" 2>&1 &
+  cargo lambda watch -A 127.0.0.1 -P "$1" --env-file "$2" "${@:3}" > "$ROOT/.local/api-$1.log" 2>&1 &
   WATCH_PID=$!
   for _ in $(seq 300); do
     curl -s -o /dev/null "http://127.0.0.1:$1/" 2>/dev/null && return

@@ -117,17 +117,12 @@ impl ScopedReads for DynamoReads {
         caller: &Caller,
         document: &DocumentId,
     ) -> Result<Option<(Document, Vec<u8>)>, StoreError> {
-        // Record and file under each of the caller's customer numbers, all at once: the
-        // file's key begins with the customer number too.
-        let found = try_join_all(caller.partner_numbers.iter().map(|p| async move {
-            let key = HashMap::from([
-                ("partnerNumber".to_owned(), s(p.as_str())),
-                ("documentId".to_owned(), s(document.as_str())),
-            ]);
-            futures::try_join!(get::<Document>(&self.client, &self.tables.documents, key), self.file(p, document))
+        let found = self.find_document(caller, document, u64::MAX).await?;
+        // No file exceeds u64::MAX bytes: every file found is inline.
+        Ok(found.and_then(|(record, file)| match file {
+            Download::Inline(bytes) => Some((record, bytes)),
+            Download::Link(_) => None,
         }))
-        .await?;
-        Ok(found.into_iter().find_map(|(record, file)| record.zip(file)))
     }
 
     async fn meter_readings(
@@ -148,13 +143,61 @@ impl ScopedReads for DynamoReads {
     }
 }
 
+/// A document's file as a download: its bytes, or (above the inline limit) its object key,
+/// to be handed out as a presigned URL.
+pub enum Download {
+    Inline(Vec<u8>),
+    Link(String),
+}
+
 impl DynamoReads {
-    async fn file(&self, customer: &CustomerNumber, document: &DocumentId) -> Result<Option<Vec<u8>>, StoreError> {
-        let result = self.s3.get_object().bucket(&self.bucket).key(object_key(customer, document)).send().await;
+    /// A document of the caller and its file: the bytes when the file is at most
+    /// `inline_max` bytes, else its key (the body is not read).
+    pub async fn document_download(
+        &self,
+        caller: &Caller,
+        document: &DocumentId,
+    ) -> Result<Option<(Document, Download)>, StoreError> {
+        self.find_document(caller, document, crate::files::INLINE_MAX_BYTES).await
+    }
+
+    async fn find_document(
+        &self,
+        caller: &Caller,
+        document: &DocumentId,
+        inline_max: u64,
+    ) -> Result<Option<(Document, Download)>, StoreError> {
+        // Record and file under each of the caller's customer numbers, all at once: the
+        // file's key begins with the customer number too.
+        let found = try_join_all(caller.partner_numbers.iter().map(|p| async move {
+            let key = HashMap::from([
+                ("partnerNumber".to_owned(), s(p.as_str())),
+                ("documentId".to_owned(), s(document.as_str())),
+            ]);
+            futures::try_join!(
+                get::<Document>(&self.client, &self.tables.documents, key),
+                self.file(p, document, inline_max)
+            )
+        }))
+        .await?;
+        Ok(found.into_iter().find_map(|(record, file)| record.zip(file)))
+    }
+
+    async fn file(
+        &self,
+        customer: &CustomerNumber,
+        document: &DocumentId,
+        inline_max: u64,
+    ) -> Result<Option<Download>, StoreError> {
+        let key = object_key(customer, document);
+        let result = self.s3.get_object().bucket(&self.bucket).key(&key).send().await;
         match result {
+            Ok(out) if out.content_length().is_some_and(|n| n > 0 && n as u64 > inline_max) => {
+                Ok(Some(Download::Link(key)))
+            }
             Ok(out) => {
                 let bytes = out.body.collect().await.map_err(|e| StoreError(format!("GetObject body: {e}")))?;
-                Ok(Some(bytes.into_bytes().to_vec()))
+                Ok(Some(Download::Inline(bytes.into_bytes().to_vec())))
             }
             Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => Ok(None),
             Err(e) => Err(store_error("GetObject", e)),

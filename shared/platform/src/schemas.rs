@@ -74,6 +74,14 @@ pub const ALL: &[(&str, &str)] = &[
     ("meter-readings.response.schema.json", include_str!("../../../schemas/meter-readings.response.schema.json")),
     ("consumption.response.schema.json", include_str!("../../../schemas/consumption.response.schema.json")),
     ("documents.response.schema.json", include_str!("../../../schemas/documents.response.schema.json")),
+    (
+        "document-upload-link.request.schema.json",
+        include_str!("../../../schemas/document-upload-link.request.schema.json"),
+    ),
+    (
+        "document-upload-link.response.schema.json",
+        include_str!("../../../schemas/document-upload-link.response.schema.json"),
+    ),
     ("contact-change.request.schema.json", include_str!("../../../schemas/contact-change.request.schema.json")),
     ("change-receipt.response.schema.json", include_str!("../../../schemas/change-receipt.response.schema.json")),
     (

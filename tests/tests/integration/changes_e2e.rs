@@ -604,6 +604,96 @@ async fn an_upload_is_recognised_by_content_stored_under_a_server_key_and_shown_
     assert_eq!(download.bytes().await.unwrap().to_vec(), png);
 }
 
+/// A file above the inline limit (API Gateway and Lambda cap a body at about 4.4 MB): it
+/// goes to S3 by an upload link, is completed by its `uploadId`, and comes back by a
+/// presigned link (303), byte for byte; a link's file that was never uploaded, another
+/// login's upload and a file over the limit are refused.
+#[tokio::test]
+async fn a_large_file_goes_to_and_from_storage_by_presigned_link() {
+    const TABLE: &str = "TABLE_DOCUMENT_UPLOADS";
+    let bakery = demo_session("L-0000003", &["1000003"], false).await;
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let link = |token: String| {
+        let client = client.clone();
+        async move {
+            let res = client
+                .post(format!("{}/v1/me/document-uploads", integration_tests::api_url()))
+                .bearer_auth(token)
+                .json(&json!({"mediaType": "application/pdf"}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status().as_u16(), 201);
+            let answer: Value = res.json().await.unwrap();
+            let schema = portal_platform::schemas::compile("document-upload-link.response.schema.json").unwrap();
+            assert!(schema.is_valid(&answer), "{answer}");
+            answer
+        }
+    };
+    let put = |answer: &Value, bytes: Vec<u8>| {
+        let request = client
+            .put(answer["uploadUrl"].as_str().unwrap())
+            .header("content-type", answer["headers"]["Content-Type"].as_str().unwrap())
+            .body(bytes);
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    let complete = |upload_id: &str, token: &str, key: Option<&str>| {
+        let mut req = client
+            .post(format!("{}/v1/me/documents?uploadId={upload_id}&title=Gro%C3%9Fer%20Plan", integration_tests::api_url()))
+            .bearer_auth(token);
+        if let Some(k) = key {
+            req = req.header("Idempotency-Key", k);
+        }
+        async move {
+            let res = req.send().await.unwrap();
+            (res.status().as_u16(), res.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let before = ledger(TABLE, "1000003", "DOCUMENT_UPLOAD").await;
+
+    // Nothing uploaded to the link yet; a malformed id.
+    let answer = link(bakery.clone()).await;
+    let upload_id = answer["uploadId"].as_str().unwrap().to_owned();
+    let (status, problem) = complete(&upload_id, &bakery, None).await;
+    assert_eq!((status, problem["code"].as_str()), (404, Some("UPLOAD_NOT_FOUND")), "{problem}");
+    assert_eq!(complete("../x", &bakery, None).await.0, 400);
+
+    let mut pdf = b"%PDF-1.7\n".to_vec();
+    pdf.extend((0..5 * 1024 * 1024u32).map(|i| (i % 251) as u8));
+    assert_eq!(put(&answer, pdf.clone()).await, 200);
+    // Another login cannot complete it: the staged file is the uploader's own.
+    let other = demo_session("L-0000002", &["1000002"], false).await;
+    assert_eq!(complete(&upload_id, &other, None).await.0, 404);
+    let (status, receipt) = complete(&upload_id, &bakery, Some("big-1")).await;
+    assert_eq!(status, 201, "{receipt}");
+    assert_eq!(complete(&upload_id, &bakery, Some("big-1")).await, (201, receipt.clone()), "a retry answers the same");
+    assert_eq!(ledger(TABLE, "1000003", "DOCUMENT_UPLOAD").await.records, before.records + 1);
+    let (message, _) = message_of(receipt["requestId"].as_str().unwrap(), "events/document-uploaded.schema.json").await;
+    assert_eq!(message["payload"]["size"], pdf.len());
+
+    let document_id = receipt["documentId"].as_str().unwrap();
+    let download = client
+        .get(format!("{}/v1/me/documents/{document_id}", integration_tests::api_url()))
+        .bearer_auth(&bakery)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(download.status().as_u16(), 303);
+    let location = download.headers()["location"].to_str().unwrap().to_owned();
+    let file = reqwest::get(&location).await.unwrap();
+    assert_eq!(file.status().as_u16(), 200);
+    assert_eq!(file.bytes().await.unwrap().to_vec(), pdf, "the same bytes");
+
+    // Over the limit: refused at completion, nothing recorded.
+    let answer = link(bakery.clone()).await;
+    let mut huge = b"%PDF-1.7\n".to_vec();
+    huge.resize(portal_domain::uploads::MAX_UPLOAD_BYTES + 1, b' ');
+    assert_eq!(put(&answer, huge).await, 200);
+    let (status, problem) = complete(answer["uploadId"].as_str().unwrap(), &bakery, None).await;
+    assert_eq!((status, problem["code"].as_str()), (413, Some("PAYLOAD_TOO_LARGE")), "{problem}");
+    assert_eq!(ledger(TABLE, "1000003", "DOCUMENT_UPLOAD").await.records, before.records + 1);
+}
+
 #[tokio::test]
 async fn simultaneous_changes_of_one_account_have_a_defined_outcome() {
     // Two installment changes at once: one wins, the other is refused with 409.
