@@ -141,4 +141,124 @@ mod tests {
             Err(ChangeError::Invalid { code: "POSTAL_CODE_INVALID", .. })
         ));
     }
+
+    fn refusal(r: Result<Address, ChangeError>) -> (&'static str, String) {
+        match r {
+            Err(ChangeError::Invalid { code, pointer, .. }) => (code, pointer),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn each_country_has_its_postal_codes_and_every_part_is_required() {
+        assert!(checked_address(&address("8001", "CH"), "").is_ok());
+        for (code, country) in [("10100", "AT"), ("80011", "CH"), ("0106a", "DE"), ("010677", "DE"), ("", "GB")] {
+            assert_eq!(
+                refusal(checked_address(&address(code, country), "/b")),
+                ("POSTAL_CODE_INVALID", "/b/postalCode".into()),
+                "{code} {country}"
+            );
+        }
+        let gb = checked_address(&address(" SW1A  1AA ", " gb "), "/b").unwrap();
+        assert_eq!((gb.postal_code.as_str(), gb.country.as_str(), gb.city.as_str()), ("SW1A 1AA", "GB", "Dresden"));
+        for (field, pointer) in [("street", "/b/street"), ("houseNumber", "/b/houseNumber"), ("city", "/b/city")] {
+            let mut a = address("01067", "DE");
+            match field {
+                "street" => a.street = "  ".into(),
+                "houseNumber" => a.house_number = String::new(),
+                _ => a.city = " \t".into(),
+            }
+            assert_eq!(refusal(checked_address(&a, "/b")), ("ADDRESS_INCOMPLETE", pointer.into()));
+        }
+        let tidy = checked_address(
+            &Address { house_number: " 3 a ".into(), city: " Bad  Schandau ".into(), ..address("01814", "DE") },
+            "",
+        )
+        .unwrap();
+        assert_eq!((tidy.house_number.as_str(), tidy.city.as_str()), ("3 a", "Bad Schandau"));
+    }
+
+    use crate::clock::FixedClock;
+    use crate::memory::{MemoryDirectory, MemoryWriter};
+    use crate::requests::MirrorUpdate;
+    use crate::testkit::{NOW, caller, customer, demo, key, run};
+
+    fn service() -> BillingService<MemoryDirectory, MemoryWriter, FixedClock> {
+        BillingService { reads: MemoryDirectory::new(demo()), writer: MemoryWriter::default(), clock: FixedClock(NOW) }
+    }
+
+    /// Erika's billing address as typed, a little untidy.
+    fn erikas() -> Address {
+        Address {
+            street: " Heidestraße".into(),
+            house_number: "17".into(),
+            postal_code: "51147".into(),
+            city: "Köln ".into(),
+            country: "de".into(),
+        }
+    }
+
+    fn account() -> AccountNumber {
+        AccountNumber::parse("800000001").unwrap()
+    }
+
+    fn code(r: Result<Value, ChangeError>) -> (&'static str, String) {
+        match r {
+            Err(ChangeError::Invalid { code, pointer, .. }) => (code, pointer),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_billing_address_change_needs_a_change() {
+        let s = service();
+        let c = caller(&["1000001"]);
+        assert_eq!(code(run(s.change(&c, &account(), &erikas(), None, None))), ("NOTHING_TO_CHANGE", String::new()));
+        let recipient = BillRecipient { name: " Max  Mustermann ".into(), address: address("53111", "DE") };
+        run(s.change(&c, &account(), &erikas(), Some(&recipient), None)).unwrap();
+        let moved = Address { street: "Rheinufer".into(), ..erikas() };
+        let answer = run(s.change(&c, &account(), &moved, None, None)).unwrap();
+        let committed = s.writer.committed();
+        assert_eq!(committed.len(), 2);
+        let (with_recipient, r) = (&committed[0], &committed[1]);
+        assert_eq!(with_recipient.record["billRecipient"]["name"], "Max Mustermann");
+        assert_eq!(with_recipient.record["billRecipient"]["address"]["street"], "Am Markt");
+        assert_eq!(answer["requestId"], json!(r.request_id));
+        assert_eq!(answer["accountNumber"], "800000001");
+        assert_eq!(r.kind, RequestKind::BillingAddressChange);
+        assert_eq!(r.activities[0].subject, "Rechnungsanschrift Vertragskonto 800000001 im Kundenportal geändert");
+        assert_eq!(r.record["billingAddress"]["street"], "Rheinufer");
+        assert_eq!(r.record["billRecipient"], Value::Null);
+        let [MirrorUpdate::Pending { object, set, expect }] = r.mirror_updates.as_slice() else { panic!() };
+        assert_eq!(*object, MirrorObject::Account(customer("1000001"), account()));
+        assert_eq!((set["billingAddress"]["city"].as_str(), set["billRecipient"].clone()), (Some("Köln"), Value::Null));
+        assert_eq!(set["pendingChange"], json!(r.request_id));
+        assert_eq!(expect["pendingChange"], Value::Null);
+    }
+
+    #[test]
+    fn the_recipient_needs_a_name_and_an_address_and_the_account_its_owner() {
+        let s = service();
+        let c = caller(&["1000001"]);
+        let nameless = BillRecipient { name: "  ".into(), address: address("53111", "DE") };
+        assert_eq!(
+            code(run(s.change(&c, &account(), &erikas(), Some(&nameless), None))),
+            ("ADDRESS_INCOMPLETE", "/billRecipient/name".into())
+        );
+        let bad = BillRecipient { name: "Max".into(), address: address("5311", "DE") };
+        assert_eq!(
+            code(run(s.change(&c, &account(), &erikas(), Some(&bad), None))),
+            ("POSTAL_CODE_INVALID", "/billRecipient/address/postalCode".into())
+        );
+        assert_eq!(
+            code(run(s.change(&c, &account(), &address("5", "DE"), None, None))),
+            ("POSTAL_CODE_INVALID", "/billingAddress/postalCode".into())
+        );
+        let r = run(s.change(&caller(&["1000002"]), &account(), &erikas(), None, None));
+        assert!(matches!(r, Err(ChangeError::NotFound)), "{r:?}");
+        let moved = Address { street: "Rheinufer".into(), ..erikas() };
+        let first = run(s.change(&c, &account(), &moved, None, key("k", "fp"))).unwrap();
+        assert_eq!(run(s.change(&c, &account(), &moved, None, key("k", "fp"))).unwrap(), first);
+        assert_eq!(s.writer.committed().len(), 1);
+    }
 }

@@ -165,4 +165,100 @@ mod tests {
             assert!(PhoneNumber::parse(bad).is_err(), "{bad}");
         }
     }
+
+    #[test]
+    fn a_phone_number_has_6_to_15_digits_and_a_plus_only_in_front() {
+        assert!(PhoneNumber::parse("123456").is_ok());
+        assert!(PhoneNumber::parse("123 456 789 012 345").is_ok());
+        assert!(PhoneNumber::parse("1234567890123456").is_err());
+        assert!(PhoneNumber::parse("(0221) 47-11").is_ok());
+        assert!(PhoneNumber::parse("0221+4711").is_err());
+        assert!(PhoneNumber::parse("0221.4711").is_err());
+    }
+
+    use crate::clock::FixedClock;
+    use crate::memory::{MemoryDirectory, MemoryWriter};
+    use crate::testkit::{NOW, caller, customer, demo, key, run};
+
+    fn service() -> ContactService<MemoryDirectory, MemoryWriter, FixedClock> {
+        ContactService { reads: MemoryDirectory::new(demo()), writer: MemoryWriter::default(), clock: FixedClock(NOW) }
+    }
+
+    fn phone(s: &str) -> Change<PhoneNumber> {
+        Change::Set(PhoneNumber::parse(s).unwrap())
+    }
+
+    #[test]
+    fn only_the_fields_that_change_are_recorded_with_their_previous_values() {
+        let s = service();
+        let c = caller(&["1000001"]);
+        let change = ContactChange {
+            phone: phone("+49 221 4711"),
+            mobile: phone("+49 171 7654321"),
+            fax: Change::Clear,
+            email: Some(EmailAddress::parse("erika.mustermann@example.org").unwrap()),
+            notification_consent: Some(false),
+        };
+        let answer = run(s.change(&c, &customer("1000001"), change, None)).unwrap();
+        let r = &s.writer.committed()[0];
+        assert_eq!(answer["pendingFields"], json!(["mobile", "notificationConsent"]));
+        assert_eq!(
+            (answer["requestId"].clone(), answer["customerNumber"].clone()),
+            (json!(r.request_id), json!("1000001"))
+        );
+        assert_eq!(r.record["changes"], json!({"mobile": "+49 171 7654321", "notificationConsent": false}));
+        assert_eq!(r.record["previous"], json!({"mobile": "+49 171 1234567", "notificationConsent": true}));
+        assert_eq!(
+            r.record["consent"],
+            json!({"given": false, "changedAt": "2026-12-01T09:00:00.000Z", "channel": "PORTAL"})
+        );
+        assert_eq!(r.payload, json!({"changes": r.record["changes"], "consent": r.record["consent"]}));
+        assert_eq!((r.kind, r.activities[0].activity_type), (RequestKind::ContactDataChange, "CONTACT_DATA_CHANGED"));
+        let [MirrorUpdate::Pending { object, set, expect }] = r.mirror_updates.as_slice() else { panic!() };
+        assert_eq!(*object, MirrorObject::Partner(customer("1000001")));
+        assert_eq!(set["pendingContactChange"], json!(r.request_id));
+        assert_eq!(set["mobile"], "+49 171 7654321");
+        assert_eq!(expect["pendingContactChange"], Value::Null);
+    }
+
+    #[test]
+    fn clearing_a_set_field_and_setting_an_empty_one_are_changes() {
+        let s = service();
+        let c = caller(&["1000001"]);
+        let change = ContactChange { phone: Change::Clear, fax: phone("0221 4712"), ..ContactChange::default() };
+        run(s.change(&c, &customer("1000001"), change, None)).unwrap();
+        let r = &s.writer.committed()[0];
+        assert_eq!(r.record["changes"], json!({"phone": null, "fax": "0221 4712"}));
+        assert_eq!(r.record["previous"], json!({"phone": "+49 221 4711", "fax": null}));
+        assert_eq!(r.record["consent"], Value::Null);
+        let email =
+            ContactChange { email: Some(EmailAddress::parse("neu@example.org").unwrap()), ..ContactChange::default() };
+        run(s.change(&c, &customer("1000001"), email, None)).unwrap();
+        assert_eq!(s.writer.committed()[1].record["changes"], json!({"email": "neu@example.org"}));
+    }
+
+    #[test]
+    fn a_change_to_the_current_values_changes_nothing() {
+        let s = service();
+        let c = caller(&["1000001"]);
+        let same = ContactChange {
+            phone: phone("+49 221 4711"),
+            fax: Change::Clear,
+            notification_consent: Some(true),
+            ..ContactChange::default()
+        };
+        let r = run(s.change(&c, &customer("1000001"), same, None));
+        assert!(matches!(r, Err(ChangeError::Invalid { code: "NOTHING_TO_CHANGE", .. })), "{r:?}");
+        let r = run(s.change(
+            &c,
+            &customer("1000002"),
+            ContactChange { fax: phone("0351 1234"), ..ContactChange::default() },
+            None,
+        ));
+        assert!(matches!(r, Err(ChangeError::NotFound)), "{r:?}");
+        let change = || ContactChange { fax: phone("0221 4712"), ..ContactChange::default() };
+        let first = run(s.change(&c, &customer("1000001"), change(), key("k", "fp"))).unwrap();
+        assert_eq!(run(s.change(&c, &customer("1000001"), change(), key("k", "fp"))).unwrap(), first);
+        assert_eq!(s.writer.committed().len(), 1);
+    }
 }

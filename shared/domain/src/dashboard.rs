@@ -117,5 +117,37 @@ mod tests {
         assert_eq!(meters.len(), 2);
         assert!(meters.contains(&"7ELS8135012345"));
         assert!(!meters.contains(&"1EMH0012345678"), "another customer's meter");
+        // Each contract under its account, each meter under its contract.
+        let tree: Vec<(&str, Vec<(&str, Vec<&str>)>)> = accounts
+            .iter()
+            .map(|a| {
+                let contracts = a
+                    .contracts
+                    .iter()
+                    .map(|c| {
+                        (
+                            c.contract.contract_number.as_str(),
+                            c.meters.iter().map(|m| m.meter_number.as_str()).collect(),
+                        )
+                    })
+                    .collect();
+                (a.account_number.as_str(), contracts)
+            })
+            .collect();
+        assert_eq!(
+            tree,
+            [
+                ("800000002", vec![("5000002", vec!["1ESY1160012345"])]),
+                ("800000003", vec![("5000003", vec!["7ELS8135012345"])]),
+            ]
+        );
+        let p = &view.partners[0];
+        assert_eq!(
+            (p.customer_number.as_str(), p.last_name.as_str(), p.first_name.as_deref()),
+            ("1000002", "Müller-Lüdenscheidt", Some("Jürgen"))
+        );
+        // A customer number without a partner in the mirror shows nothing.
+        let ghost = Caller { partner_numbers: vec![CustomerNumber::parse("1999999").unwrap()], ..caller.clone() };
+        assert!(futures::executor::block_on(dashboard(&directory, &ghost)).unwrap().partners.is_empty());
     }
 }

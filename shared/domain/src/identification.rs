@@ -55,3 +55,50 @@ pub fn decide(
         _ => Err(IdentificationError::NotIdentified),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::FixedClock;
+    use crate::memory::MemoryLimiter;
+    use crate::testkit::{NOW, customer, demo, run};
+
+    #[test]
+    fn an_attempt_takes_a_slot_of_the_customer_numbers_hour() {
+        let limiter = MemoryLimiter::default();
+        let clock = FixedClock(NOW);
+        assert!(run(take_attempt(&limiter, &clock, &customer("1000001"), 2)).unwrap());
+        assert!(run(take_attempt(&limiter, &clock, &customer("1000001"), 2)).unwrap());
+        assert!(!run(take_attempt(&limiter, &clock, &customer("1000001"), 2)).unwrap());
+        assert!(run(take_attempt(&limiter, &clock, &customer("1000002"), 2)).unwrap());
+        let hour = NOW.unix_timestamp() / 3600;
+        let windows = limiter.windows();
+        assert_eq!(windows[&format!("identification#1000001#{hour}")], (2, (hour + 2) * 3600));
+        // The next hour is a new window.
+        let later = FixedClock(NOW + time::Duration::hours(1));
+        assert!(run(take_attempt(&limiter, &later, &customer("1000001"), 2)).unwrap());
+    }
+
+    #[test]
+    fn the_limit_comes_before_the_name_and_unknown_is_wrong() {
+        let erika = demo().partners[0].clone();
+        let who = |name: &str| Identification { customer: customer("1000001"), name: name.into() };
+        assert_eq!(
+            decide(&who("mustermann"), Ok(true), Ok(Some(erika.clone()))).unwrap().partner_number,
+            customer("1000001")
+        );
+        assert!(matches!(
+            decide(&who("Muster"), Ok(true), Ok(Some(erika.clone()))),
+            Err(IdentificationError::NotIdentified)
+        ));
+        assert!(matches!(decide(&who("Mustermann"), Ok(true), Ok(None)), Err(IdentificationError::NotIdentified)));
+        assert!(matches!(
+            decide(&who("Mustermann"), Ok(false), Ok(Some(erika.clone()))),
+            Err(IdentificationError::TooManyAttempts)
+        ));
+        assert!(matches!(
+            decide(&who("Mustermann"), Err(StoreError("down".into())), Ok(Some(erika))),
+            Err(IdentificationError::Store(_))
+        ));
+    }
+}

@@ -51,18 +51,25 @@ impl CustomerDirectory for MemoryDirectory {
     }
 }
 
-/// Attempt counters in a map.
+/// Attempt counters in a map, with the expiry each window was given.
 #[derive(Debug, Clone, Default)]
-pub struct MemoryLimiter(Arc<Mutex<HashMap<String, u32>>>);
+pub struct MemoryLimiter(Arc<Mutex<HashMap<String, u32>>>, Arc<Mutex<HashMap<String, i64>>>);
 
 impl MemoryLimiter {
     pub fn total(&self) -> u32 {
         lock(&self.0).values().sum()
     }
+
+    /// The windows taken, each with its attempts and its expiry (epoch seconds), by key.
+    pub fn windows(&self) -> std::collections::BTreeMap<String, (u32, i64)> {
+        let expiries = lock(&self.1);
+        lock(&self.0).iter().map(|(k, n)| (k.clone(), (*n, expiries.get(k).copied().unwrap_or_default()))).collect()
+    }
 }
 
 impl AttemptLimiter for MemoryLimiter {
-    async fn attempt(&self, window_key: &str, limit: u32, _expires_at_epoch: i64) -> Result<bool, StoreError> {
+    async fn attempt(&self, window_key: &str, limit: u32, expires_at_epoch: i64) -> Result<bool, StoreError> {
+        lock(&self.1).insert(window_key.to_owned(), expires_at_epoch);
         let mut map = lock(&self.0);
         let n = map.entry(window_key.to_owned()).or_insert(0);
         if *n >= limit {

@@ -155,3 +155,134 @@ impl<R: ScopedReads + Catalog, L: AttemptLimiter, W: RequestWriter, C: Clock> Me
         changes::commit(&self.writer, request).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::FixedClock;
+    use crate::memory::{MemoryDirectory, MemoryLimiter, MemoryWriter};
+    use crate::testkit::{NOW, caller, customer, demo, key, run};
+    use time::macros::datetime;
+
+    type Service = MessageService<MemoryDirectory, MemoryLimiter, MemoryWriter, FixedClock>;
+
+    fn service() -> Service {
+        MessageService {
+            reads: MemoryDirectory::new(demo()),
+            limiter: MemoryLimiter::default(),
+            writer: MemoryWriter::default(),
+            clock: FixedClock(NOW),
+            policy: MessagePolicy::default(),
+        }
+    }
+
+    fn input(reason: &str, customer: Option<&str>, sender: Option<(&str, &str)>) -> MessageInput {
+        MessageInput {
+            reason: reason.into(),
+            subject: "Betreff".into(),
+            text: "Text".into(),
+            customer: customer.map(crate::testkit::customer),
+            sender: sender.map(|(n, e)| (n.to_owned(), EmailAddress::parse(e).unwrap())),
+        }
+    }
+
+    fn code(r: Result<Value, ChangeError>) -> &'static str {
+        match r {
+            Err(ChangeError::Invalid { code, .. }) => code,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_customers_message_goes_to_his_account_manager_else_to_the_reasons_department() {
+        let s = service();
+        let c = caller(&["1000001", "1000003"]);
+        let answer = run(s.send(Some(&c), "1.2.3.4", input("BILLING", None, None), None)).unwrap();
+        run(s.send(Some(&c), "1.2.3.4", input("OTHER", Some("1000001"), None), None)).unwrap();
+        run(s.send(Some(&c), "1.2.3.4", input("BILLING", Some("1000003"), None), None)).unwrap();
+        let committed = s.writer.committed();
+        let r = &committed[0];
+        assert_eq!(answer["requestId"], json!(r.request_id));
+        assert_eq!((answer["status"].as_str(), answer["requestType"].as_str()), (Some("RECEIVED"), Some("MESSAGE")));
+        assert_eq!((r.customer.clone(), r.channel), (Some(customer("1000001")), Channel::Portal));
+        assert_eq!(r.record["routeTo"], json!({"kind": "DEPARTMENT", "target": "abrechnung"}));
+        assert_eq!((r.record["sender"].clone(), r.record["customerNumber"].clone()), (Value::Null, json!("1000001")));
+        assert_eq!(r.activities[0].owner.key(), "BP#1000001");
+        assert_eq!(r.activities[0].subject, "Frage zur Rechnung: Betreff");
+        assert_eq!(committed[1].record["routeTo"], json!({"kind": "DEPARTMENT", "target": "kundenservice"}));
+        assert_eq!(committed[2].record["routeTo"], json!({"kind": "ACCOUNT_MANAGER", "target": "vertrieb-gewerbe"}));
+        assert_eq!(s.limiter.total(), 0, "a logged-in customer is not rate-limited");
+        let r = run(s.send(Some(&c), "1.2.3.4", input("BILLING", Some("1000002"), None), None));
+        assert!(matches!(r, Err(ChangeError::NotFound)), "{r:?}");
+        let r = run(s.send(Some(&caller(&[])), "1.2.3.4", input("BILLING", None, None), None));
+        assert!(matches!(r, Err(ChangeError::NotFound)), "{r:?}");
+        assert_eq!(code(run(s.send(Some(&c), "1.2.3.4", input("NOPE", None, None), None))), "UNKNOWN_REASON");
+    }
+
+    #[test]
+    fn an_anonymous_message_names_its_sender_and_is_unassigned() {
+        let mut s = service();
+        s.clock = FixedClock(datetime!(2026-12-01 09:00:00.456_789 UTC));
+        let answer =
+            run(s.send(None, "1.2.3.4", input("METER", None, Some((" Max Muster ", "max@example.org"))), None))
+                .unwrap();
+        let r = &s.writer.committed()[0];
+        assert_eq!(answer["submittedAt"], "2026-12-01T09:00:00.456Z");
+        assert_eq!(r.submitted_at, datetime!(2026-12-01 09:00:00.456 UTC));
+        assert_eq!((r.customer.clone(), r.channel), (None, Channel::PortalAnonymous));
+        assert_eq!(r.record["sender"], json!({"name": "Max Muster", "email": "max@example.org"}));
+        assert_eq!(r.record["routeTo"], json!({"kind": "DEPARTMENT", "target": "messwesen"}));
+        assert_eq!(r.activities[0].owner, ActivityOwner::Unassigned(r.request_id));
+        for sender in [None, Some((" ", "max@example.org"))] {
+            assert_eq!(code(run(s.send(None, "1.2.3.4", input("METER", None, sender), None))), "SENDER_REQUIRED");
+        }
+        // A session's login is the sender: a sender given as well is ignored.
+        run(s.send(
+            Some(&caller(&["1000001"])),
+            "1.2.3.4",
+            input("METER", None, Some(("Max", "max@example.org"))),
+            None,
+        ))
+        .unwrap();
+        assert_eq!(s.writer.committed()[1].record["sender"], Value::Null);
+    }
+
+    #[test]
+    fn anonymous_messages_are_limited_per_client_and_per_sender_address() {
+        let s = service();
+        let send =
+            |client: &str, email: &str| run(s.send(None, client, input("OTHER", None, Some(("Max", email))), None));
+        for i in 0..5 {
+            send("1.2.3.4", &format!("max{i}@example.org")).unwrap();
+        }
+        let r = send("1.2.3.4", "new@example.org");
+        assert!(
+            matches!(r, Err(ChangeError::TooManyAttempts { retry_after }) if retry_after == time::Duration::hours(1)),
+            "{r:?}"
+        );
+        for i in 0..5 {
+            send(&format!("10.0.0.{i}"), "erika@example.org").unwrap();
+        }
+        assert!(matches!(send("10.0.0.9", "erika@example.org"), Err(ChangeError::TooManyAttempts { .. })));
+        assert_eq!(s.writer.committed().len(), 10);
+        let hour = NOW.unix_timestamp().div_euclid(3600);
+        let windows = s.limiter.windows();
+        assert_eq!(windows[&format!("message#client#1.2.3.4#{hour}")], (5, (hour + 2) * 3600));
+        assert_eq!(windows[&format!("message#erika@example.org#{hour}")], (5, (hour + 2) * 3600));
+    }
+
+    #[test]
+    fn a_retry_replays_the_answer_per_sender() {
+        let s = service();
+        let c = caller(&["1000001"]);
+        let first = run(s.send(Some(&c), "1.2.3.4", input("BILLING", None, None), key("k", "fp"))).unwrap();
+        assert_eq!(run(s.send(Some(&c), "1.2.3.4", input("BILLING", None, None), key("k", "fp"))).unwrap(), first);
+        let r = run(s.send(Some(&c), "1.2.3.4", input("BILLING", None, None), key("k", "other")));
+        assert!(matches!(r, Err(ChangeError::IdempotencyKeyReused)), "{r:?}");
+        assert_eq!(s.writer.committed()[0].idempotency.as_ref().unwrap().scope.as_str(), "message#L-1#k");
+        let anonymous =
+            run(s.send(None, "1.2.3.4", input("BILLING", None, Some(("Max", "max@example.org"))), key("k", "fp")));
+        anonymous.unwrap();
+        assert_eq!(s.writer.committed()[1].idempotency.as_ref().unwrap().scope.as_str(), "message#max@example.org#k");
+    }
+}

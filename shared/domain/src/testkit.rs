@@ -21,8 +21,10 @@ pub const NOW: OffsetDateTime = datetime!(2026-12-01 09:00 UTC);
 /// The password of the login in [`confirmation`].
 pub const PASSWORD: &str = "Richtig-2026!";
 
+/// The demo export (`fixtures/crm-demo.json`), parsed once.
 pub fn demo() -> MirrorSnapshot {
-    parse_export(include_str!("../../../fixtures/crm-demo.json")).unwrap()
+    static DEMO: std::sync::OnceLock<MirrorSnapshot> = std::sync::OnceLock::new();
+    DEMO.get_or_init(|| parse_export(include_str!("../../../fixtures/crm-demo.json")).unwrap()).clone()
 }
 
 pub fn run<F: Future>(f: F) -> F::Output {
@@ -61,7 +63,7 @@ pub fn login(customers: &[&str], email: &str) -> LoginRecord {
         status: crate::entities::LoginStatus::Active,
         partner_numbers: customers.iter().map(|c| customer(c)).collect(),
         must_change_password: false,
-        password_hash: hash_password(&SecretString::from(PASSWORD)),
+        password_hash: password_hash(),
         password_expires_at: None,
         created_at: datetime!(2024-01-01 0:00 UTC),
     }
@@ -78,6 +80,12 @@ pub fn confirmation(customers: &[&str]) -> Confirmation<MemoryLogins, MemoryThro
         clock: FixedClock(NOW),
         lockout: LockoutPolicy::default(),
     }
+}
+
+/// The hash of [`PASSWORD`], computed once (argon2id is slow on purpose).
+pub fn password_hash() -> String {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| hash_password(&SecretString::from(PASSWORD))).clone()
 }
 
 pub fn password() -> SecretString {
