@@ -118,7 +118,8 @@ mod tests {
         assert!(meters.contains(&"7ELS8135012345"));
         assert!(!meters.contains(&"1EMH0012345678"), "another customer's meter");
         // Each contract under its account, each meter under its contract.
-        let tree: Vec<(&str, Vec<(&str, Vec<&str>)>)> = accounts
+        type Contracts<'a> = Vec<(&'a str, Vec<&'a str>)>;
+        let tree: Vec<(&str, Contracts)> = accounts
             .iter()
             .map(|a| {
                 let contracts = a
