@@ -298,4 +298,157 @@ mod tests {
         assert!(decide("{not json").is_err());
         assert!(decide(&json!({"messageType": "crm.entity-changed"}).to_string()).is_err());
     }
+
+    const DEMO: &str = include_str!("../../../fixtures/crm-demo.json");
+
+    fn demo(list: &str, i: usize) -> Value {
+        serde_json::from_str::<Value>(DEMO).unwrap()[list][i].clone()
+    }
+
+    fn changed_message(entity_type: &str, partner: Option<&str>, entity: Value) -> String {
+        json!({
+            "messageType": "crm.entity-changed", "messageId": "m-1", "occurredAt": "2026-12-01T10:00:00Z",
+            "entityType": entity_type, "version": 7, "partnerNumber": partner, "entity": entity,
+        })
+        .to_string()
+    }
+
+    fn deleted_message(entity_type: &str, partner: Option<&str>, key: &str) -> String {
+        json!({
+            "messageType": "crm.entity-deleted", "messageId": "m-2", "occurredAt": "2026-12-01T10:00:00Z",
+            "entityType": entity_type, "version": 8, "partnerNumber": partner, "key": key,
+        })
+        .to_string()
+    }
+
+    fn put_table(w: &SyncWrite) -> (Table, Map<String, Value>) {
+        match w {
+            SyncWrite::Put { table, item } => (*table, item.clone()),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_entity_type_is_put_into_its_table_with_its_owner() {
+        let one = |t: &str, partner: Option<&str>, entity: Value| {
+            let d = decide(&changed_message(t, partner, entity)).unwrap();
+            assert_eq!((d.message_id.as_str(), d.version), ("m-1", 7));
+            d.writes
+        };
+        let w = one("businessPartner", None, demo("businessPartners", 0));
+        assert_eq!(put_table(&w[0]).0, Table::BusinessPartners);
+        assert_eq!(put_table(&w[0]).1["lastName"], "Mustermann");
+        for (t, list, table) in [
+            ("contract", "contracts", Table::Contracts),
+            ("installation", "installations", Table::Installations),
+            ("installmentPlan", "installmentPlans", Table::InstallmentPlans),
+        ] {
+            let w = one(t, Some("1000001"), demo(list, 0));
+            let (got, item) = put_table(&w[0]);
+            assert_eq!((got, item["partnerNumber"].as_str()), (table, Some("1000001")), "{t}");
+            let refused = decide(&changed_message(t, None, demo(list, 0))).unwrap_err();
+            assert!(refused.0.ends_with("needs partnerNumber"), "{refused}");
+        }
+        let w = one("product", None, demo("products", 0));
+        assert_eq!(put_table(&w[0]).0, Table::Products);
+        let w = one("meterReading", Some("1000001"), demo("meterReadings", 0));
+        assert!(
+            matches!(&w[..], [SyncWrite::Reading { owner, reading }] if owner.as_str() == "1000001" && reading.register.as_str() == "HT")
+        );
+        let w = one("portalLogin", None, demo("portalLogins", 0));
+        assert!(matches!(&w[..], [SyncWrite::Login(l)] if l.login_id.as_str() == "L-0000001"));
+    }
+
+    #[test]
+    fn a_documents_file_comes_before_its_record_and_must_be_what_it_says() {
+        let d = decide(&changed_message("document", None, demo("documents", 0))).unwrap();
+        let [SyncWrite::File { owner, document, bytes }, SyncWrite::Put { table: Table::Documents, item }] =
+            &d.writes[..]
+        else {
+            panic!("{:?}", d.writes)
+        };
+        assert_eq!((owner.as_str(), document.document_id.as_str()), ("1000001", "D-2024-000101"));
+        assert!(bytes.starts_with(b"%PDF"));
+        assert!(!item.contains_key("contentBase64"), "the file is not part of the record");
+        let mut without = demo("documents", 0);
+        without.as_object_mut().unwrap().remove("contentBase64");
+        let d = decide(&changed_message("document", None, without)).unwrap();
+        assert!(matches!(&d.writes[..], [SyncWrite::Put { table: Table::Documents, .. }]));
+        let mut fake = demo("documents", 0);
+        fake["contentBase64"] = json!("aGVsbG8=");
+        let refused = decide(&changed_message("document", None, fake)).unwrap_err();
+        assert_eq!(refused.0, "document D-2024-000101: contentBase64: the content is not application/pdf");
+    }
+
+    #[test]
+    fn the_export_rules_apply_and_refusals_name_fields_not_values() {
+        let mut ended = demo("contracts", 0);
+        ended["endDate"] = json!("2020-01-01");
+        assert_eq!(
+            decide(&changed_message("contract", Some("1000001"), ended)).unwrap_err().0,
+            "contract 5000001: field `endDate` refused"
+        );
+        let mut bad = demo("businessPartners", 0);
+        bad["partnerNumber"] = json!("12ab");
+        let refused = decide(&changed_message("businessPartner", None, bad)).unwrap_err();
+        assert_eq!(refused.0, "BusinessPartner: field `partnerNumber` does not fit the export format");
+    }
+
+    #[test]
+    fn deletions_name_the_keys_and_some_entities_are_never_deleted() {
+        let delete = |t: &str, partner: Option<&str>, key: &str| decide(&deleted_message(t, partner, key));
+        let d = delete("businessPartner", None, "1000001").unwrap();
+        assert_eq!(d.version, 8);
+        assert_eq!(
+            d.writes,
+            [SyncWrite::Delete { table: Table::BusinessPartners, key: vec![("partnerNumber", "1000001".into())] }]
+        );
+        let owned = |table, sort: &'static str, key: &str| SyncWrite::Delete {
+            table,
+            key: vec![("partnerNumber", "1000001".into()), (sort, key.into())],
+        };
+        assert_eq!(
+            delete("contractAccount", Some("1000001"), "800000001").unwrap().writes,
+            [
+                owned(Table::ContractAccounts, "accountNumber", "800000001"),
+                owned(Table::BankDetails, "accountNumber", "800000001")
+            ]
+        );
+        for (t, table, sort) in [
+            ("contract", Table::Contracts, "contractNumber"),
+            ("installation", Table::Installations, "installationId"),
+            ("installmentPlan", Table::InstallmentPlans, "accountNumber"),
+            ("document", Table::Documents, "documentId"),
+        ] {
+            assert_eq!(delete(t, Some("1000001"), "K-1").unwrap().writes, [owned(table, sort, "K-1")], "{t}");
+            assert!(delete(t, None, "K-1").is_err(), "{t} without owner");
+        }
+        assert_eq!(
+            delete("product", None, "STROM-BASIS").unwrap().writes,
+            [SyncWrite::Delete { table: Table::Products, key: vec![("productId", "STROM-BASIS".into())] }]
+        );
+        for t in ["meterReading", "portalLogin"] {
+            assert!(delete(t, Some("1000001"), "x").unwrap_err().0.contains("is never deleted"), "{t}");
+        }
+    }
+
+    #[test]
+    fn a_status_report_keeps_at_most_500_characters_of_its_reason() {
+        let id = RequestId::new_random();
+        let d = decide(&example_status(id, RequestKind::Message).to_string()).unwrap();
+        assert_eq!(d.message_id, "b7c1e2d4-0f3a-4e5b-9c6d-7e8f9a0b1c2d");
+        assert_eq!(d.version, 0);
+        let [SyncWrite::Status { request_id, kind, status, reason, at }] = &d.writes[..] else { panic!() };
+        assert_eq!(
+            (*request_id, *kind, *status, reason.clone()),
+            (id, RequestKind::Message, RequestStatus::Processed, None)
+        );
+        assert_eq!(*at, time::macros::datetime!(2026-12-01 10:15 UTC));
+        let mut rejected = example_status(id, RequestKind::InstallmentChange);
+        rejected["status"] = json!("REJECTED");
+        rejected["reason"] = json!("ä".repeat(600));
+        let d = decide(&rejected.to_string()).unwrap();
+        let [SyncWrite::Status { status, reason, .. }] = &d.writes[..] else { panic!() };
+        assert_eq!((*status, reason.as_ref().map(|r| r.chars().count())), (RequestStatus::Rejected, Some(500)));
+    }
 }

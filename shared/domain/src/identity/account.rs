@@ -192,3 +192,175 @@ fn write_error(e: WriteError) -> AccountError {
         WriteError::Conflict | WriteError::IdempotencyKeyTaken | WriteError::TokenNotUsable => AccountError::Conflict,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::FixedClock;
+    use crate::identity::SessionRecord;
+    use crate::memory::{MemoryDirectory, MemoryLimiter, MemoryLogins, MemorySessions, MemoryWriter};
+    use crate::testkit::{NOW, caller, customer, demo, login, run};
+
+    type Service =
+        AccountService<MemoryDirectory, MemoryLimiter, MemoryLogins, MemorySessions, MemoryWriter, FixedClock>;
+
+    fn service(logins: &[LoginRecord]) -> Service {
+        let store = MemoryLogins::default();
+        for l in logins {
+            store.insert(l.clone());
+        }
+        AccountService {
+            directory: MemoryDirectory::new(demo()),
+            limiter: MemoryLimiter::default(),
+            logins: store,
+            sessions: MemorySessions::default(),
+            writer: MemoryWriter::default(),
+            clock: FixedClock(NOW),
+            attempts_per_hour: 10,
+        }
+    }
+
+    fn session(s: &Service, hash: &str) -> Option<SessionRecord> {
+        run(crate::identity::SessionStore::get(&s.sessions, hash)).unwrap()
+    }
+
+    fn open(s: &Service, hash: &str) {
+        let record = SessionRecord {
+            token_hash: hash.into(),
+            login_id: LoginId::parse("L-1").unwrap(),
+            partner_numbers: vec![customer("1000002")],
+            must_change_password: false,
+            created_at: NOW,
+            last_seen_at: NOW,
+            expires_at: 0,
+        };
+        run(crate::identity::SessionStore::create(&s.sessions, &record)).unwrap();
+    }
+
+    #[test]
+    fn the_account_shows_the_login() {
+        let s = service(&[login(&["1000002"], "j@example.org")]);
+        let me = run(s.me(&caller(&["1000002"]))).unwrap();
+        assert_eq!(
+            (me.login_id.as_str(), me.username.as_str(), me.email.as_str()),
+            ("L-1", "jmueller", "j@example.org")
+        );
+        assert_eq!(
+            (me.status, me.customer_numbers.clone(), me.must_change_password),
+            (LoginStatus::Active, vec![customer("1000002")], false)
+        );
+        assert_eq!(me.created_at, login(&[], "").created_at);
+        let s = service(&[]);
+        assert!(matches!(run(s.me(&caller(&["1000002"]))), Err(AccountError::NotFound)));
+    }
+
+    #[test]
+    fn deleting_marks_the_login_frees_its_customer_numbers_and_ends_its_sessions() {
+        let s = service(&[login(&["1000002", "1000003"], "j@example.org")]);
+        open(&s, "h-1");
+        run(s.delete(&caller(&["1000002", "1000003"]))).unwrap();
+        let r = &s.writer.committed()[0];
+        assert_eq!((r.kind, r.customer.clone()), (RequestKind::AccountDeletion, Some(customer("1000002"))));
+        assert_eq!(r.record, json!({"loginId": "L-1", "username": "jmueller"}));
+        let owners: Vec<String> = r.activities.iter().map(|a| a.owner.key()).collect();
+        assert_eq!(owners, ["BP#1000002", "BP#1000003"]);
+        assert_eq!(r.activities[0].subject, "Benutzerkonto im Kundenportal gelöscht (jmueller)");
+        let id = LoginId::parse("L-1").unwrap();
+        assert_eq!(
+            r.mirror_updates,
+            [
+                MirrorUpdate::SetLoginStatus { login_id: id.clone(), status: LoginStatus::Deleted },
+                MirrorUpdate::ReleaseClaim { key: "PARTNER#1000002".into(), login_id: id.clone() },
+                MirrorUpdate::ReleaseClaim { key: "PARTNER#1000003".into(), login_id: id },
+            ]
+        );
+        assert!(session(&s, "h-1").is_none());
+        let s = service(&[login(&[], "j@example.org")]);
+        assert!(matches!(run(s.delete(&caller(&[]))), Err(AccountError::NotFound)));
+    }
+
+    #[test]
+    fn write_refusals_keep_their_meaning() {
+        let cases: Vec<(WriteError, &str)> = vec![
+            (WriteError::ClaimTaken("PARTNER#1".into()), "AlreadyRegistered"),
+            (WriteError::Store(StoreError("down".into())), "Store(StoreError(\"down\"))"),
+            (WriteError::Conflict, "Conflict"),
+            (WriteError::IdempotencyKeyTaken, "Conflict"),
+            (WriteError::TokenNotUsable, "Conflict"),
+        ];
+        for (e, expected) in cases {
+            assert_eq!(format!("{:?}", write_error(e)), expected);
+        }
+        let s = service(&[login(&["1000002"], "j@example.org")]);
+        open(&s, "h-1");
+        s.writer.refuse_next_commit(WriteError::Conflict);
+        assert!(matches!(run(s.delete(&caller(&["1000002"]))), Err(AccountError::Conflict)));
+        assert!(session(&s, "h-1").is_some(), "nothing ends when nothing was written");
+    }
+
+    fn weber() -> Identification {
+        Identification { customer: customer("1000004"), name: "Weber".into() }
+    }
+
+    #[test]
+    fn a_further_customer_number_is_verified_claimed_and_shown_in_open_sessions() {
+        let s = service(&[login(&["1000002"], "j@example.org")]);
+        open(&s, "h-1");
+        let view = run(s.add_customer_number(&caller(&["1000002"]), &weber())).unwrap();
+        assert_eq!(view.customer_numbers, [customer("1000002"), customer("1000004")]);
+        let r = &s.writer.committed()[0];
+        assert_eq!((r.kind, r.customer.clone()), (RequestKind::CustomerNumberAdded, Some(customer("1000004"))));
+        assert_eq!(r.activities[0].owner.key(), "BP#1000004");
+        assert_eq!(r.activities[0].subject, "Kundennummer zum Portalzugang jmueller hinzugefügt");
+        let id = LoginId::parse("L-1").unwrap();
+        assert_eq!(
+            r.mirror_updates,
+            [
+                MirrorUpdate::Claim { key: "PARTNER#1000004".into(), login_id: id.clone() },
+                MirrorUpdate::AddLoginPartner { login_id: id, customer: customer("1000004") },
+            ]
+        );
+        assert_eq!(session(&s, "h-1").unwrap().partner_numbers, [customer("1000002"), customer("1000004")]);
+        assert_eq!(s.limiter.total(), 1);
+    }
+
+    #[test]
+    fn a_customer_number_of_another_active_login_is_refused() {
+        let other = |status| LoginRecord {
+            login_id: LoginId::parse("L-2").unwrap(),
+            username: "kweber".into(),
+            status,
+            ..login(&["1000004"], "k@example.org")
+        };
+        let s = service(&[login(&["1000002"], "j@example.org"), other(LoginStatus::Active)]);
+        assert!(matches!(
+            run(s.add_customer_number(&caller(&["1000002"]), &weber())),
+            Err(AccountError::AlreadyRegistered)
+        ));
+        assert!(s.writer.committed().is_empty());
+        let s = service(&[login(&["1000002"], "j@example.org"), other(LoginStatus::Deleted)]);
+        run(s.add_customer_number(&caller(&["1000002"]), &weber())).unwrap();
+        // One the login has already: nothing to write.
+        let s = service(&[login(&["1000002", "1000004"], "j@example.org")]);
+        let view = run(s.add_customer_number(&caller(&["1000002"]), &weber())).unwrap();
+        assert_eq!(view.customer_numbers.len(), 2);
+        assert!(s.writer.committed().is_empty());
+        let wrong = Identification { name: "Webber".into(), ..weber() };
+        assert!(matches!(run(s.add_customer_number(&caller(&["1000002"]), &wrong)), Err(AccountError::NotIdentified)));
+        s.writer.refuse_next_commit(WriteError::ClaimTaken("PARTNER#1000005".into()));
+        let petra = Identification { customer: customer("1000005"), name: "Schulz".into() };
+        assert!(matches!(
+            run(s.add_customer_number(&caller(&["1000002"]), &petra)),
+            Err(AccountError::AlreadyRegistered)
+        ));
+        let ids: Vec<String> = [
+            IdentificationError::NotIdentified,
+            IdentificationError::TooManyAttempts,
+            IdentificationError::Store(StoreError("down".into())),
+        ]
+        .into_iter()
+        .map(|e| format!("{:?}", AccountError::from(e)))
+        .collect();
+        assert_eq!(ids, ["NotIdentified", "TooManyAttempts", "Store(StoreError(\"down\"))"]);
+    }
+}
