@@ -138,8 +138,16 @@ def main() -> int:
             "negative_data_rejection",
         ]
     )
+    # A body over the functions' 16 KiB limit is refused with 413 before its schema is read:
+    # that is a rejection too (schemathesis' list lacks it).
+    config = work / "schemathesis.toml"
+    config.write_text(
+        "[checks.negative_data_rejection]\n"
+        'expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "413", "415", "422", "428", "429", "5xx"]\n'
+    )
     common = [
-        str(ROOT / ".venv/bin/st"), "run", str(bundled), "--url", base_url, "--checks", checks,
+        str(ROOT / ".venv/bin/st"), "--config-file", str(config), "run", str(bundled), "--url", base_url,
+        "--checks", checks,
         "--max-time", str(seconds), "--workers", "1", "--request-timeout", "10", "--seed", "20261201",
         "--no-color", "--phases", "examples,coverage,fuzzing", "--max-examples", "20",
         "--suppress-health-check", "all", "--warnings", "off", "--generation-codec", "utf-8",

@@ -1,7 +1,8 @@
 """IAM, tested: every AWS call a function made during the tests, checked against that
 function's own policy in infra/template.yaml with IAM's matching rules.
 
-    iam_check.py RECORDING ENV_FILE   exit 1 if any call is not allowed
+    iam_check.py RECORDING ENV_FILE [TEMPLATE]   exit 1 if any call is not allowed
+                                                 (TEMPLATE: infra/template.yaml)
 
 The emulator does not enforce IAM, so a grant missing from the template would only show
 on AWS. The emulator records every call it answers (one JSON line each); each function
@@ -228,15 +229,40 @@ def as_list(v):
     return v if isinstance(v, list) else [v]
 
 
+# Condition operators this check evaluates; a statement with any other operator, or with a
+# key the call's context lacks, is not assumed to allow anything.
+OPERATORS = {
+    "StringEquals": lambda value, wanted: value in wanted,
+    "StringLike": lambda value, wanted: any(pattern(w, False).match(value) for w in wanted),
+    "StringEqualsIgnoreCase": lambda value, wanted: value.lower() in [w.lower() for w in wanted],
+}
+
+
 class Grant:
     """One statement of a function's policy, resolved for one account."""
 
-    def __init__(self, sid, effect, actions, resources, conditional):
+    def __init__(self, sid, effect, actions, resources, condition=None):
         self.sid = sid
         self.effect = effect
         self.actions = [(a, pattern(a, True)) for a in actions]
         self.resources = [(r, None if isinstance(r, Unresolved) else pattern(r, False)) for r in resources]
-        self.conditional = conditional
+        self.condition = condition or {}
+
+    @property
+    def conditional(self):
+        return bool(self.condition)
+
+    def holds(self, context):
+        """Whether the statement's condition holds for a call with these context keys."""
+        for operator, keys in self.condition.items():
+            test = OPERATORS.get(operator)
+            if test is None:
+                return False
+            for key, wanted in keys.items():
+                value = context.get(key.lower())
+                if value is None or not test(value, [str(w) for w in as_list(wanted)]):
+                    return False
+        return True
 
     def matches(self, action, resource):
         """The (action, resource) pattern pair that matches, or None."""
@@ -256,28 +282,24 @@ def grants(template, statements, account):
         flat = []
         for r in resources:
             flat.extend(as_list(r))
-        out.append(
-            Grant(
-                s.get("Sid", f"#{i}"),
-                s.get("Effect", "Allow"),
-                as_list(s.get("Action", [])),
-                flat,
-                "Condition" in s,
-            )
-        )
+        condition = {
+            operator: {key: template.value(wanted, account) for key, wanted in keys.items()}
+            for operator, keys in s.get("Condition", {}).items()
+        }
+        out.append(Grant(s.get("Sid", f"#{i}"), s.get("Effect", "Allow"), as_list(s.get("Action", [])), flat, condition))
     return out
 
 
-def decide(grant_list, action, resource):
+def decide(grant_list, action, resource, context=None):
     """(allowed, the grant and patterns that allowed it)."""
     allowed = None
     for g in grant_list:
         hit = g.matches(action, resource)
-        if hit is None:
+        if hit is None or not g.holds(context or {}):
             continue
         if g.effect == "Deny":
             return False, None
-        if not g.conditional and allowed is None:
+        if allowed is None:
             allowed = (g.sid, *hit)
     return allowed is not None, allowed
 
@@ -412,8 +434,9 @@ def needs_of(entry, s3):
             arns = [f"arn:{PARTITION}:ses:{region}:{account}:identity/{identity}"]
             if "@" in identity:
                 arns.append(f"arn:{PARTITION}:ses:{region}:{account}:identity/{identity.split('@', 1)[1]}")
-            # Either identity (address or its domain) authorizes the send.
-            return who, "ses", [("ses:SendEmail", tuple(arns))]
+            # Either identity (address or its domain) authorizes the send; the sender address
+            # is the call's `ses:FromAddress`.
+            return who, "ses", [("ses:SendEmail", tuple(arns), {"ses:fromaddress": identity})]
         return who, "ses", [(f"ses:{entry['method']}", "*")]
     if service == "s3":
         return who, "s3", s3.needs(entry["method"], url, headers, query, account)
@@ -421,6 +444,25 @@ def needs_of(entry, s3):
 
 
 # --- the check ----------------------------------------------------------------------
+
+
+def read_recording(text):
+    """The recorded calls, one JSON object each. The emulator's threads append to one file,
+    so a large entry can be split by another: what does not parse is skipped and counted."""
+    decoder = json.JSONDecoder()
+    entries, unreadable, i = [], 0, 0
+    start = '{"headers"'
+    while True:
+        i = text.find(start, i)
+        if i < 0:
+            return entries, unreadable
+        try:
+            entry, end = decoder.raw_decode(text, i)
+            entries.append(entry)
+            i = end
+        except ValueError:
+            unreadable += 1
+            i += len(start)
 
 
 def read_env(path):
@@ -462,9 +504,9 @@ def check(template_dict, entries, region, stack_name):
         if key not in by_account:
             by_account[key] = grants(template, functions[name][1], account)
         checked += 1
-        for action, resources in needs:
+        for action, resources, *context in needs:
             options = resources if isinstance(resources, tuple) else (resources,)
-            outcomes = [decide(by_account[key], action, r) for r in options]
+            outcomes = [decide(by_account[key], action, r, context[0] if context else None) for r in options]
             hit = next((g for ok, g in outcomes if ok), None)
             if hit is None:
                 violations[(name, action, options[0])] += 1
@@ -493,12 +535,15 @@ def generalise(resource, account):
 
 
 def main():
-    if len(sys.argv) != 3:
+    if len(sys.argv) not in (3, 4):
         sys.exit(__doc__)
     recording, env_file = Path(sys.argv[1]), read_env(sys.argv[2])
-    entries = [json.loads(line) for line in recording.read_text().splitlines() if line.strip()]
+    template_path = Path(sys.argv[3]) if len(sys.argv) == 4 else TEMPLATE
+    entries, unreadable = read_recording(recording.read_text())
+    if unreadable:
+        print(f"iam: {unreadable} recorded calls unreadable (written over each other) and not checked")
     violations, used, functions, checked, skipped, template = check(
-        load_template(), entries, env_file["AWS_REGION"], env_file["PORTAL_STACK_NAME"]
+        load_template(template_path), entries, env_file["AWS_REGION"], env_file["PORTAL_STACK_NAME"]
     )
     unused = unused_grants(functions, used, template)
     print(f"iam: {checked} calls of {len(used)} functions checked against their policies "

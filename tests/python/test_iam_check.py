@@ -120,16 +120,20 @@ def test_each_account_resolves_its_own_arns(template):
 
 
 def test_matching_follows_iam():
-    grant = iam_check.Grant("s", "Allow", ["DynamoDB:Get*"], ["arn:aws:dynamodb:r:1:table/t?"], False)
+    grant = iam_check.Grant("s", "Allow", ["DynamoDB:Get*"], ["arn:aws:dynamodb:r:1:table/t?"])
     assert grant.matches("dynamodb:GetItem", "arn:aws:dynamodb:r:1:table/t1")
     assert not grant.matches("dynamodb:PutItem", "arn:aws:dynamodb:r:1:table/t1")
     assert not grant.matches("dynamodb:GetItem", "arn:aws:dynamodb:r:1:table/T1"), "resources are case-sensitive"
     assert not grant.matches("dynamodb:GetItem", "arn:aws:dynamodb:r:1:table/t1/index/i")
-    deny = iam_check.Grant("d", "Deny", ["*"], ["*"], False)
+    deny = iam_check.Grant("d", "Deny", ["*"], ["*"])
     assert iam_check.decide([grant, deny], "dynamodb:GetItem", "arn:aws:dynamodb:r:1:table/t1")[0] is False
-    conditional = iam_check.Grant("c", "Allow", ["*"], ["*"], True)
-    assert iam_check.decide([conditional], "dynamodb:GetItem", "x")[0] is False
-    unresolved = iam_check.Grant("u", "Allow", ["*"], [iam_check.Unresolved("X.Arn")], False)
+    conditional = iam_check.Grant("c", "Allow", ["*"], ["*"], {"NumericLessThan": {"aws:x": "1"}})
+    assert iam_check.decide([conditional], "dynamodb:GetItem", "x")[0] is False, "an operator not evaluated"
+    sender = iam_check.Grant("m", "Allow", ["ses:SendEmail"], ["*"], {"StringEquals": {"ses:FromAddress": "a@b.de"}})
+    assert iam_check.decide([sender], "ses:SendEmail", "x", {"ses:fromaddress": "a@b.de"})[0] is True
+    assert iam_check.decide([sender], "ses:SendEmail", "x", {"ses:fromaddress": "x@b.de"})[0] is False
+    assert iam_check.decide([sender], "ses:SendEmail", "x")[0] is False, "a key the call lacks"
+    unresolved = iam_check.Grant("u", "Allow", ["*"], [iam_check.Unresolved("X.Arn")])
     assert iam_check.decide([unresolved], "dynamodb:GetItem", "x")[0] is False
 
 
@@ -155,3 +159,15 @@ def test_unused_grants_are_listed(template):
     _, used, functions, _, _, t = iam_check.check(template, [dynamo("catalog", "Scan", {"TableName": table})], REGION, STACK)
     unused = [u for u in iam_check.unused_grants(functions, used, t) if u[0] == "catalog"]
     assert unused and all(u[2] != "dynamodb:Scan" or "Products" not in u[3] for u in unused)
+
+
+def test_mail_goes_out_only_from_the_portal_sender(template):
+    mail_from = names(template).parameters["MailFrom"]
+    def send(sender):
+        return call("sessions", "ses", url="http://127.0.0.1:4566/v2/email/outbound-emails",
+                    body={"FromEmailAddress": sender, "Destination": {"ToAddresses": ["x@example.org"]}})
+    assert violations(template, [send(mail_from)]) == {}
+    assert violations(template, [send(f"Portal <{mail_from}>")]) == {}
+    assert len(violations(template, [send("ceo@example.org")])) == 1
+    assert len(violations(template, [call("catalog", "ses", url="http://127.0.0.1:4566/v2/email/outbound-emails",
+                                          body={"FromEmailAddress": mail_from})])) == 1

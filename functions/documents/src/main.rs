@@ -9,9 +9,9 @@ use portal_domain::clock::{Clock, SystemClock};
 use portal_domain::documents::{InboxFilter, InboxPolicy, inbox};
 use portal_domain::entities::iso_date;
 use portal_domain::identity::sessions::{Access, Authenticator};
-use portal_domain::ids::{CustomerNumber, DocumentId};
+use portal_domain::ids::{CustomerNumber, DocumentId, IdempotencyKey};
 use portal_domain::reads::ScopedReads;
-use portal_domain::uploads::{FileRefusal, FileStore, MAX_UPLOAD_BYTES, Upload, UploadService, check_file};
+use portal_domain::uploads::{FileRefusal, MAX_UPLOAD_BYTES, Upload, UploadService, check_file};
 use jsonschema::Validator;
 use portal_domain::identity::credentials::random_bytes;
 use portal_platform::files::{INLINE_MAX_BYTES, LINK_LIFETIME, S3Files, Staged, staging_key};
@@ -146,9 +146,15 @@ impl Api {
                 return Err(problems::invalid_query(name, "at most 120 characters"));
             }
         }
-        let staged = match get("uploadId") {
-            None => None,
-            Some(upload_id) if is_upload_id(&upload_id) => Some(staging_key(&caller.login_id, &upload_id)),
+        let (staged, key) = match get("uploadId") {
+            None => (None, key),
+            // A completion is answered once per upload: the upload id is its idempotency key
+            // (whatever key the client sends), so a repeat replays the first answer. The
+            // staged file stays for such a repeat until the bucket's lifecycle rule removes it.
+            Some(upload_id) if is_upload_id(&upload_id) => (
+                Some(staging_key(&caller.login_id, &upload_id)),
+                IdempotencyKey::parse(&format!("upload-{upload_id}")).ok(),
+            ),
             Some(_) => return Err(problems::invalid_query("uploadId", "expected the uploadId of an upload link")),
         };
         let (bytes, declared_type) = match &staged {
@@ -171,11 +177,6 @@ impl Api {
         check_file(&bytes, declared_type.as_deref()).map_err(refused)?;
         let upload = Upload { bytes, declared_type, customer, title: get("title"), file_name: get("fileName") };
         let answer = self.uploads.upload(&caller, upload, key).await.map_err(|e| problems::change(e, id))?;
-        if let Some(staging) = staged
-            && let Err(e) = self.uploads.files.delete(&staging).await
-        {
-            tracing::warn!(error = %e, "staged upload not removed; the bucket's lifecycle rule will");
-        }
         Ok(json_response(StatusCode::CREATED, &answer, id))
     }
 

@@ -606,8 +606,9 @@ async fn an_upload_is_recognised_by_content_stored_under_a_server_key_and_shown_
 
 /// A file above the inline limit (API Gateway and Lambda cap a body at about 4.4 MB): it
 /// goes to S3 by an upload link, is completed by its `uploadId`, and comes back by a
-/// presigned link (303), byte for byte; a link's file that was never uploaded, another
-/// login's upload and a file over the limit are refused.
+/// presigned link (303), byte for byte; completing it again records nothing more; a link's
+/// file that was never uploaded, another login's upload and a file over the limit are
+/// refused.
 #[tokio::test]
 async fn a_large_file_goes_to_and_from_storage_by_presigned_link() {
     const TABLE: &str = "TABLE_DOCUMENT_UPLOADS";
@@ -667,6 +668,7 @@ async fn a_large_file_goes_to_and_from_storage_by_presigned_link() {
     let (status, receipt) = complete(&upload_id, &bakery, Some("big-1")).await;
     assert_eq!(status, 201, "{receipt}");
     assert_eq!(complete(&upload_id, &bakery, Some("big-1")).await, (201, receipt.clone()), "a retry answers the same");
+    assert_eq!(complete(&upload_id, &bakery, None).await, (201, receipt.clone()), "one upload, one document");
     assert_eq!(ledger(TABLE, "1000003", "DOCUMENT_UPLOAD").await.records, before.records + 1);
     let (message, _) = message_of(receipt["requestId"].as_str().unwrap(), "events/document-uploaded.schema.json").await;
     assert_eq!(message["payload"]["size"], pdf.len());
