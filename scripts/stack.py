@@ -71,6 +71,8 @@ def resolve(value, template, stack_name):
     listing is not complete for SAM templates, so names come from the template."""
     if isinstance(value, dict) and "Ref" in value:
         name = value["Ref"]
+        if name == "AWS::StackName":
+            return stack_name
         if name in template.get("Parameters", {}):
             return str(template["Parameters"][name]["Default"])
         resource = template["Resources"][name]
