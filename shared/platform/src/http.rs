@@ -247,8 +247,10 @@ pub mod problems {
     }
 }
 
-/// Runs a function's handler for one request: the request id, a log span with it and the
-/// path, the route, and one answer (problem details for a refusal) with one log line.
+/// Runs a function's handler for one request: the request ids, a log span with them and the
+/// route template (never the raw path: it holds customer, contract, meter and document
+/// numbers), the route, and one answer (problem details for a refusal) with one log line
+/// and its metrics.
 pub async fn serve<F, Fut>(req: Request, handler: F) -> Result<Response<Body>, std::convert::Infallible>
 where
     F: FnOnce(Request, http::Method, String, String) -> Fut,
@@ -256,10 +258,18 @@ where
 {
     use tracing::Instrument;
     let id = request_id(&req);
+    let api_id = api_request_id(&req);
     let (method, path) = route(&req);
+    let template = route_template(&req, &method, &path);
     let budget = req.lambda_context_ref().and_then(|c| time_left(c.deadline(), std::time::SystemTime::now()));
-    let span = tracing::info_span!("handle", request_id = %id, path = %path);
-    async move {
+    let span = tracing::info_span!(
+        "handle",
+        request_id = %id,
+        api_request_id = api_id.as_deref().unwrap_or("-"),
+        route = %template,
+    );
+    let ids = crate::metrics::RequestIds { lambda: id.clone(), api: api_id };
+    let handle = async move {
         let handled = handler(req, method, path, id.clone());
         let answer = match budget {
             Some(budget) => tokio::time::timeout(budget, handled).await.unwrap_or_else(|_| {
@@ -269,9 +279,41 @@ where
             None => handled.await,
         };
         Ok(finish(answer, &id))
+    };
+    crate::metrics::with_request(ids, handle.instrument(span)).await
+}
+
+/// API Gateway's request id of the request (`requestContext.requestId`), which its access
+/// log holds too.
+pub fn api_request_id(req: &Request) -> Option<String> {
+    match req.request_context_ref()? {
+        lambda_http::request::RequestContext::ApiGatewayV2(ctx) => ctx.request_id.clone(),
+        #[allow(unreachable_patterns)]
+        _ => None,
     }
-    .instrument(span)
-    .await
+}
+
+/// The route as API Gateway declares it (`GET /v1/contracts/{contractNumber}`), for logs:
+/// the gateway's `routeKey`, or, where there is none (a local server), the path with every
+/// segment that holds a digit masked.
+pub fn route_template(req: &Request, method: &http::Method, path: &str) -> String {
+    let key = match req.request_context_ref() {
+        Some(lambda_http::request::RequestContext::ApiGatewayV2(ctx)) => ctx.route_key.clone(),
+        #[allow(unreachable_patterns)]
+        _ => None,
+    };
+    match key {
+        Some(key) if key.contains(' ') && key.contains('/') => key,
+        _ => format!("{method} {}", mask_path(path)),
+    }
+}
+
+/// `/v1/contracts/300000001` → `/v1/contracts/*`.
+fn mask_path(path: &str) -> String {
+    path.split('/')
+        .map(|segment| if segment.chars().any(|c| c.is_ascii_digit()) && segment != "v1" { "*" } else { segment })
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// Seconds a client should wait before retrying a 503.
@@ -289,7 +331,20 @@ fn time_left(deadline: std::time::SystemTime, now: std::time::SystemTime) -> Opt
 /// The response for a handler's outcome, with one log line per request (status only:
 /// bodies are never logged).
 pub fn finish(answer: Result<Response<Body>, Problem>, request_id: &str) -> Response<Body> {
-    let response = answer.unwrap_or_else(|problem| problem.to_response(request_id));
+    use crate::metrics::{Detail, count};
+    let response = answer.unwrap_or_else(|problem| {
+        let code = Some(Detail::Code(problem.code));
+        if problem.status.is_server_error() {
+            count("ServerErrors", code);
+        } else {
+            count("Refusals", code);
+        }
+        // Attempt limits, login lockouts and throttled senders.
+        if problem.status == StatusCode::TOO_MANY_REQUESTS {
+            count("LimitsHit", code);
+        }
+        problem.to_response(request_id)
+    });
     tracing::info!(status = response.status().as_u16(), "answered");
     response
 }
@@ -464,6 +519,29 @@ mod tests {
     }
 
     #[test]
+    fn logs_name_the_route_template_never_the_ids_in_the_path() {
+        let req = Request::default();
+        let t = route_template(&req, &http::Method::GET, "/v1/contracts/300000001");
+        assert_eq!(t, "GET /v1/contracts/*");
+        let t = route_template(&req, &http::Method::PUT, "/v1/contract-accounts/800000003/bank-details");
+        assert_eq!(t, "PUT /v1/contract-accounts/*/bank-details");
+        assert_eq!(
+            route_template(&req, &http::Method::GET, "/v1/code-lists/salutations"),
+            "GET /v1/code-lists/salutations"
+        );
+        // Behind API Gateway, its route key.
+        let mut ctx = lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext::default();
+        ctx.route_key = Some("GET /v1/contracts/{contractNumber}".into());
+        ctx.request_id = Some("gw-1".into());
+        let req = Request::default().with_request_context(lambda_http::request::RequestContext::ApiGatewayV2(ctx));
+        assert_eq!(
+            route_template(&req, &http::Method::GET, "/v1/contracts/300000001"),
+            "GET /v1/contracts/{contractNumber}"
+        );
+        assert_eq!(api_request_id(&req).as_deref(), Some("gw-1"));
+    }
+
+    #[test]
     fn the_budget_keeps_a_margin_to_answer() {
         let now = std::time::SystemTime::now();
         let second = std::time::Duration::from_secs(1);
@@ -476,7 +554,10 @@ mod tests {
     fn a_service_that_did_not_answer_is_503_and_anything_else_500() {
         let timed_out = format!("GetItem: {}: request has timed out", crate::dynamo::UNAVAILABLE);
         let p = Problem::unexpected("r", &timed_out);
-        assert_eq!((p.status, p.code, p.retry_after), (StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE", Some(1)));
+        assert_eq!(
+            (p.status, p.code, p.retry_after),
+            (StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE", Some(1))
+        );
         let p = Problem::unexpected("r", &"GetItem: service error: ValidationException");
         assert_eq!((p.status, p.code, p.retry_after), (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR", None));
     }

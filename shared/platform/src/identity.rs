@@ -391,7 +391,11 @@ impl Mailer for SesMailer {
             .send()
             .await
             // Only the error code: SES messages can quote the recipient's address.
-            .map_err(|e| StoreError(format!("SendEmail failed: {}", e.code().unwrap_or("no response"))))?;
+            .map_err(|e| {
+                crate::metrics::count("MailsFailed", None);
+                StoreError(format!("SendEmail failed: {}", e.code().unwrap_or("no response")))
+            })?;
+        crate::metrics::count("MailsSent", None);
         Ok(())
     }
 }

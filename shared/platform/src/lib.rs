@@ -10,6 +10,7 @@ pub mod http;
 pub mod identity;
 pub mod import;
 pub mod live;
+pub mod metrics;
 pub mod reads;
 pub mod redrive;
 pub mod request_log;

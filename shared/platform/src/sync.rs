@@ -67,6 +67,34 @@ impl From<StoreError> for Skip {
     }
 }
 
+/// The entity type a message is about, as a metric dimension: one of a fixed set
+/// (`requestStatus` for a request's outcome, `unknown` for anything unreadable), never a
+/// value from the message as such.
+pub fn entity_type(body: &str) -> &'static str {
+    const KNOWN: &[&str] = &[
+        "businessPartner",
+        "contractAccount",
+        "contract",
+        "installation",
+        "installmentPlan",
+        "meterReading",
+        "document",
+        "product",
+        "portalLogin",
+    ];
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Head {
+        message_type: Option<String>,
+        entity_type: Option<String>,
+    }
+    let Ok(head) = serde_json::from_str::<Head>(body) else { return "unknown" };
+    if head.message_type.as_deref() == Some("crm.request-status-changed") {
+        return "requestStatus";
+    }
+    head.entity_type.and_then(|t| KNOWN.iter().find(|k| **k == t).copied()).unwrap_or("unknown")
+}
+
 const NEWER_ONLY: &str = "attribute_not_exists(syncVersion) OR syncVersion < :v";
 
 impl InboundSync {
@@ -386,7 +414,10 @@ impl InboundSync {
     pub async fn handle_batch(&self, messages: &[(String, String)]) -> (SyncReport, Vec<String>) {
         let mut report = SyncReport::default();
         let mut failed = Vec::new();
+        // Per entity type: what became of its messages (one metric line each).
+        let mut by_type: std::collections::BTreeMap<&'static str, SyncReport> = std::collections::BTreeMap::new();
         for (id, body) in messages {
+            let counts = by_type.entry(entity_type(body)).or_default();
             let outcome = match self.apply(body).await {
                 Ok(Outcome::Unusable(reason)) => {
                     self.dead_letter(body, &reason).await.map(|()| Outcome::Unusable(reason))
@@ -394,15 +425,31 @@ impl InboundSync {
                 other => other,
             };
             match outcome {
-                Ok(Outcome::Applied) => report.applied += 1,
-                Ok(Outcome::Ignored) => report.ignored += 1,
-                Ok(Outcome::Unusable(_)) => report.dead_lettered += 1,
+                Ok(Outcome::Applied) => counts.applied += 1,
+                Ok(Outcome::Ignored) => counts.ignored += 1,
+                Ok(Outcome::Unusable(_)) => counts.dead_lettered += 1,
                 Err(e) => {
                     tracing::error!(message_id = %id, error = %e, "inbound message not applied; delivered again");
-                    report.failed += 1;
+                    counts.failed += 1;
                     failed.push(id.clone());
                 }
             }
+        }
+        use crate::metrics::{Detail, Unit::Count, emit};
+        for (entity, counts) in by_type {
+            emit(
+                &[
+                    ("SyncApplied", counts.applied as f64, Count),
+                    ("SyncIgnored", counts.ignored as f64, Count),
+                    ("SyncDeadLettered", counts.dead_lettered as f64, Count),
+                    ("SyncFailed", counts.failed as f64, Count),
+                ],
+                Some(Detail::EntityType(entity)),
+            );
+            report.applied += counts.applied;
+            report.ignored += counts.ignored;
+            report.dead_lettered += counts.dead_lettered;
+            report.failed += counts.failed;
         }
         (report, failed)
     }
@@ -452,5 +499,20 @@ impl InboundSync {
                 return Ok(total);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod metric_tests {
+    use super::entity_type;
+
+    #[test]
+    fn the_entity_type_dimension_comes_from_a_fixed_set() {
+        let changed = r#"{"messageType":"crm.entity-changed","entityType":"contract","version":1}"#;
+        assert_eq!(entity_type(changed), "contract");
+        let status = r#"{"messageType":"crm.request-status-changed","requestId":"x"}"#;
+        assert_eq!(entity_type(status), "requestStatus");
+        assert_eq!(entity_type(r#"{"messageType":"crm.entity-changed","entityType":"1000001"}"#), "unknown");
+        assert_eq!(entity_type("not json"), "unknown");
     }
 }

@@ -338,7 +338,9 @@ impl RequestWriter for WritePath {
         Ok(Some(StoredAnswer { request_id, fingerprint: field("fingerprint"), body }))
     }
 
-    #[tracing::instrument(skip_all, fields(request_id = %request.request_id, request_type = request.kind.as_str()))]
+    // `message_request_id`: the request id of the transaction record and the message (its
+    // deduplication id), beside the invocation's `request_id` of the enclosing span.
+    #[tracing::instrument(skip_all, fields(message_request_id = %request.request_id, request_type = request.kind.as_str()))]
     async fn commit(&self, request: CustomerRequest) -> Result<CommitReceipt, WriteError> {
         let message = serde_json::to_string(&request.envelope()).map_err(|e| StoreError(e.to_string()))?;
         let (items, layout) = self.transaction(&request, &message)?;
@@ -350,6 +352,8 @@ impl RequestWriter for WritePath {
         if let Err(err) = written {
             return Err(cancellation(&err, &layout).unwrap_or_else(|| store_error("TransactWriteItems", err).into()));
         }
+        crate::metrics::count("RequestsCommitted", Some(crate::metrics::Detail::RequestType(request.kind.as_str())));
+        tracing::info!("request committed");
         let request_id = request.request_id.to_string();
         let order_key = request.order_key();
         let customer = order_key.as_str();
@@ -360,16 +364,21 @@ impl RequestWriter for WritePath {
                     request_id,
                     "an older message of the customer is pending; the relay sends both in order"
                 );
+                crate::metrics::count("MessagesLeftForRelay", None);
                 return Ok(CommitReceipt { message_sent: false });
             }
             Err(e) => {
                 tracing::warn!(request_id, error = %e, "pending check failed; left for the relay");
+                crate::metrics::count("MessagesLeftForRelay", None);
                 return Ok(CommitReceipt { message_sent: false });
             }
         }
         let sent =
             deliver(&self.dynamo, &self.sqs, &self.tables.outbox, &self.queue_url, &request_id, customer, &message)
                 .await;
+        if !sent {
+            crate::metrics::count("MessagesLeftForRelay", None);
+        }
         Ok(CommitReceipt { message_sent: sent })
     }
 }
@@ -470,6 +479,8 @@ impl Relay {
             by_customer.entry(field(&entry, "pendingCustomer")).or_default().push(entry);
         }
         let mut report = RelayReport::default();
+        let oldest = by_customer.values().flatten().map(|e| field(e, "createdAt")).min();
+        let pending = by_customer.values().map(Vec::len).sum::<usize>();
         for (_, mut queue) in by_customer {
             queue.sort_by_key(|e| field(e, "createdAt"));
             let mut blocked = false;
@@ -497,6 +508,22 @@ impl Relay {
                 }
             }
         }
+        // Every run reports, also when nothing is pending: no data means no relay
+        // (OutboxBacklogAlarm).
+        let age = oldest
+            .and_then(|at| OffsetDateTime::parse(&at, &time::format_description::well_known::Rfc3339).ok())
+            .map_or(0.0, |at| (OffsetDateTime::now_utc() - at).as_seconds_f64().max(0.0).floor());
+        use crate::metrics::Unit::{Count, Seconds};
+        crate::metrics::emit(
+            &[
+                ("RelaySent", report.sent as f64, Count),
+                ("RelaySendFailed", report.failed as f64, Count),
+                ("RelayDeferred", report.deferred as f64, Count),
+                ("OutboxPending", pending as f64, Count),
+                ("OutboxOldestPendingAgeSeconds", age, Seconds),
+            ],
+            None,
+        );
         Ok(report)
     }
 }

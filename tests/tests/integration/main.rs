@@ -9,6 +9,7 @@ mod faults;
 mod identity_e2e;
 mod identity_store;
 mod import;
+mod metrics;
 mod reads_e2e;
 mod sync;
 mod write_path;
