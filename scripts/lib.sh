@@ -5,6 +5,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 EMULATOR_URL=http://127.0.0.1:4566
 EMULATOR_PID=""
 WATCH_PID=""
+DOCS_PID=""
 mkdir -p "$ROOT/.local"
 
 # Pinned tools (moto server, cargo-lambda, cfn-lint, aws-sam-cli) in a project-local virtual
@@ -27,7 +28,28 @@ bootstrap() {
     "$ROOT/.venv-scan/bin/pip" install --quiet --disable-pip-version-check -r "$ROOT/requirements-scan.txt"
     echo "$want" > "$stamp"
   fi
+  # The local web tools (scripts/web: the OpenAPI UI that /docs serves, the browser test's
+  # library) from the npm registry, again whenever their lock file changes. Install scripts
+  # stay off (swagger-ui-dist's only one reports usage).
+  stamp="$ROOT/scripts/web/node_modules/.package-lock.sha256"
+  want=$(sha256sum "$ROOT/scripts/web/package-lock.json" | cut -d' ' -f1)
+  if [ ! -d "$ROOT/scripts/web/node_modules/swagger-ui-dist" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    echo "Installing the local web tools into scripts/web/node_modules ..."
+    command -v npm > /dev/null || { echo "npm (Node.js) is needed: apt-get install nodejs npm" >&2; exit 1; }
+    SCARF_ANALYTICS=false npm ci --prefix "$ROOT/scripts/web" --ignore-scripts --no-audit --no-fund --loglevel=error
+    echo "$want" > "$stamp"
+  fi
   export PATH="$ROOT/.venv/bin:$PATH"
+}
+
+# Debian's chromium for the API reference's browser test (scripts/test), unless present.
+bootstrap_browser() {
+  command -v chromium > /dev/null && return
+  echo "Installing chromium (apt) for the browser test ..."
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo=sudo
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium > /dev/null
 }
 
 emulator_up() {
@@ -65,9 +87,22 @@ start_api() {
   exit 1
 }
 
+# The local front door on PORT: the API reference at /docs, everything else forwarded to the
+# API on UPSTREAM_PORT (scripts/docs_server.py): start_docs PORT UPSTREAM_PORT
+start_docs() {
+  "$ROOT/.venv/bin/python" "$ROOT/scripts/docs_server.py" "$1" "$2" > "$ROOT/.local/docs-$1.log" 2>&1 &
+  DOCS_PID=$!
+  for _ in $(seq 100); do
+    curl -fs -o /dev/null "http://127.0.0.1:$1/docs" 2>/dev/null && return
+    sleep 0.1
+  done
+  echo "The docs server did not start; see .local/docs-$1.log" >&2
+  return 1
+}
+
 # Stops what this script started (the process group of each background job).
 stop_started() {
-  for pid in $WATCH_PID $EMULATOR_PID; do
+  for pid in $DOCS_PID $WATCH_PID $EMULATOR_PID; do
     kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
   done
   wait 2>/dev/null || true
