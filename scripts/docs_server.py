@@ -78,7 +78,6 @@ class Handler(BaseHTTPRequestHandler):
     def cors(self):
         self.send_header("Access-Control-Allow-Origin", self.headers.get("Origin") or "*")
         self.send_header("Access-Control-Expose-Headers", "x-request-id, Retry-After, Location")
-        self.send_header("Vary", "Origin")
 
     def answer(self, status, content_type, body: bytes):
         self.send_response(status)
@@ -130,6 +129,8 @@ class Handler(BaseHTTPRequestHandler):
                 if name.lower() not in skip and not name.lower().startswith("access-control-"):
                     self.send_header(name, value)
             self.cors()
+            if "Vary" not in response.headers:
+                self.send_header("Vary", "Origin")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             if self.command != "HEAD":
@@ -145,6 +146,7 @@ class Handler(BaseHTTPRequestHandler):
         if self.headers.get("Access-Control-Request-Method"):
             self.send_response(204)
             self.cors()
+            self.send_header("Vary", "Origin")
             self.send_header("Access-Control-Allow-Methods", "GET, POST, PUT, PATCH, DELETE, OPTIONS")
             self.send_header("Access-Control-Allow-Headers",
                              self.headers.get("Access-Control-Request-Headers") or "*")
