@@ -2,6 +2,7 @@
 in docs/operations.md, every function has its own log group with the retention parameter, and
 the platform's START/REPORT lines are kept."""
 
+import json
 import re
 from pathlib import Path
 
@@ -102,3 +103,13 @@ def test_every_alarm_has_its_section_in_the_runbook(template):
     documented = {name for line in headings for name in re.findall(r"`(\w+Alarm)`", line)}
     assert sorted(alarms - documented) == [], "alarms without a runbook section"
     assert sorted(documented - alarms) == [], "runbook sections of alarms the template does not have"
+
+
+def test_the_dashboard_is_valid_json_and_shows_the_functions_metrics(template):
+    body = template["Resources"]["OperationsDashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    dashboard = json.loads(re.sub(r"\$\{[^}]+\}", "X", body))
+    assert len(dashboard["widgets"]) >= 8
+    for metric in ["RequestsCommitted", "Refusals", "ServerErrors", "LimitsHit", "OutboxPending",
+                   "OutboxOldestPendingAgeSeconds", "RelaySent", "RelaySendFailed", "MailsSent", "MailsFailed",
+                   "EntityType"]:
+        assert metric in body, metric
