@@ -4,16 +4,16 @@
 //! download; `POST /v1/me/document-uploads`, then the upload completed by its `uploadId`).
 
 use http::{HeaderValue, Method, StatusCode, header};
+use jsonschema::Validator;
 use lambda_http::{Body, Error, Request, RequestExt, Response, run, service_fn};
 use portal_domain::clock::{Clock, SystemClock};
 use portal_domain::documents::{InboxFilter, InboxPolicy, inbox};
 use portal_domain::entities::iso_date;
+use portal_domain::identity::credentials::random_bytes;
 use portal_domain::identity::sessions::{Access, Authenticator};
 use portal_domain::ids::{CustomerNumber, DocumentId, IdempotencyKey};
 use portal_domain::reads::ScopedReads;
 use portal_domain::uploads::{FileRefusal, MAX_UPLOAD_BYTES, Upload, UploadService, check_file};
-use jsonschema::Validator;
-use portal_domain::identity::credentials::random_bytes;
 use portal_platform::files::{INLINE_MAX_BYTES, LINK_LIFETIME, S3Files, Staged, staging_key};
 use portal_platform::http::{
     Problem, authenticate, idempotency_key, json_response, path_param, problems, read_json, serve,

@@ -640,7 +640,10 @@ async fn a_large_file_goes_to_and_from_storage_by_presigned_link() {
     };
     let complete = |upload_id: &str, token: &str, key: Option<&str>| {
         let mut req = client
-            .post(format!("{}/v1/me/documents?uploadId={upload_id}&title=Gro%C3%9Fer%20Plan", integration_tests::api_url()))
+            .post(format!(
+                "{}/v1/me/documents?uploadId={upload_id}&title=Gro%C3%9Fer%20Plan",
+                integration_tests::api_url()
+            ))
             .bearer_auth(token);
         if let Some(k) = key {
             req = req.header("Idempotency-Key", k);

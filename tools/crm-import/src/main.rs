@@ -35,10 +35,12 @@ async fn main() -> anyhow::Result<()> {
         None => HashMap::new(),
     };
     let config = Config::from_lookup(|k| {
-        from_stack.get(k).cloned().or_else(|| if stack.is_some() { None } else { std::env::var(k).ok() }).or_else(|| {
-            // The import sends no mail; the sender is part of the functions' configuration.
-            (k == "MAIL_FROM").then(|| "crm-import@localhost".to_owned())
-        })
+        from_stack.get(k).cloned().or_else(|| if stack.is_some() { None } else { std::env::var(k).ok() }).or_else(
+            || {
+                // The import sends no mail; the sender is part of the functions' configuration.
+                (k == "MAIL_FROM").then(|| "crm-import@localhost".to_owned())
+            },
+        )
     })
     .with_context(|| match &stack {
         Some(name) => format!("stack {name} lacks a resource the import writes to"),
