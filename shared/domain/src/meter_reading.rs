@@ -152,6 +152,11 @@ pub fn meter_view(m: &MeterRecord) -> MeterView {
 const SUBMIT_OPERATION: &str = "anonymous-meter-reading";
 const LOGGED_IN_OPERATION: &str = "meter-reading";
 
+/// The idempotency subject of a logged-in reading: the meter of one customer.
+fn reading_subject(customer: &CustomerNumber, meter: &MeterNumber) -> String {
+    format!("{customer}/{meter}")
+}
+
 pub struct MeterReadingService<D, L, W, C> {
     pub directory: D,
     pub limiter: L,
@@ -240,14 +245,18 @@ impl<D: CustomerDirectory, L: AttemptLimiter, W: RequestWriter, C: Clock> MeterR
         values: &[SubmittedValue],
         idempotency: Option<(IdempotencyKey, String)>,
     ) -> Result<Value, MeterReadingError> {
-        let claim = changes::claim(LOGGED_IN_OPERATION, meter.as_str(), idempotency);
-        // The meter under each of the caller's customer numbers (the owner is part of the
-        // key), without its history: the rules need the last readings only.
-        let lookups = futures::future::try_join_all(
-            caller.partner_numbers.iter().map(|customer| self.directory.meter(customer, meter)),
-        );
-        let (earlier, found) = futures::join!(changes::stored(&self.writer, &claim), lookups);
-        let record = found?.into_iter().flatten().next().ok_or(MeterReadingError::MeterNotFound)?;
+        // The meter and the answer stored under the key, under each of the caller's customer
+        // numbers, all at once (the meter's owner is part of both keys: a meter that changed
+        // tenants never replays the former tenant's answer). The meter without its history:
+        // the rules need the last readings only.
+        let lookups = futures::future::try_join_all(caller.partner_numbers.iter().map(|customer| async {
+            let claim = changes::claim(LOGGED_IN_OPERATION, &reading_subject(customer, meter), idempotency.clone());
+            let (record, earlier) =
+                futures::join!(self.directory.meter(customer, meter), changes::stored(&self.writer, &claim));
+            Ok::<_, StoreError>(record?.map(|record| (record, earlier, claim)))
+        }));
+        let (record, earlier, claim) =
+            lookups.await?.into_iter().flatten().next().ok_or(MeterReadingError::MeterNotFound)?;
         if let Some(answer) = changes::replay(earlier?, &claim)? {
             return Ok(answer);
         }
@@ -635,7 +644,7 @@ mod tests {
                 .unwrap();
         let r = &s.writer.committed()[0];
         assert_eq!((r.customer.as_ref().unwrap().as_str(), r.channel), ("1000002", Channel::Portal));
-        assert_eq!(r.idempotency.as_ref().unwrap().scope.as_str(), "meter-reading#1ESY1160012345#k");
+        assert_eq!(r.idempotency.as_ref().unwrap().scope.as_str(), "meter-reading#1000002/1ESY1160012345#k");
         let again =
             futures::executor::block_on(s.submit_as(&caller, &meter, date!(2026 - 12 - 01), &values, key)).unwrap();
         assert_eq!(first, again);
@@ -646,6 +655,35 @@ mod tests {
         let low = [SubmittedValue { register: RegisterCode::parse("SINGLE").unwrap(), value: Decimal::from(1) }];
         let r = futures::executor::block_on(s.submit_as(&caller, &meter, date!(2026 - 12 - 01), &low, None));
         assert!(matches!(r, Err(MeterReadingError::Implausible(_))), "{r:?}");
+    }
+
+    /// A meter that changed tenants: the new tenant's reading under the same key and body is
+    /// a reading of its own, never the former tenant's answer replayed.
+    #[test]
+    fn the_idempotency_scope_of_a_logged_in_reading_is_customer_and_meter() {
+        let mut snapshot = parse_export(include_str!("../../../fixtures/crm-demo.json")).unwrap();
+        let mut moved = snapshot.meters.iter().find(|m| m.meter.meter_number.as_str() == "1EMH0012345678").unwrap().clone();
+        moved.partner_number = CustomerNumber::parse("1000002").unwrap();
+        snapshot.meters.push(moved);
+        let mut s = service();
+        s.directory = MemoryDirectory::new(snapshot);
+        let meter = MeterNumber::parse("1EMH0012345678").unwrap();
+        let values: Vec<SubmittedValue> = [("HT", 29810), ("NT", 19650)]
+            .iter()
+            .map(|(c, v)| SubmittedValue { register: RegisterCode::parse(c).unwrap(), value: Decimal::from(*v) })
+            .collect();
+        let key = crate::testkit::key("same-key", "same-body");
+        let former = crate::testkit::caller(&["1000001"]);
+        let first = crate::testkit::run(s.submit_as(&former, &meter, date!(2026 - 12 - 01), &values, key.clone())).unwrap();
+        let new_tenant = crate::testkit::caller(&["1000002"]);
+        let second = crate::testkit::run(s.submit_as(&new_tenant, &meter, date!(2026 - 12 - 01), &values, key.clone())).unwrap();
+        assert_ne!(first["requestId"], second["requestId"], "not the former tenant's answer: {second}");
+        let committed = s.writer.committed();
+        assert_eq!(committed.len(), 2);
+        assert_eq!(committed[1].customer.as_ref().unwrap().as_str(), "1000002");
+        // Each one's own retry still replays its own answer.
+        assert_eq!(crate::testkit::run(s.submit_as(&former, &meter, date!(2026 - 12 - 01), &values, key)).unwrap(), first);
+        assert_eq!(s.writer.committed().len(), 2);
     }
 
     #[test]
