@@ -52,6 +52,8 @@ OPENAPI_URI = "https://schemas.evi-portal.example/v1/openapi.json"
 # in shared/ and functions/): identification attempts per customer number, login and password
 # attempts, sensitive changes confirmed with the current password, messages without a session.
 RATE_LIMITED = {
+    "changeContactData",
+    "deleteAccount",
     "lookupAnonymousMeterReading",
     "submitAnonymousMeterReading",
     "verifyRegistration",

@@ -3,6 +3,7 @@
 use http::{Method, StatusCode};
 use jsonschema::Validator;
 use lambda_http::{Body, Request, Response};
+use portal_domain::changes::Confirmation;
 use portal_domain::clock::SystemClock;
 use portal_domain::identification::Identification;
 use portal_domain::identity::account::{AccountError, AccountService};
@@ -10,10 +11,11 @@ use portal_domain::identity::sessions::{Access, Authenticator};
 use portal_domain::ids::CustomerNumber;
 use portal_platform::dynamo::{DynamoDirectory, DynamoLimiter};
 use portal_platform::http::{Problem, authenticate, json_response, no_content, problems, read_json, serve};
-use portal_platform::identity::{DynamoLogins, DynamoSessions};
+use portal_platform::identity::{DynamoLogins, DynamoSessions, DynamoThrottle};
 use portal_platform::live::Live;
 use portal_platform::schemas;
 use portal_platform::write_path::WritePath;
+use secrecy::SecretString;
 use serde::Deserialize;
 use std::convert::Infallible;
 
@@ -24,12 +26,21 @@ struct CustomerNumberBody {
     last_name: String,
 }
 
+/// The optional body of `DELETE /v1/me`: the current password, unless the login is recent.
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct DeletionBody {
+    current_password: Option<SecretString>,
+}
+
 type Service = AccountService<DynamoDirectory, DynamoLimiter, DynamoLogins, DynamoSessions, WritePath, SystemClock>;
 
 pub struct Api {
     service: Service,
     auth: Authenticator<DynamoSessions, SystemClock>,
+    confirmation: Confirmation<DynamoLogins, DynamoThrottle, SystemClock>,
     add_schema: Validator,
+    deletion_schema: Validator,
 }
 
 impl Api {
@@ -47,7 +58,9 @@ impl Api {
         Ok(Self {
             service,
             auth: live.authenticator(),
+            confirmation: live.confirmation(),
             add_schema: schemas::compile("customer-identification.request.schema.json")?,
+            deletion_schema: schemas::compile("account-deletion.request.schema.json")?,
         })
     }
 
@@ -69,8 +82,19 @@ impl Api {
         Ok(json_response(StatusCode::OK, &view, id))
     }
 
+    /// Deleting the login is confirmed like a sensitive change: the current password, or a
+    /// login of the last few minutes (a session left open on a shared computer cannot).
     async fn delete(&self, req: &Request, id: &str) -> Result<Response<Body>, Problem> {
         let caller = authenticate(&self.auth, req, Access::Regular, id).await?;
+        let body = if req.body().is_empty() {
+            DeletionBody::default()
+        } else {
+            read_json::<DeletionBody>(req, &self.deletion_schema)?.0
+        };
+        self.confirmation
+            .confirm(&caller, body.current_password.as_ref())
+            .await
+            .map_err(|e| problems::change(e, id))?;
         self.service.delete(&caller).await.map_err(|e| problem(e, id))?;
         Ok(no_content(id))
     }

@@ -4,21 +4,23 @@
 use http::{Method, StatusCode};
 use jsonschema::Validator;
 use lambda_http::{Body, Error, Request, Response, run, service_fn};
+use portal_domain::changes::Confirmation;
 use portal_domain::clock::SystemClock;
 use portal_domain::contact::{Change, ContactChange, ContactService, PhoneNumber};
 use portal_domain::identity::credentials::EmailAddress;
 use portal_domain::identity::sessions::{Access, Authenticator};
 use portal_domain::ids::CustomerNumber;
 use portal_domain::reads::{CustomerView, ScopedReads};
-use portal_domain::requests::fingerprint;
+use portal_domain::requests::fingerprint_unconfirmed;
 use portal_platform::http::{
     Problem, authenticate, idempotency_key, json_response, path_param, problems, read_json, serve,
 };
-use portal_platform::identity::DynamoSessions;
+use portal_platform::identity::{DynamoLogins, DynamoSessions, DynamoThrottle};
 use portal_platform::live::Live;
 use portal_platform::reads::DynamoReads;
 use portal_platform::schemas;
 use portal_platform::write_path::WritePath;
+use secrecy::SecretString;
 use serde_json::{Map, Value};
 use std::convert::Infallible;
 
@@ -26,6 +28,7 @@ struct Api {
     reads: DynamoReads,
     contact: ContactService<DynamoReads, WritePath, SystemClock>,
     auth: Authenticator<DynamoSessions, SystemClock>,
+    confirmation: Confirmation<DynamoLogins, DynamoThrottle, SystemClock>,
     contact_schema: Validator,
 }
 
@@ -88,9 +91,16 @@ impl Api {
         let key = idempotency_key(req)?;
         let (body, raw) = read_json::<Value>(req, &self.contact_schema)?;
         let change = contact_change(&body)?;
+        // A new e-mail address is where notices of sensitive changes go: it is confirmed like
+        // one (the current password, or a login of the last few minutes).
+        if change.email.is_some() {
+            let password =
+                body.get("currentPassword").and_then(Value::as_str).map(|p| SecretString::from(p.to_owned()));
+            self.confirmation.confirm(&caller, password.as_ref()).await.map_err(|e| problems::change(e, id))?;
+        }
         let answer = self
             .contact
-            .change(&caller, &customer, change, key.map(|k| (k, fingerprint(&raw))))
+            .change(&caller, &customer, change, key.map(|k| (k, fingerprint_unconfirmed(&raw))))
             .await
             .map_err(|e| problems::change(e, id))?;
         Ok(json_response(StatusCode::ACCEPTED, &answer, id))
@@ -105,6 +115,7 @@ async fn main() -> Result<(), Error> {
         reads: live.reads(),
         contact: ContactService { reads: live.reads(), writer: live.writer(), clock: SystemClock },
         auth: live.authenticator(),
+        confirmation: live.confirmation(),
         contact_schema: schemas::compile("contact-change.request.schema.json")?,
     };
     run(service_fn(|req| api.handle(req))).await

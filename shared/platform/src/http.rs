@@ -427,6 +427,41 @@ fn invalid_key() -> Problem {
 
 /// Reads a JSON body: size limit, media type, syntax, schema, then typed parsing.
 /// Returns the typed request and the parsed JSON (for fingerprints).
+/// Fields whose text may span lines (a message's text): line breaks and tabs are allowed
+/// there, no other control character.
+const MULTILINE_FIELDS: &[&str] = &["text"];
+/// Fields that never travel downstream nor show anywhere (hashed or compared only).
+const SECRET_FIELDS: &[&str] = &["password", "currentPassword", "newPassword"];
+
+/// Every string of a request body holding a control character (CR, LF, NUL, ESC, …), by its
+/// pointer: such text would travel downstream into the CRM, mails and headers.
+fn control_characters(value: &Value, pointer: &str) -> Vec<FieldError> {
+    let field = pointer.rsplit('/').next().unwrap_or_default();
+    match value {
+        Value::String(text) if !SECRET_FIELDS.contains(&field) => {
+            let multiline = MULTILINE_FIELDS.contains(&field);
+            let unclean = text.chars().any(|c| c.is_control() && !(multiline && matches!(c, '\n' | '\r' | '\t')));
+            if unclean {
+                vec![FieldError {
+                    pointer: pointer.to_owned(),
+                    code: "controlCharacter".to_owned(),
+                    message: "holds a control character".to_owned(),
+                }]
+            } else {
+                Vec::new()
+            }
+        }
+        Value::Array(items) => {
+            items.iter().enumerate().flat_map(|(i, v)| control_characters(v, &format!("{pointer}/{i}"))).collect()
+        }
+        Value::Object(fields) => fields
+            .iter()
+            .flat_map(|(k, v)| control_characters(v, &format!("{pointer}/{}", k.replace('~', "~0").replace('/', "~1"))))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 pub fn read_json<T: DeserializeOwned>(req: &Request, schema: &Validator) -> Result<(T, Value), Problem> {
     if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
         let ct = ct.to_str().unwrap_or_default().to_ascii_lowercase();
@@ -470,6 +505,17 @@ pub fn read_json<T: DeserializeOwned>(req: &Request, schema: &Validator) -> Resu
         .collect();
     if !errors.is_empty() {
         return Err(validation_failed(errors));
+    }
+    let unclean = control_characters(&value, "");
+    if !unclean.is_empty() {
+        return Err(Problem {
+            errors: unclean,
+            ..Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "CONTROL_CHARACTERS",
+                "Text may not hold control characters (line breaks only in a message's text).",
+            )
+        });
     }
     let typed = serde_path_to_error::deserialize(&value).map_err(|e| {
         let pointer = format!("/{}", e.path().to_string().replace(['.', '['], "/").replace(']', ""));
@@ -577,6 +623,22 @@ mod tests {
     struct Lookup {
         #[allow(dead_code)]
         customer_number: portal_domain::ids::CustomerNumber,
+    }
+
+    #[test]
+    fn control_characters_are_refused_by_pointer_line_breaks_only_in_a_text() {
+        let body = serde_json::json!({
+            "subject": "Hallo\r\nBcc: x@example.org",
+            "text": "Zeile 1\r\nZeile 2\tEnde",
+            "address": {"street": "Haupt\u{0}straße", "city": "Köln"},
+            "values": [{"register": "HT"}, {"register": "N\u{1b}T"}],
+            "newPassword": "tab\tin a password is the customer's business",
+        });
+        let found: Vec<String> = control_characters(&body, "").into_iter().map(|e| e.pointer).collect();
+        assert_eq!(found, ["/address/street", "/subject", "/values/1/register"]);
+        let bell = serde_json::json!({"text": "ding\u{7}"});
+        assert_eq!(control_characters(&bell, "")[0].pointer, "/text", "a text holds line breaks, nothing else");
+        assert!(control_characters(&serde_json::json!({"name": "Bäckerei Schmidt GmbH & Co. KG"}), "").is_empty());
     }
 
     #[test]

@@ -93,6 +93,7 @@ pub const ALL: &[(&str, &str)] = &[
         include_str!("../../../schemas/bank-details-change.request.schema.json"),
     ),
     ("mandate-revocation.request.schema.json", include_str!("../../../schemas/mandate-revocation.request.schema.json")),
+    ("account-deletion.request.schema.json", include_str!("../../../schemas/account-deletion.request.schema.json")),
     ("installment-change.request.schema.json", include_str!("../../../schemas/installment-change.request.schema.json")),
     (
         "billing-address-change.request.schema.json",

@@ -448,6 +448,32 @@ async fn a_termination_follows_the_rules_of_its_reason_and_is_recorded_once() {
     assert!(mails_to("k.weber@example.org").await.iter().any(|m| m.contains("5000005")));
 }
 
+/// Text that travels downstream is clean: a subject with CR/LF (a header injection into the
+/// CRM's mail or activity), a street with NUL, a holder with ESC are refused with 422 and a
+/// pointer, and nothing is written; a message's text keeps its line breaks.
+#[tokio::test]
+async fn control_characters_in_text_are_refused_with_a_pointer() {
+    let bakery = demo_session("L-0000003", &["1000003"], false).await;
+    let before = ledger("TABLE_MESSAGES", "1000003", "MESSAGE").await;
+    let injected = json!({"reason": "BILLING", "subject": "Frage\r\nBcc: alle@example.org", "text": "Guten Tag"});
+    let (status, problem) = send(Method::POST, "/v1/messages", Some(&injected), Some(&bakery), None).await;
+    assert_eq!((status, problem["code"].as_str()), (422, Some("CONTROL_CHARACTERS")), "{problem}");
+    assert_eq!(problem["errors"][0]["pointer"], "/subject");
+    assert_eq!(ledger("TABLE_MESSAGES", "1000003", "MESSAGE").await, before, "nothing written");
+    let lines = json!({"reason": "BILLING", "subject": "Frage", "text": "Guten Tag,\r\nzweite Zeile.\n\nGruß"});
+    assert_eq!(send(Method::POST, "/v1/messages", Some(&lines), Some(&bakery), None).await.0, 202);
+
+    let street = "Haupt\u{0}straße";
+    let address = json!({
+        "billingAddress": {"street": street, "houseNumber": "1", "postalCode": "50667", "city": "Köln", "country": "DE"},
+        "billRecipient": null,
+    });
+    let (status, problem) =
+        send(Method::PUT, "/v1/contract-accounts/800000004/billing-address", Some(&address), Some(&bakery), None).await;
+    assert_eq!((status, problem["code"].as_str()), (422, Some("CONTROL_CHARACTERS")), "{problem}");
+    assert_eq!(problem["errors"][0]["pointer"], "/billingAddress/street");
+}
+
 #[tokio::test]
 async fn messages_land_at_the_customer_or_unassigned_routed_by_configuration() {
     let bakery = demo_session("L-0000003", &["1000003"], false).await;

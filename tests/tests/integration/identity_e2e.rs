@@ -198,3 +198,49 @@ async fn a_password_is_reset_by_a_mailed_single_use_code() {
     let (status, _, used) = call(Method::POST, "/v1/password-resets/confirm", Some(&confirm), None).await;
     assert_eq!((status, used["code"].as_str()), (422, Some("RESET_TOKEN_INVALID")));
 }
+
+/// Deleting the login is confirmed like a sensitive change: a session whose login is older
+/// than ten minutes (left open on a shared computer) needs the current password; a wrong one
+/// is refused; the right one deletes the login and ends its sessions.
+#[tokio::test]
+async fn deleting_the_login_needs_the_current_password_after_a_while() {
+    use secrecy::SecretString;
+    let env = integration_tests::test_env();
+    let config = portal_platform::config::Config::from_lookup(|k| env.get(k).cloned()).unwrap();
+    let clients = portal_platform::aws::Clients::from_sdk_config(
+        &integration_tests::sdk_config(integration_tests::EMULATOR).await,
+        None,
+    );
+    let password = SecretString::from("Loeschen-Passwort-2026");
+    let login = portal_domain::identity::LoginRecord {
+        login_id: portal_domain::ids::LoginId::parse("L-TESTDELETE").unwrap(),
+        username: "test.delete".into(),
+        email: "test.delete@example.org".into(),
+        status: portal_domain::entities::LoginStatus::Active,
+        partner_numbers: vec![portal_domain::ids::CustomerNumber::parse("1000005").unwrap()],
+        must_change_password: false,
+        password_hash: portal_domain::identity::credentials::hash_password(&password),
+        password_expires_at: None,
+        created_at: time::OffsetDateTime::now_utc(),
+    };
+    clients
+        .dynamo
+        .put_item()
+        .table_name(&config.tables.portal_logins)
+        .set_item(Some(portal_platform::dynamo::to_item(&login).unwrap()))
+        .send()
+        .await
+        .unwrap();
+    let long_ago = time::OffsetDateTime::now_utc() - time::Duration::minutes(30);
+    let session = integration_tests::demo_session_signed_in("L-TESTDELETE", &["1000005"], false, long_ago).await;
+
+    let (status, _, problem) = call(Method::DELETE, "/v1/me", None, Some(&session)).await;
+    assert_eq!((status, problem["code"].as_str()), (403, Some("REAUTHENTICATION_REQUIRED")), "{problem}");
+    let wrong = json!({"currentPassword": "Falsches-Passwort-1"});
+    let (status, _, problem) = call(Method::DELETE, "/v1/me", Some(&wrong), Some(&session)).await;
+    assert_eq!((status, problem["code"].as_str()), (403, Some("CURRENT_PASSWORD_WRONG")), "{problem}");
+    assert_eq!(call(Method::GET, "/v1/me", None, Some(&session)).await.0, 200, "still there");
+    let right = json!({"currentPassword": "Loeschen-Passwort-2026"});
+    assert_eq!(call(Method::DELETE, "/v1/me", Some(&right), Some(&session)).await.0, 204);
+    assert_eq!(call(Method::GET, "/v1/me", None, Some(&session)).await.0, 401, "its sessions ended");
+}
