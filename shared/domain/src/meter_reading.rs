@@ -662,7 +662,8 @@ mod tests {
     #[test]
     fn the_idempotency_scope_of_a_logged_in_reading_is_customer_and_meter() {
         let mut snapshot = parse_export(include_str!("../../../fixtures/crm-demo.json")).unwrap();
-        let mut moved = snapshot.meters.iter().find(|m| m.meter.meter_number.as_str() == "1EMH0012345678").unwrap().clone();
+        let mut moved =
+            snapshot.meters.iter().find(|m| m.meter.meter_number.as_str() == "1EMH0012345678").unwrap().clone();
         moved.partner_number = CustomerNumber::parse("1000002").unwrap();
         snapshot.meters.push(moved);
         let mut s = service();
@@ -674,15 +675,20 @@ mod tests {
             .collect();
         let key = crate::testkit::key("same-key", "same-body");
         let former = crate::testkit::caller(&["1000001"]);
-        let first = crate::testkit::run(s.submit_as(&former, &meter, date!(2026 - 12 - 01), &values, key.clone())).unwrap();
+        let first =
+            crate::testkit::run(s.submit_as(&former, &meter, date!(2026 - 12 - 01), &values, key.clone())).unwrap();
         let new_tenant = crate::testkit::caller(&["1000002"]);
-        let second = crate::testkit::run(s.submit_as(&new_tenant, &meter, date!(2026 - 12 - 01), &values, key.clone())).unwrap();
+        let second =
+            crate::testkit::run(s.submit_as(&new_tenant, &meter, date!(2026 - 12 - 01), &values, key.clone())).unwrap();
         assert_ne!(first["requestId"], second["requestId"], "not the former tenant's answer: {second}");
         let committed = s.writer.committed();
         assert_eq!(committed.len(), 2);
         assert_eq!(committed[1].customer.as_ref().unwrap().as_str(), "1000002");
         // Each one's own retry still replays its own answer.
-        assert_eq!(crate::testkit::run(s.submit_as(&former, &meter, date!(2026 - 12 - 01), &values, key)).unwrap(), first);
+        assert_eq!(
+            crate::testkit::run(s.submit_as(&former, &meter, date!(2026 - 12 - 01), &values, key)).unwrap(),
+            first
+        );
         assert_eq!(s.writer.committed().len(), 2);
     }
 
