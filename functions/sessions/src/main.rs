@@ -1,4 +1,7 @@
 //! Sessions and passwords (capability 2): login, logout, password change, password reset.
+// The handler future (routing, metrics and the time budget around every use case) is
+// deeper than the compiler's default layout limit when this crate is built on its own.
+#![recursion_limit = "256"]
 
 mod api;
 
