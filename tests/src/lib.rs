@@ -224,6 +224,41 @@ pub async fn demo_session(login_id: &str, partners: &[&str], must_change_passwor
     demo_session_signed_in(login_id, partners, must_change_password, time::OffsetDateTime::now_utc()).await
 }
 
+/// A login of the served stack with a known password (for tests that confirm with it), and
+/// a session of it that proved the password at `signed_in_at`.
+pub async fn login_with_password(
+    login_id: &str,
+    partners: &[&str],
+    password: &str,
+    signed_in_at: time::OffsetDateTime,
+) -> String {
+    let env = test_env();
+    let config = Config::from_lookup(|k| env.get(k).cloned()).unwrap();
+    let clients = Clients::from_sdk_config(&sdk_config(EMULATOR).await, None);
+    let login = portal_domain::identity::LoginRecord {
+        login_id: portal_domain::ids::LoginId::parse(login_id).unwrap(),
+        username: login_id.to_lowercase(),
+        email: format!("{}@example.org", login_id.to_lowercase()),
+        status: portal_domain::entities::LoginStatus::Active,
+        partner_numbers: partners.iter().map(|p| portal_domain::ids::CustomerNumber::parse(p).unwrap()).collect(),
+        must_change_password: false,
+        password_hash: portal_domain::identity::credentials::hash_password(&secrecy::SecretString::from(
+            password.to_owned(),
+        )),
+        password_expires_at: None,
+        created_at: time::OffsetDateTime::now_utc(),
+    };
+    clients
+        .dynamo
+        .put_item()
+        .table_name(&config.tables.portal_logins)
+        .set_item(Some(portal_platform::dynamo::to_item(&login).unwrap()))
+        .send()
+        .await
+        .unwrap();
+    demo_session_signed_in(login_id, partners, false, signed_in_at).await
+}
+
 /// A demo session whose login proved its password at `signed_in_at` (still active now).
 pub async fn demo_session_signed_in(
     login_id: &str,

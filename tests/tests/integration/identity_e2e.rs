@@ -204,35 +204,9 @@ async fn a_password_is_reset_by_a_mailed_single_use_code() {
 /// is refused; the right one deletes the login and ends its sessions.
 #[tokio::test]
 async fn deleting_the_login_needs_the_current_password_after_a_while() {
-    use secrecy::SecretString;
-    let env = integration_tests::test_env();
-    let config = portal_platform::config::Config::from_lookup(|k| env.get(k).cloned()).unwrap();
-    let clients = portal_platform::aws::Clients::from_sdk_config(
-        &integration_tests::sdk_config(integration_tests::EMULATOR).await,
-        None,
-    );
-    let password = SecretString::from("Loeschen-Passwort-2026");
-    let login = portal_domain::identity::LoginRecord {
-        login_id: portal_domain::ids::LoginId::parse("L-TESTDELETE").unwrap(),
-        username: "test.delete".into(),
-        email: "test.delete@example.org".into(),
-        status: portal_domain::entities::LoginStatus::Active,
-        partner_numbers: vec![portal_domain::ids::CustomerNumber::parse("1000005").unwrap()],
-        must_change_password: false,
-        password_hash: portal_domain::identity::credentials::hash_password(&password),
-        password_expires_at: None,
-        created_at: time::OffsetDateTime::now_utc(),
-    };
-    clients
-        .dynamo
-        .put_item()
-        .table_name(&config.tables.portal_logins)
-        .set_item(Some(portal_platform::dynamo::to_item(&login).unwrap()))
-        .send()
-        .await
-        .unwrap();
     let long_ago = time::OffsetDateTime::now_utc() - time::Duration::minutes(30);
-    let session = integration_tests::demo_session_signed_in("L-TESTDELETE", &["1000005"], false, long_ago).await;
+    let session =
+        integration_tests::login_with_password("L-TESTDELETE", &["1000005"], "Loeschen-Passwort-2026", long_ago).await;
 
     let (status, _, problem) = call(Method::DELETE, "/v1/me", None, Some(&session)).await;
     assert_eq!((status, problem["code"].as_str()), (403, Some("REAUTHENTICATION_REQUIRED")), "{problem}");

@@ -48,11 +48,14 @@ async fn api_log_line(request_id: &str, metric: &str) -> Value {
 
 #[tokio::test]
 async fn a_committed_request_and_a_refusal_are_counted_in_the_function_log() {
-    // A message without a session (a sender of its own, so its hourly limit is untouched).
+    // A logged-in customer's message: anonymous ones share the test client's hourly limit per
+    // address with the other tests.
     let sender = format!("metrics-{}@example.org", uuid::Uuid::new_v4().simple());
+    let bakery = integration_tests::demo_session("L-0000003", &["1000003"], false).await;
     let response = reqwest::Client::new()
         .post(format!("{}/v1/messages", api_url()))
-        .json(&json!({"reason": "OTHER", "subject": "Frage", "text": "Metrics", "name": "Eva Neu", "email": sender}))
+        .bearer_auth(&bakery)
+        .json(&json!({"reason": "OTHER", "subject": "Frage", "text": format!("Metrics, Antwort an {sender}")}))
         .send()
         .await
         .unwrap();
