@@ -28,17 +28,34 @@ pub enum IdentificationError {
 
 const SCOPE: &str = "identification";
 
+/// The customer number's attempt window of the current hour: its key and expiry.
+fn window(clock: &impl Clock, customer: &CustomerNumber) -> (String, i64) {
+    let hour = clock.now().unix_timestamp().div_euclid(3600);
+    (format!("{SCOPE}#{customer}#{hour}"), (hour + 2) * 3600)
+}
+
 /// Takes one identification attempt of the customer number's current hour. Every attempt
-/// counts, so that guessing names is limited however the guesses are spread.
+/// takes its slot first (atomically, so parallel guesses cannot pass the limit together);
+/// a successful one gives it back ([`succeeded`]), so that only failed identifications
+/// count against the customer number.
 pub async fn take_attempt(
     limiter: &impl AttemptLimiter,
     clock: &impl Clock,
     customer: &CustomerNumber,
     attempts_per_hour: u32,
 ) -> Result<bool, StoreError> {
-    let hour = clock.now().unix_timestamp().div_euclid(3600);
-    let key = format!("{SCOPE}#{customer}#{hour}");
-    limiter.attempt(&key, attempts_per_hour, (hour + 2) * 3600).await
+    let (key, expires_at) = window(clock, customer);
+    limiter.attempt(&key, attempts_per_hour, expires_at).await
+}
+
+/// Gives the slot of a successful identification back: a customer's own readings and
+/// registrations never use up his budget. A failure to give it back only leaves the
+/// budget tighter for the hour; it is logged, not answered.
+pub async fn succeeded(limiter: &impl AttemptLimiter, clock: &impl Clock, customer: &CustomerNumber) {
+    let (key, _) = window(clock, customer);
+    if let Err(e) = limiter.give_back(&key).await {
+        tracing::warn!(error = %e, "identification slot not given back");
+    }
 }
 
 /// Decides the identification from what one round of calls returned.
@@ -62,6 +79,25 @@ mod tests {
     use crate::clock::FixedClock;
     use crate::memory::MemoryLimiter;
     use crate::testkit::{NOW, customer, demo, run};
+
+    #[test]
+    fn a_successful_identification_gives_its_slot_back() {
+        let limiter = MemoryLimiter::default();
+        let clock = FixedClock(NOW);
+        for _ in 0..5 {
+            assert!(run(take_attempt(&limiter, &clock, &customer("1000001"), 2)).unwrap());
+            run(succeeded(&limiter, &clock, &customer("1000001")));
+        }
+        assert!(run(take_attempt(&limiter, &clock, &customer("1000001"), 2)).unwrap(), "a failure");
+        assert!(run(take_attempt(&limiter, &clock, &customer("1000001"), 2)).unwrap(), "a second failure");
+        assert!(!run(take_attempt(&limiter, &clock, &customer("1000001"), 2)).unwrap(), "failures count");
+        // Never below none: giving back more than was taken does not widen the budget.
+        let fresh = MemoryLimiter::default();
+        run(succeeded(&fresh, &clock, &customer("1000002")));
+        run(succeeded(&fresh, &clock, &customer("1000002")));
+        assert!(run(take_attempt(&fresh, &clock, &customer("1000002"), 1)).unwrap());
+        assert!(!run(take_attempt(&fresh, &clock, &customer("1000002"), 1)).unwrap());
+    }
 
     #[test]
     fn an_attempt_takes_a_slot_of_the_customer_numbers_hour() {

@@ -78,6 +78,13 @@ impl AttemptLimiter for MemoryLimiter {
         *n += 1;
         Ok(true)
     }
+
+    async fn give_back(&self, window_key: &str) -> Result<(), StoreError> {
+        if let Some(n) = lock(&self.0).get_mut(window_key) {
+            *n = n.saturating_sub(1);
+        }
+        Ok(())
+    }
 }
 
 /// A write path that keeps committed requests in memory.

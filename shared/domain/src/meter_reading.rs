@@ -5,7 +5,7 @@
 use crate::changes::{self, ChangeError};
 use crate::clock::Clock;
 use crate::entities::{Address, Commodity, LastReading, MeterRecord, ReadingSource, iso_date};
-use crate::identification::{IdentificationError, decide, take_attempt};
+use crate::identification::{IdentificationError, decide, succeeded, take_attempt};
 use crate::identity::sessions::Caller;
 use crate::ids::{
     ContractNumber, CustomerNumber, IdempotencyKey, InstallationId, MaloId, MeterNumber, RegisterCode, RequestId,
@@ -180,6 +180,7 @@ impl<D: CustomerDirectory, L: AttemptLimiter, W: RequestWriter, C: Clock> MeterR
             self.directory.meters(&who.customer),
         );
         decide(who, allowed, partner)?;
+        succeeded(&self.limiter, &self.clock, &who.customer).await;
         let (contracts, meters) = (contracts?, meters?);
         let today = self.clock.today();
         let consumption_points = contracts
@@ -224,15 +225,20 @@ impl<D: CustomerDirectory, L: AttemptLimiter, W: RequestWriter, C: Clock> MeterR
             return Err(MeterReadingError::IdempotencyKeyReused);
         }
         let meter = meter?.ok_or(MeterReadingError::MeterNotFound)?;
-        self.record(
-            &partner.partner_number,
-            meter,
-            reading.reading_date,
-            &reading.values,
-            claim,
-            Channel::PortalAnonymous,
-        )
-        .await
+        // The identification succeeded: its slot goes back while the reading is checked
+        // and written.
+        let (_, recorded) = futures::join!(
+            succeeded(&self.limiter, &self.clock, &who.customer),
+            self.record(
+                &partner.partner_number,
+                meter,
+                reading.reading_date,
+                &reading.values,
+                claim,
+                Channel::PortalAnonymous
+            )
+        );
+        recorded
     }
 
     /// A reading of a logged-in customer: the caller's meter, then the same rules and

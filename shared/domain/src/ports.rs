@@ -45,6 +45,10 @@ pub trait AttemptLimiter: Send + Sync {
         limit: u32,
         expires_at_epoch: i64,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Gives one attempt of the window back (never below none): an attempt that turned out
+    /// to be no guess.
+    fn give_back(&self, window_key: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// The one write path every customer request takes: transaction record, activities,

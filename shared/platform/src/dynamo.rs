@@ -158,6 +158,25 @@ impl AttemptLimiter for DynamoLimiter {
             Err(e) => Err(store_error("UpdateItem", e)),
         }
     }
+
+    async fn give_back(&self, window_key: &str) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("limitKey", s(window_key))
+            .update_expression("ADD attempts :minus_one")
+            .condition_expression("attempts > :zero")
+            .expression_attribute_values(":minus_one", n(-1))
+            .expression_attribute_values(":zero", n(0))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if condition_failed(&e) => Ok(()),
+            Err(e) => Err(store_error("UpdateItem", e)),
+        }
+    }
 }
 
 #[cfg(test)]

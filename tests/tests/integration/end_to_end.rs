@@ -69,3 +69,15 @@ async fn the_portal_submits_an_anonymous_ht_nt_reading() {
     let (status, _, problem) = post("/v1/anonymous/meter-readings", &json!({"customerNumber": "1000001"}), None).await;
     assert_eq!((status, problem["code"].as_str()), (400, Some("VALIDATION_FAILED")));
 }
+
+/// Only failed identifications count against a customer number's hourly budget (10 by
+/// default): a customer who looks up his meters more often than that is never locked out by
+/// his own successes.
+#[tokio::test]
+async fn successful_identifications_do_not_use_up_the_customer_numbers_budget() {
+    let lookup = json!({"customerNumber": "1000001", "lastName": "Mustermann"});
+    for i in 0..12 {
+        let (status, _, body) = post("/v1/anonymous/meter-readings/lookup", &lookup, None).await;
+        assert_eq!(status, 200, "lookup {i}: {body}");
+    }
+}

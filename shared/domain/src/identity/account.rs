@@ -5,7 +5,7 @@ use super::sessions::Caller;
 use super::{LoginRecord, LoginStore, SessionStore, partner_claim};
 use crate::clock::Clock;
 use crate::entities::{LoginStatus, timestamp};
-use crate::identification::{Identification, IdentificationError, decide, take_attempt};
+use crate::identification::{Identification, IdentificationError, decide, succeeded, take_attempt};
 use crate::ids::{CustomerNumber, LoginId, RequestId};
 use crate::ports::{AttemptLimiter, CustomerDirectory, RequestWriter, StoreError};
 use crate::requests::{Activity, ActivityOwner, Channel, CustomerRequest, MirrorUpdate, RequestKind, WriteError};
@@ -157,6 +157,7 @@ where
             self.login(caller),
         );
         let partner = decide(who, allowed, partner)?;
+        succeeded(&self.limiter, &self.clock, &who.customer).await;
         let mut login = login?;
         if login.partner_numbers.contains(&partner.partner_number) {
             return Ok(login.into());
@@ -321,7 +322,7 @@ mod tests {
             ]
         );
         assert_eq!(session(&s, "h-1").unwrap().partner_numbers, [customer("1000002"), customer("1000004")]);
-        assert_eq!(s.limiter.total(), 1);
+        assert_eq!(s.limiter.total(), 0, "a successful identification gives its slot back");
     }
 
     #[test]

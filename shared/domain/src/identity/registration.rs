@@ -11,7 +11,7 @@ use super::{
 };
 use crate::clock::Clock;
 use crate::entities::LoginStatus;
-use crate::identification::{Identification, IdentificationError, decide, take_attempt};
+use crate::identification::{Identification, IdentificationError, decide, succeeded, take_attempt};
 use crate::ids::{CustomerNumber, IdempotencyKey};
 use crate::ports::{AttemptLimiter, CustomerDirectory, RequestWriter, StoreError};
 use crate::requests::{
@@ -119,6 +119,7 @@ where
             self.logins.by_claim(&claim),
         );
         let partner = decide(who, allowed, partner)?;
+        succeeded(&self.limiter, &self.clock, &who.customer).await;
         if holds(&existing?) {
             return Err(RegistrationError::AlreadyRegistered);
         }
