@@ -10,24 +10,24 @@ mkdir -p "$ROOT/.local"
 
 # Pinned tools (moto server, cargo-lambda, cfn-lint, aws-sam-cli) in a project-local virtual
 # environment, checkov in a second one, installed once and again whenever their requirements change.
+# A virtual environment DIR with the pins of REQUIREMENTS, made anew whenever they change.
+venv_from() {
+  local dir="$ROOT/$1" requirements="$ROOT/$2" stamp want
+  stamp="$dir/.requirements.sha256"
+  want=$(sha256sum "$requirements" | cut -d' ' -f1)
+  if [ ! -x "$dir/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    echo "Installing $2 into $1 ..."
+    python3 -m venv "$dir"
+    "$dir/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+    echo "$want" > "$stamp"
+  fi
+}
+
 bootstrap() {
-  local stamp="$ROOT/.venv/.requirements.sha256" want
-  want=$(sha256sum "$ROOT/requirements-dev.txt" | cut -d' ' -f1)
-  if [ ! -x "$ROOT/.venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-    echo "Installing local tools into .venv ..."
-    python3 -m venv "$ROOT/.venv"
-    "$ROOT/.venv/bin/pip" install --quiet --disable-pip-version-check -r "$ROOT/requirements-dev.txt"
-    echo "$want" > "$stamp"
-  fi
+  local stamp want
+  venv_from .venv requirements-dev.txt
   # The template scanner pins a boto3 that aws-sam-cli's cannot live with: its own venv.
-  stamp="$ROOT/.venv-scan/.requirements.sha256"
-  want=$(sha256sum "$ROOT/requirements-scan.txt" | cut -d' ' -f1)
-  if [ ! -x "$ROOT/.venv-scan/bin/checkov" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-    echo "Installing the template scanner into .venv-scan ..."
-    python3 -m venv "$ROOT/.venv-scan"
-    "$ROOT/.venv-scan/bin/pip" install --quiet --disable-pip-version-check -r "$ROOT/requirements-scan.txt"
-    echo "$want" > "$stamp"
-  fi
+  venv_from .venv-scan requirements-scan.txt
   # The local web tools (scripts/web: the OpenAPI UI that /docs serves, the browser test's
   # library) from the npm registry, again whenever their lock file changes. Install scripts
   # stay off (swagger-ui-dist's only one reports usage).

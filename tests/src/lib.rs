@@ -224,6 +224,13 @@ pub async fn demo_session(login_id: &str, partners: &[&str], must_change_passwor
     demo_session_signed_in(login_id, partners, must_change_password, time::OffsetDateTime::now_utc()).await
 }
 
+/// The served stack's configuration and clients (the stack the HTTP tests talk to).
+pub async fn served() -> (Config, Clients) {
+    let env = test_env();
+    let config = Config::from_lookup(|k| env.get(k).cloned()).unwrap();
+    (config, Clients::from_sdk_config(&sdk_config(EMULATOR).await, None))
+}
+
 /// A login of the served stack with a known password (for tests that confirm with it), and
 /// a session of it that proved the password at `signed_in_at`.
 pub async fn login_with_password(
@@ -232,9 +239,7 @@ pub async fn login_with_password(
     password: &str,
     signed_in_at: time::OffsetDateTime,
 ) -> String {
-    let env = test_env();
-    let config = Config::from_lookup(|k| env.get(k).cloned()).unwrap();
-    let clients = Clients::from_sdk_config(&sdk_config(EMULATOR).await, None);
+    let (config, clients) = served().await;
     let login = portal_domain::identity::LoginRecord {
         login_id: portal_domain::ids::LoginId::parse(login_id).unwrap(),
         username: login_id.to_lowercase(),
@@ -267,9 +272,7 @@ pub async fn demo_session_signed_in(
     signed_in_at: time::OffsetDateTime,
 ) -> String {
     use portal_domain::identity::SessionStore;
-    let env = test_env();
-    let config = Config::from_lookup(|k| env.get(k).cloned()).unwrap();
-    let clients = Clients::from_sdk_config(&sdk_config(EMULATOR).await, None);
+    let (config, clients) = served().await;
     let login = portal_domain::identity::LoginRecord {
         login_id: portal_domain::ids::LoginId::parse(login_id).unwrap(),
         username: "test".into(),
