@@ -76,37 +76,36 @@ class Template:
             "AWS::NoValue": None,
         }.get(name, Unresolved(name))
 
+    # The property naming each kind's physical name, and how `Ref` and `Fn::GetAtt … Arn`
+    # render that name.
+    KINDS = {
+        "AWS::DynamoDB::Table": ("TableName", "{name}", "arn:{partition}:dynamodb:{region}:{account}:table/{name}"),
+        "AWS::S3::Bucket": ("BucketName", "{name}", "arn:{partition}:s3:::{name}"),
+        "AWS::SQS::Queue": (
+            "QueueName",
+            "https://sqs.{region}.amazonaws.com/{account}/{name}",
+            "arn:{partition}:sqs:{region}:{account}:{name}",
+        ),
+    }
+
+    def physical(self, name, account, form):
+        """A resource's `Ref` (form 1) or ARN (form 2), or None for what this check cannot name."""
+        resource = self.t["Resources"].get(name)
+        if resource is None or resource["Type"] not in self.KINDS:
+            return None
+        kind = self.KINDS[resource["Type"]]
+        physical = self.value(resource.get("Properties", {})[kind[0]], account)
+        return kind[form].format(partition=PARTITION, region=self.region, account=account, name=physical)
+
     def ref(self, name, account):
         if name.startswith("AWS::"):
             return self.pseudo(name, account)
         if name in self.parameters:
             return self.parameters[name]
-        resource = self.t["Resources"].get(name)
-        if resource is None:
-            return Unresolved(name)
-        props = resource.get("Properties", {})
-        kind = resource["Type"]
-        if kind == "AWS::DynamoDB::Table":
-            return self.value(props["TableName"], account)
-        if kind == "AWS::S3::Bucket":
-            return self.value(props["BucketName"], account)
-        if kind == "AWS::SQS::Queue":
-            return f"https://sqs.{self.region}.amazonaws.com/{account}/{self.value(props['QueueName'], account)}"
-        return Unresolved(name)
+        return self.physical(name, account, 1) or Unresolved(name)
 
     def arn(self, name, account):
-        resource = self.t["Resources"].get(name)
-        if resource is None:
-            return Unresolved(name)
-        props = resource.get("Properties", {})
-        kind = resource["Type"]
-        if kind == "AWS::DynamoDB::Table":
-            return f"arn:{PARTITION}:dynamodb:{self.region}:{account}:table/{self.value(props['TableName'], account)}"
-        if kind == "AWS::S3::Bucket":
-            return f"arn:{PARTITION}:s3:::{self.value(props['BucketName'], account)}"
-        if kind == "AWS::SQS::Queue":
-            return f"arn:{PARTITION}:sqs:{self.region}:{account}:{self.value(props['QueueName'], account)}"
-        return Unresolved(f"{name}.Arn")
+        return self.physical(name, account, 2) or Unresolved(f"{name}.Arn")
 
     def get_att(self, name, attribute, account):
         if attribute == "Arn":

@@ -52,6 +52,19 @@ bootstrap_browser() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium > /dev/null
 }
 
+# Polls COMMAND every 0.1 s, TRIES times, until it succeeds: wait_until TRIES WHAT LOG COMMAND...
+# Says WHAT did not start (see LOG) and fails when it never does.
+wait_until() {
+  local tries=$1 what=$2 log=$3
+  shift 3
+  for _ in $(seq "$tries"); do
+    "$@" 2>/dev/null && return
+    sleep 0.1
+  done
+  echo "$what did not start; see $log" >&2
+  return 1
+}
+
 emulator_up() {
   curl -fs -o /dev/null "$EMULATOR_URL/moto-api/" 2>/dev/null
 }
@@ -66,12 +79,7 @@ start_emulator() {
   MOTO_RECORDER_FILEPATH="$ROOT/.local/emulator-calls.jsonl" \
     "$ROOT/.venv/bin/moto_server" -H 127.0.0.1 -p 4566 > "$ROOT/.local/emulator.log" 2>&1 &
   EMULATOR_PID=$!
-  for _ in $(seq 100); do
-    emulator_up && return
-    sleep 0.1
-  done
-  echo "The AWS emulator did not start; see .local/emulator.log" >&2
-  exit 1
+  wait_until 100 "The AWS emulator" .local/emulator.log emulator_up || exit 1
 }
 
 # Serves every function at the API's paths: cargo lambda watch PORT ENV_FILE [FLAGS...]
@@ -79,12 +87,7 @@ start_emulator() {
 start_api() {
   cargo lambda watch -A 127.0.0.1 -P "$1" --env-file "$2" "${@:3}" > "$ROOT/.local/api-$1.log" 2>&1 &
   WATCH_PID=$!
-  for _ in $(seq 300); do
-    curl -s -o /dev/null "http://127.0.0.1:$1/" 2>/dev/null && return
-    sleep 0.1
-  done
-  echo "cargo lambda watch did not start; see .local/api-$1.log" >&2
-  exit 1
+  wait_until 300 "cargo lambda watch" ".local/api-$1.log" curl -s -o /dev/null "http://127.0.0.1:$1/" || exit 1
 }
 
 # The local front door on PORT: the API reference at /docs, everything else forwarded to the
@@ -92,12 +95,7 @@ start_api() {
 start_docs() {
   "$ROOT/.venv/bin/python" "$ROOT/scripts/docs_server.py" "$1" "$2" > "$ROOT/.local/docs-$1.log" 2>&1 &
   DOCS_PID=$!
-  for _ in $(seq 100); do
-    curl -fs -o /dev/null "http://127.0.0.1:$1/docs" 2>/dev/null && return
-    sleep 0.1
-  done
-  echo "The docs server did not start; see .local/docs-$1.log" >&2
-  return 1
+  wait_until 100 "The docs server" ".local/docs-$1.log" curl -fs -o /dev/null "http://127.0.0.1:$1/docs"
 }
 
 # Stops what this script started (the process group of each background job).

@@ -155,10 +155,13 @@ def test_the_sync_polls_its_queue_with_the_grants_sam_adds(template):
 
 
 def test_unused_grants_are_listed(template):
-    table = names(template).ref("ProductsTable", ACCOUNT)
-    _, used, functions, _, _, t = iam_check.check(template, [dynamo("catalog", "Scan", {"TableName": table})], REGION, STACK)
-    unused = [u for u in iam_check.unused_grants(functions, used, t) if u[0] == "catalog"]
-    assert unused and all(u[2] != "dynamodb:Scan" or "Products" not in u[3] for u in unused)
+    t = names(template)
+    products, code_lists = t.arn("ProductsTable", ACCOUNT), t.arn("CodeListsTable", ACCOUNT)
+    scan = dynamo("catalog", "Scan", {"TableName": t.ref("ProductsTable", ACCOUNT)})
+    _, used, functions, _, _, resolved = iam_check.check(template, [scan], REGION, STACK)
+    unused = {(u[2], u[3]) for u in iam_check.unused_grants(functions, used, resolved) if u[0] == "catalog"}
+    assert ("dynamodb:Scan", products) not in unused, "the grant the call used"
+    assert any(resource == code_lists for _, resource in unused), "the code-list grant no call used"
 
 
 def test_mail_goes_out_only_from_the_portal_sender(template):

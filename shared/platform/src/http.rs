@@ -425,8 +425,6 @@ fn invalid_key() -> Problem {
     )
 }
 
-/// Reads a JSON body: size limit, media type, syntax, schema, then typed parsing.
-/// Returns the typed request and the parsed JSON (for fingerprints).
 /// Fields whose text may span lines (a message's text): line breaks and tabs are allowed
 /// there, no other control character.
 const MULTILINE_FIELDS: &[&str] = &["text"];
@@ -462,6 +460,8 @@ fn control_characters(value: &Value, pointer: &str) -> Vec<FieldError> {
     }
 }
 
+/// Reads a JSON body: size limit, media type, syntax, schema, clean text, then typed
+/// parsing. Returns the typed request and the parsed JSON (for fingerprints).
 pub fn read_json<T: DeserializeOwned>(req: &Request, schema: &Validator) -> Result<(T, Value), Problem> {
     if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
         let ct = ct.to_str().unwrap_or_default().to_ascii_lowercase();

@@ -74,9 +74,15 @@ impl Detail<'_> {
     }
 }
 
-/// The stack the function belongs to (`PORTAL_STACK_NAME`, from the template).
-fn stack() -> String {
-    std::env::var("PORTAL_STACK_NAME").unwrap_or_else(|_| "local".to_owned())
+/// The stack the function belongs to (`PORTAL_STACK_NAME`, from the template) and the
+/// function's short name, read once per process.
+fn identity() -> &'static (String, String) {
+    static IDENTITY: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
+    IDENTITY.get_or_init(|| {
+        let stack = std::env::var("PORTAL_STACK_NAME").unwrap_or_else(|_| "local".to_owned());
+        let function = function(&stack);
+        (stack, function)
+    })
 }
 
 /// The function's short name (`meter-readings`): Lambda's function name without the stack
@@ -91,8 +97,7 @@ fn function(stack: &str) -> String {
 
 /// The EMF line for `values` (name, value, unit) with an optional detail, at `timestamp_ms`.
 pub fn line(values: &[(&str, f64, Unit)], detail: Option<Detail<'_>>, timestamp_ms: i128) -> String {
-    let stack = stack();
-    let function = function(&stack);
+    let (stack, function) = identity();
     let mut dimensions = vec![json!(["Stack"]), json!(["Stack", "Function"])];
     let mut root = Map::new();
     root.insert("Stack".into(), json!(stack));

@@ -344,17 +344,21 @@ impl RequestWriter for WritePath {
     async fn commit(&self, request: CustomerRequest) -> Result<CommitReceipt, WriteError> {
         let message = serde_json::to_string(&request.envelope()).map_err(|e| StoreError(e.to_string()))?;
         let (items, layout) = self.transaction(&request, &message)?;
+        let request_id = request.request_id.to_string();
         // The request id as the transaction's token: DynamoDB applies a retried transaction
         // (an attempt whose answer was lost) once and answers it as applied.
-        let token = request.request_id.to_string();
-        let written =
-            self.dynamo.transact_write_items().set_transact_items(Some(items)).client_request_token(token).send().await;
+        let written = self
+            .dynamo
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .client_request_token(&request_id)
+            .send()
+            .await;
         if let Err(err) = written {
             return Err(cancellation(&err, &layout).unwrap_or_else(|| store_error("TransactWriteItems", err).into()));
         }
         crate::metrics::count("RequestsCommitted", Some(crate::metrics::Detail::RequestType(request.kind.as_str())));
         tracing::info!("request committed");
-        let request_id = request.request_id.to_string();
         let order_key = request.order_key();
         let customer = order_key.as_str();
         match self.older_pending(customer, &timestamp::format(request.submitted_at)).await {
