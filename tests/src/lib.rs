@@ -239,56 +239,62 @@ pub async fn login_with_password(
     password: &str,
     signed_in_at: time::OffsetDateTime,
 ) -> String {
-    let (config, clients) = served().await;
-    let login = portal_domain::identity::LoginRecord {
+    let hash = portal_domain::identity::credentials::hash_password(&secrecy::SecretString::from(password.to_owned()));
+    let login = test_login(login_id, partners, false, hash);
+    session_of(&login, signed_in_at).await
+}
+
+fn test_login(
+    login_id: &str,
+    partners: &[&str],
+    must_change_password: bool,
+    password_hash: String,
+) -> portal_domain::identity::LoginRecord {
+    portal_domain::identity::LoginRecord {
         login_id: portal_domain::ids::LoginId::parse(login_id).unwrap(),
         username: login_id.to_lowercase(),
         email: format!("{}@example.org", login_id.to_lowercase()),
         status: portal_domain::entities::LoginStatus::Active,
         partner_numbers: partners.iter().map(|p| portal_domain::ids::CustomerNumber::parse(p).unwrap()).collect(),
-        must_change_password: false,
-        password_hash: portal_domain::identity::credentials::hash_password(&secrecy::SecretString::from(
-            password.to_owned(),
-        )),
+        must_change_password,
+        password_hash,
         password_expires_at: None,
         created_at: time::OffsetDateTime::now_utc(),
-    };
+        session_generation: 0,
+    }
+}
+
+/// Stores a login in the served stack and opens a session of it that proved the password
+/// at `signed_in_at` (still active now): its bearer token.
+async fn session_of(login: &portal_domain::identity::LoginRecord, signed_in_at: time::OffsetDateTime) -> String {
+    use portal_domain::identity::SessionStore;
+    let (config, clients) = served().await;
     clients
         .dynamo
         .put_item()
         .table_name(&config.tables.portal_logins)
-        .set_item(Some(portal_platform::dynamo::to_item(&login).unwrap()))
+        .set_item(Some(portal_platform::dynamo::to_item(login).unwrap()))
         .send()
         .await
         .unwrap();
-    demo_session_signed_in(login_id, partners, false, signed_in_at).await
+    let policy = portal_domain::identity::sessions::SessionPolicy::default();
+    let (token, mut record) = portal_domain::identity::sessions::open_session(login, signed_in_at, &policy);
+    record.last_seen_at = time::OffsetDateTime::now_utc();
+    portal_platform::identity::DynamoSessions::new(clients.dynamo, &config.tables).create(&record).await.unwrap();
+    secrecy::ExposeSecret::expose_secret(&token).to_owned()
 }
 
 /// A demo session whose login proved its password at `signed_in_at` (still active now).
+/// Its login is a fresh one (`<login_id>-<random>`) holding `partners`, so that tests that
+/// lock or change the demo logins do not reach it.
 pub async fn demo_session_signed_in(
     login_id: &str,
     partners: &[&str],
     must_change_password: bool,
     signed_in_at: time::OffsetDateTime,
 ) -> String {
-    use portal_domain::identity::SessionStore;
-    let (config, clients) = served().await;
-    let login = portal_domain::identity::LoginRecord {
-        login_id: portal_domain::ids::LoginId::parse(login_id).unwrap(),
-        username: "test".into(),
-        email: "test@example.org".into(),
-        status: portal_domain::entities::LoginStatus::Active,
-        partner_numbers: partners.iter().map(|p| portal_domain::ids::CustomerNumber::parse(p).unwrap()).collect(),
-        must_change_password,
-        password_hash: String::new(),
-        password_expires_at: None,
-        created_at: time::OffsetDateTime::now_utc(),
-    };
-    let policy = portal_domain::identity::sessions::SessionPolicy::default();
-    let (token, mut record) = portal_domain::identity::sessions::open_session(&login, signed_in_at, &policy);
-    record.last_seen_at = time::OffsetDateTime::now_utc();
-    portal_platform::identity::DynamoSessions::new(clients.dynamo, &config.tables).create(&record).await.unwrap();
-    secrecy::ExposeSecret::expose_secret(&token).to_owned()
+    let unique = format!("{login_id}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8].to_uppercase());
+    session_of(&test_login(&unique, partners, must_change_password, String::new()), signed_in_at).await
 }
 
 /// Mails the emulator has sent to `to`, oldest first (text bodies).

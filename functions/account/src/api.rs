@@ -7,12 +7,12 @@ use portal_domain::changes::Confirmation;
 use portal_domain::clock::SystemClock;
 use portal_domain::identification::Identification;
 use portal_domain::identity::account::{AccountError, AccountService};
-use portal_domain::identity::sessions::{Access, Authenticator};
+use portal_domain::identity::sessions::Access;
 use portal_domain::ids::CustomerNumber;
 use portal_platform::dynamo::{DynamoDirectory, DynamoLimiter};
 use portal_platform::http::{Problem, authenticate, json_response, no_content, problems, read_json, serve};
 use portal_platform::identity::{DynamoLogins, DynamoSessions, DynamoThrottle};
-use portal_platform::live::Live;
+use portal_platform::live::{Live, LiveAuthenticator};
 use portal_platform::schemas;
 use portal_platform::write_path::WritePath;
 use secrecy::SecretString;
@@ -37,7 +37,7 @@ type Service = AccountService<DynamoDirectory, DynamoLimiter, DynamoLogins, Dyna
 
 pub struct Api {
     service: Service,
-    auth: Authenticator<DynamoSessions, SystemClock>,
+    auth: LiveAuthenticator,
     confirmation: Confirmation<DynamoLogins, DynamoThrottle, SystemClock>,
     add_schema: Validator,
     deletion_schema: Validator,

@@ -9,15 +9,15 @@ use portal_domain::bank::{AccountInput, BankChange, BankDetailsService};
 use portal_domain::clock::SystemClock;
 use portal_domain::contact::Change;
 use portal_domain::entities::PaymentMethod;
-use portal_domain::identity::sessions::{Access, Authenticator};
+use portal_domain::identity::sessions::Access;
 use portal_domain::ids::AccountNumber;
 use portal_domain::reads::{BankDetailsView, ScopedReads};
 use portal_domain::requests::fingerprint_unconfirmed;
 use portal_platform::http::{
     Problem, authenticate, idempotency_key, json_response, path_param, problems, read_json, serve,
 };
-use portal_platform::identity::{DynamoLogins, DynamoSessions, DynamoThrottle, SesMailer};
-use portal_platform::live::Live;
+use portal_platform::identity::{DynamoLogins, DynamoThrottle, SesMailer};
+use portal_platform::live::{Live, LiveAuthenticator};
 use portal_platform::reads::DynamoReads;
 use portal_platform::schemas;
 use portal_platform::write_path::WritePath;
@@ -67,7 +67,7 @@ type Service = BankDetailsService<DynamoReads, WritePath, DynamoLogins, DynamoTh
 struct Api {
     reads: DynamoReads,
     service: Service,
-    auth: Authenticator<DynamoSessions, SystemClock>,
+    auth: LiveAuthenticator,
     change_schema: Validator,
     revocation_schema: Validator,
 }

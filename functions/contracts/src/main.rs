@@ -7,15 +7,14 @@ use lambda_http::{Body, Error, Request, Response, run, service_fn};
 use portal_domain::billing::BillingService;
 use portal_domain::clock::SystemClock;
 use portal_domain::entities::{Address, BillRecipient};
-use portal_domain::identity::sessions::{Access, Authenticator};
+use portal_domain::identity::sessions::Access;
 use portal_domain::ids::{AccountNumber, ContractNumber};
 use portal_domain::reads::{AccountContractsView, ContractView, ScopedReads};
 use portal_domain::requests::fingerprint;
 use portal_platform::http::{
     Problem, authenticate, idempotency_key, json_response, path_param, problems, read_json, serve,
 };
-use portal_platform::identity::DynamoSessions;
-use portal_platform::live::Live;
+use portal_platform::live::{Live, LiveAuthenticator};
 use portal_platform::reads::DynamoReads;
 use portal_platform::schemas;
 use portal_platform::write_path::WritePath;
@@ -32,7 +31,7 @@ struct BillingBody {
 struct Api {
     reads: DynamoReads,
     billing: BillingService<DynamoReads, WritePath, SystemClock>,
-    auth: Authenticator<DynamoSessions, SystemClock>,
+    auth: LiveAuthenticator,
     billing_schema: Validator,
 }
 

@@ -8,15 +8,15 @@ use portal_domain::changes::Confirmation;
 use portal_domain::clock::SystemClock;
 use portal_domain::contact::{Change, ContactChange, ContactService, PhoneNumber};
 use portal_domain::identity::credentials::EmailAddress;
-use portal_domain::identity::sessions::{Access, Authenticator};
+use portal_domain::identity::sessions::Access;
 use portal_domain::ids::CustomerNumber;
 use portal_domain::reads::{CustomerView, ScopedReads};
 use portal_domain::requests::fingerprint_unconfirmed;
 use portal_platform::http::{
     Problem, authenticate, idempotency_key, json_response, path_param, problems, read_json, serve,
 };
-use portal_platform::identity::{DynamoLogins, DynamoSessions, DynamoThrottle};
-use portal_platform::live::Live;
+use portal_platform::identity::{DynamoLogins, DynamoThrottle};
+use portal_platform::live::{Live, LiveAuthenticator};
 use portal_platform::reads::DynamoReads;
 use portal_platform::schemas;
 use portal_platform::write_path::WritePath;
@@ -27,7 +27,7 @@ use std::convert::Infallible;
 struct Api {
     reads: DynamoReads,
     contact: ContactService<DynamoReads, WritePath, SystemClock>,
-    auth: Authenticator<DynamoSessions, SystemClock>,
+    auth: LiveAuthenticator,
     confirmation: Confirmation<DynamoLogins, DynamoThrottle, SystemClock>,
     contact_schema: Validator,
 }

@@ -3,18 +3,16 @@
 
 use http::{Method, StatusCode};
 use lambda_http::{Body, Error, Request, Response, run, service_fn};
-use portal_domain::clock::SystemClock;
 use portal_domain::dashboard::dashboard;
-use portal_domain::identity::sessions::{Access, Authenticator};
+use portal_domain::identity::sessions::Access;
 use portal_platform::dynamo::DynamoDirectory;
 use portal_platform::http::{Problem, authenticate, json_response, serve};
-use portal_platform::identity::DynamoSessions;
-use portal_platform::live::Live;
+use portal_platform::live::{Live, LiveAuthenticator};
 use std::convert::Infallible;
 
 struct Api {
     directory: DynamoDirectory,
-    auth: Authenticator<DynamoSessions, SystemClock>,
+    auth: LiveAuthenticator,
 }
 
 impl Api {

@@ -10,7 +10,7 @@ use portal_domain::clock::{Clock, SystemClock};
 use portal_domain::documents::{InboxFilter, InboxPolicy, inbox};
 use portal_domain::entities::iso_date;
 use portal_domain::identity::credentials::random_bytes;
-use portal_domain::identity::sessions::{Access, Authenticator};
+use portal_domain::identity::sessions::Access;
 use portal_domain::ids::{CustomerNumber, DocumentId, IdempotencyKey};
 use portal_domain::reads::ScopedReads;
 use portal_domain::uploads::{FileRefusal, MAX_UPLOAD_BYTES, Upload, UploadService, check_file};
@@ -18,8 +18,7 @@ use portal_platform::files::{INLINE_MAX_BYTES, LINK_LIFETIME, S3Files, Staged, s
 use portal_platform::http::{
     Problem, authenticate, idempotency_key, json_response, path_param, problems, read_json, serve,
 };
-use portal_platform::identity::DynamoSessions;
-use portal_platform::live::Live;
+use portal_platform::live::{Live, LiveAuthenticator};
 use portal_platform::reads::{Download, DynamoReads};
 use portal_platform::schemas;
 use portal_platform::write_path::WritePath;
@@ -29,7 +28,7 @@ use time::Date;
 struct Api {
     reads: DynamoReads,
     uploads: UploadService<S3Files, WritePath, SystemClock>,
-    auth: Authenticator<DynamoSessions, SystemClock>,
+    auth: LiveAuthenticator,
     policy: InboxPolicy,
     upload_link_schema: Validator,
 }

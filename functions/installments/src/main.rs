@@ -6,7 +6,7 @@ use jsonschema::Validator;
 use lambda_http::{Body, Error, Request, Response, run, service_fn};
 use portal_domain::clock::{Clock, SystemClock};
 use portal_domain::entities::iso_date;
-use portal_domain::identity::sessions::{Access, Authenticator};
+use portal_domain::identity::sessions::Access;
 use portal_domain::ids::AccountNumber;
 use portal_domain::installments::InstallmentService;
 use portal_domain::reads::{ScopedReads, installment_plan_view};
@@ -14,8 +14,7 @@ use portal_domain::requests::fingerprint;
 use portal_platform::http::{
     Problem, authenticate, idempotency_key, json_response, path_param, problems, read_json, serve,
 };
-use portal_platform::identity::DynamoSessions;
-use portal_platform::live::Live;
+use portal_platform::live::{Live, LiveAuthenticator};
 use portal_platform::reads::DynamoReads;
 use portal_platform::schemas;
 use portal_platform::write_path::WritePath;
@@ -35,7 +34,7 @@ struct ChangeBody {
 struct Api {
     reads: DynamoReads,
     service: InstallmentService<DynamoReads, WritePath, SystemClock>,
-    auth: Authenticator<DynamoSessions, SystemClock>,
+    auth: LiveAuthenticator,
     change_schema: Validator,
 }
 

@@ -6,7 +6,7 @@ use lambda_http::request::RequestContext;
 use lambda_http::{Body, Error, Request, RequestExt, Response, run, service_fn};
 use portal_domain::clock::SystemClock;
 use portal_domain::identity::credentials::EmailAddress;
-use portal_domain::identity::sessions::{Access, Authenticator};
+use portal_domain::identity::sessions::Access;
 use portal_domain::ids::CustomerNumber;
 use portal_domain::messages::{MessageInput, MessageService};
 use portal_domain::requests::fingerprint;
@@ -14,8 +14,7 @@ use portal_platform::dynamo::DynamoLimiter;
 use portal_platform::http::{
     FieldError, Problem, authenticate, bearer_token, idempotency_key, json_response, problems, read_json, serve,
 };
-use portal_platform::identity::DynamoSessions;
-use portal_platform::live::Live;
+use portal_platform::live::{Live, LiveAuthenticator};
 use portal_platform::reads::DynamoReads;
 use portal_platform::schemas;
 use portal_platform::write_path::WritePath;
@@ -35,7 +34,7 @@ struct MessageBody {
 
 struct Api {
     service: MessageService<DynamoReads, DynamoLimiter, WritePath, SystemClock>,
-    auth: Authenticator<DynamoSessions, SystemClock>,
+    auth: LiveAuthenticator,
     schema: Validator,
 }
 

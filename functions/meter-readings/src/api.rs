@@ -8,8 +8,8 @@ use portal_domain::clock::{Clock, SystemClock};
 use portal_domain::consumption::{consumption_view, readings_view};
 use portal_domain::entities::iso_date;
 use portal_domain::entities::{MeterReading, MeterRecord};
-use portal_domain::identity::SessionStore;
 use portal_domain::identity::sessions::{Access, Authenticator};
+use portal_domain::identity::{LoginStore, SessionStore};
 use portal_domain::ids::{CustomerNumber, MeterNumber, RegisterCode};
 use portal_domain::meter_reading::{
     AnonymousPolicy, AnonymousReading, Identification, MeterReadingError, MeterReadingService,
@@ -22,7 +22,7 @@ use portal_platform::dynamo::{DynamoDirectory, DynamoLimiter};
 use portal_platform::http::{
     Problem, authenticate, idempotency_key, json_response, path_param, problems, read_json, serve,
 };
-use portal_platform::identity::DynamoSessions;
+use portal_platform::identity::{DynamoLogins, DynamoSessions};
 use portal_platform::live::Live;
 use portal_platform::reads::DynamoReads;
 use portal_platform::schemas;
@@ -64,17 +64,17 @@ struct ValueBody {
     value: Decimal,
 }
 
-pub struct Api<D, L, W, C, R, S> {
+pub struct Api<D, L, W, C, R, S, G> {
     service: MeterReadingService<D, L, W, C>,
     /// The customer's own meters, for the logged-in views.
     reads: R,
-    auth: Authenticator<S, C>,
+    auth: Authenticator<S, G, C>,
     lookup_schema: Validator,
     submit_schema: Validator,
     reading_schema: Validator,
 }
 
-impl Api<DynamoDirectory, DynamoLimiter, WritePath, SystemClock, DynamoReads, DynamoSessions> {
+impl Api<DynamoDirectory, DynamoLimiter, WritePath, SystemClock, DynamoReads, DynamoSessions, DynamoLogins> {
     /// Everything built once per process: configuration, clients, compiled schemas.
     pub async fn from_env() -> Result<Self, lambda_http::Error> {
         let live = Live::from_env().await?;
@@ -92,7 +92,7 @@ impl Api<DynamoDirectory, DynamoLimiter, WritePath, SystemClock, DynamoReads, Dy
     }
 }
 
-impl<D, L, W, C, R, S> Api<D, L, W, C, R, S>
+impl<D, L, W, C, R, S, G> Api<D, L, W, C, R, S, G>
 where
     D: CustomerDirectory,
     L: AttemptLimiter,
@@ -100,11 +100,12 @@ where
     C: Clock,
     R: ScopedReads,
     S: SessionStore,
+    G: LoginStore,
 {
     pub fn new(
         service: MeterReadingService<D, L, W, C>,
         reads: R,
-        auth: Authenticator<S, C>,
+        auth: Authenticator<S, G, C>,
     ) -> Result<Self, schemas::SchemaError> {
         Ok(Self {
             service,
@@ -182,7 +183,7 @@ where
     }
 }
 
-impl<D, L, W, C, R, S> Api<D, L, W, C, R, S>
+impl<D, L, W, C, R, S, G> Api<D, L, W, C, R, S, G>
 where
     D: CustomerDirectory,
     L: AttemptLimiter,
@@ -190,6 +191,7 @@ where
     C: Clock,
     R: ScopedReads,
     S: SessionStore,
+    G: LoginStore,
 {
     /// A reading of a logged-in customer's meter: the same rules and write as anonymously.
     async fn submit_logged_in(&self, req: &Request, path: &str, id: &str) -> Result<Response<Body>, Problem> {
@@ -234,16 +236,22 @@ mod tests {
     use super::*;
     use portal_domain::clock::FixedClock;
     use portal_domain::export::parse_export;
-    use portal_domain::memory::{MemoryDirectory, MemoryLimiter, MemorySessions, MemoryWriter};
+    use portal_domain::memory::{MemoryDirectory, MemoryLimiter, MemoryLogins, MemorySessions, MemoryWriter};
     use serde_json::{Value, json};
     use time::macros::datetime;
 
-    type TestApi = Api<MemoryDirectory, MemoryLimiter, MemoryWriter, FixedClock, MemoryDirectory, MemorySessions>;
+    type TestApi =
+        Api<MemoryDirectory, MemoryLimiter, MemoryWriter, FixedClock, MemoryDirectory, MemorySessions, MemoryLogins>;
 
     const NOW: time::OffsetDateTime = datetime!(2026-12-01 09:00 UTC);
 
-    fn auth(sessions: &MemorySessions) -> Authenticator<MemorySessions, FixedClock> {
-        Authenticator { sessions: sessions.clone(), clock: FixedClock(NOW), policy: Default::default() }
+    fn auth(sessions: &MemorySessions) -> Authenticator<MemorySessions, MemoryLogins, FixedClock> {
+        Authenticator {
+            sessions: sessions.clone(),
+            logins: MemoryLogins::default(),
+            clock: FixedClock(NOW),
+            policy: Default::default(),
+        }
     }
 
     fn api() -> TestApi {

@@ -5,11 +5,9 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::{Method, StatusCode};
 use lambda_http::{Body, Error, Request, RequestExt, Response, run, service_fn};
-use portal_domain::clock::SystemClock;
-use portal_domain::identity::sessions::{Access, Authenticator};
+use portal_domain::identity::sessions::Access;
 use portal_platform::http::{Problem, authenticate, json_response, problems, serve};
-use portal_platform::identity::DynamoSessions;
-use portal_platform::live::Live;
+use portal_platform::live::{Live, LiveAuthenticator};
 use portal_platform::request_log::RequestLog;
 use serde_json::json;
 use std::convert::Infallible;
@@ -19,7 +17,7 @@ const MAX_LIMIT: usize = 100;
 
 struct Api {
     log: RequestLog,
-    auth: Authenticator<DynamoSessions, SystemClock>,
+    auth: LiveAuthenticator,
 }
 
 /// The opaque cursor: where the previous page ended (submitted at, request id).

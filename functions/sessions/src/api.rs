@@ -6,10 +6,10 @@ use lambda_http::{Body, Request, Response};
 use portal_domain::clock::SystemClock;
 use portal_domain::entities::timestamp;
 use portal_domain::identity::access::{AccessError, AccessService, LockoutPolicy, SessionGrant};
-use portal_domain::identity::sessions::{Access, Authenticator, SessionPolicy};
+use portal_domain::identity::sessions::{Access, SessionPolicy};
 use portal_platform::http::{FieldError, Problem, authenticate, json_response, no_content, read_json, serve};
 use portal_platform::identity::{DynamoLogins, DynamoSessions, DynamoThrottle, DynamoTokens, SesMailer};
-use portal_platform::live::Live;
+use portal_platform::live::{Live, LiveAuthenticator};
 use portal_platform::schemas;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -46,7 +46,7 @@ type Service = AccessService<DynamoLogins, DynamoSessions, DynamoTokens, SesMail
 
 pub struct Api {
     service: Service,
-    auth: Authenticator<DynamoSessions, SystemClock>,
+    auth: LiveAuthenticator,
     login_schema: Validator,
     change_schema: Validator,
     reset_schema: Validator,

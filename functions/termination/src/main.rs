@@ -7,7 +7,7 @@ use lambda_http::{Body, Error, Request, Response, run, service_fn};
 use portal_domain::bank::AccountInput;
 use portal_domain::clock::SystemClock;
 use portal_domain::entities::{Address, PaymentMethod, iso_date};
-use portal_domain::identity::sessions::{Access, Authenticator};
+use portal_domain::identity::sessions::Access;
 use portal_domain::ids::{ContractNumber, MeterNumber, RegisterCode};
 use portal_domain::plausibility::SubmittedValue;
 use portal_domain::requests::fingerprint_unconfirmed;
@@ -17,8 +17,8 @@ use portal_domain::termination::{
 use portal_platform::http::{
     Problem, authenticate, idempotency_key, json_response, path_param, problems, read_json, serve,
 };
-use portal_platform::identity::{DynamoLogins, DynamoSessions, DynamoThrottle, SesMailer};
-use portal_platform::live::Live;
+use portal_platform::identity::{DynamoLogins, DynamoThrottle, SesMailer};
+use portal_platform::live::{Live, LiveAuthenticator};
 use portal_platform::reads::DynamoReads;
 use portal_platform::schemas;
 use portal_platform::write_path::WritePath;
@@ -112,7 +112,7 @@ type Service = TerminationService<DynamoReads, WritePath, DynamoLogins, DynamoTh
 
 struct Api {
     service: Service,
-    auth: Authenticator<DynamoSessions, SystemClock>,
+    auth: LiveAuthenticator,
     schema: Validator,
 }
 

@@ -15,7 +15,7 @@ use portal_domain::identity::LoginRecord;
 use portal_domain::identity::SessionStore;
 use portal_domain::identity::sessions::{Authenticator, SessionPolicy, open_session};
 use portal_domain::ids::CustomerNumber;
-use portal_domain::memory::{MemoryDirectory, MemoryLimiter, MemorySessions, MemoryWriter};
+use portal_domain::memory::{MemoryDirectory, MemoryLimiter, MemoryLogins, MemorySessions, MemoryWriter};
 use portal_domain::meter_reading::{AnonymousPolicy, MeterReadingService};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
@@ -84,7 +84,10 @@ fn main() {
         password_hash: String::new(),
         password_expires_at: None,
         created_at: NOW,
+        session_generation: 0,
     };
+    let logins = MemoryLogins::default();
+    logins.insert(record.clone());
     let (token, session) = open_session(&record, NOW, &SessionPolicy::default());
     block_on(sessions.create(&session)).expect("a session");
     let service = MeterReadingService {
@@ -94,7 +97,7 @@ fn main() {
         clock: FixedClock(NOW),
         policy: AnonymousPolicy { attempts_per_hour: u32::MAX, ..AnonymousPolicy::default() },
     };
-    let auth = Authenticator { sessions, clock: FixedClock(NOW), policy: SessionPolicy::default() };
+    let auth = Authenticator { sessions, logins, clock: FixedClock(NOW), policy: SessionPolicy::default() };
     let api = Api::new(service, directory, auth).expect("the schemas");
     let handle = |req| block_on(api.handle(req)).expect("infallible");
 

@@ -286,6 +286,7 @@ mod tests {
             password_hash: hash_password(&SecretString::from("Richtig-2026!")),
             password_expires_at: None,
             created_at: datetime!(2024-01-01 0:00 UTC),
+            session_generation: 0,
         });
         Confirmation {
             logins,
@@ -363,7 +364,7 @@ mod tests {
         async fn by_email(&self, _: &str) -> Result<Vec<LoginRecord>, StoreError> {
             Err(StoreError("down".into()))
         }
-        async fn set_password(&self, _: &LoginId, _: &str) -> Result<(), StoreError> {
+        async fn set_password(&self, _: &LoginId, _: &str) -> Result<u32, StoreError> {
             Err(StoreError("down".into()))
         }
     }

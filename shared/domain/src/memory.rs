@@ -172,17 +172,6 @@ impl crate::identity::SessionStore for MemorySessions {
         map.retain(|_, s| &s.login_id != login_id);
         Ok(before - map.len())
     }
-
-    async fn set_partners(
-        &self,
-        login_id: &crate::ids::LoginId,
-        partners: &[CustomerNumber],
-    ) -> Result<(), StoreError> {
-        for s in lock(&self.0).values_mut().filter(|s| &s.login_id == login_id) {
-            s.partner_numbers = partners.to_vec();
-        }
-        Ok(())
-    }
 }
 
 impl crate::reads::ScopedReads for MemoryDirectory {
@@ -298,11 +287,14 @@ impl crate::identity::LoginStore for MemoryLogins {
         Ok(lock(&self.0).values().filter(|l| l.email == email).cloned().collect())
     }
 
-    async fn set_password(&self, login_id: &crate::ids::LoginId, hash: &str) -> Result<(), StoreError> {
-        if let Some(l) = lock(&self.0).get_mut(login_id) {
-            l.password_hash = hash.to_owned();
-        }
-        Ok(())
+    async fn set_password(&self, login_id: &crate::ids::LoginId, hash: &str) -> Result<u32, StoreError> {
+        let mut logins = lock(&self.0);
+        let login = logins.get_mut(login_id).ok_or_else(|| StoreError("no such login".into()))?;
+        login.password_hash = hash.to_owned();
+        login.must_change_password = false;
+        login.password_expires_at = None;
+        login.session_generation += 1;
+        Ok(login.session_generation)
     }
 }
 

@@ -66,6 +66,7 @@ pub fn login(customers: &[&str], email: &str) -> LoginRecord {
         password_hash: password_hash(),
         password_expires_at: None,
         created_at: datetime!(2024-01-01 0:00 UTC),
+        session_generation: 0,
     }
 }
 

@@ -6,8 +6,8 @@ use http::{HeaderValue, StatusCode, header};
 use jsonschema::Validator;
 use lambda_http::{Body, Request, RequestExt, Response};
 use portal_domain::clock::Clock;
-use portal_domain::identity::SessionStore;
 use portal_domain::identity::sessions::{Access, AuthError, Authenticator, Caller};
+use portal_domain::identity::{LoginStore, SessionStore};
 use portal_domain::ids::IdempotencyKey;
 use secrecy::SecretString;
 use serde::Serialize;
@@ -379,8 +379,8 @@ pub fn bearer_token(req: &Request) -> Option<SecretString> {
 }
 
 /// Runs the one authentication step for a request.
-pub async fn authenticate<S: SessionStore, C: Clock>(
-    auth: &Authenticator<S, C>,
+pub async fn authenticate<S: SessionStore, G: LoginStore, C: Clock>(
+    auth: &Authenticator<S, G, C>,
     req: &Request,
     access: Access,
     request_id: &str,

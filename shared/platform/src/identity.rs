@@ -11,7 +11,7 @@ use portal_domain::identity::{
     LoginRecord, LoginStore, LoginThrottle, Mail, Mailer, OneTimeToken, SessionRecord, SessionStore, Throttled,
     TokenPurpose, TokenStore,
 };
-use portal_domain::ids::{CustomerNumber, LoginId};
+use portal_domain::ids::LoginId;
 use portal_domain::ports::StoreError;
 use secrecy::ExposeSecret;
 use std::sync::Arc;
@@ -38,26 +38,6 @@ pub struct DynamoLogins {
 impl DynamoLogins {
     pub fn new(client: Client, tables: Arc<Tables>) -> Self {
         Self { client, tables }
-    }
-
-    async fn update(
-        &self,
-        login_id: &LoginId,
-        expression: &str,
-        values: Vec<(&str, aws_sdk_dynamodb::types::AttributeValue)>,
-    ) -> Result<(), StoreError> {
-        let mut update = self
-            .client
-            .update_item()
-            .table_name(&self.tables.portal_logins)
-            .key("loginId", s(login_id.as_str()))
-            .update_expression(expression)
-            .condition_expression("attribute_exists(loginId)");
-        for (k, v) in values {
-            update = update.expression_attribute_values(k, v);
-        }
-        update.send().await.map_err(|e| store_error("UpdateItem", e))?;
-        Ok(())
     }
 }
 
@@ -101,19 +81,28 @@ impl LoginStore for DynamoLogins {
         Ok(logins)
     }
 
-    async fn set_password(&self, login_id: &LoginId, hash: &str) -> Result<(), StoreError> {
-        self.update(
-            login_id,
-            "SET passwordHash = :h, mustChangePassword = :no, failedLogins = :zero, passwordChangedAt = :at \
-             REMOVE passwordExpiresAt, lastFailedAt",
-            vec![
-                (":h", s(hash)),
-                (":no", aws_sdk_dynamodb::types::AttributeValue::Bool(false)),
-                (":zero", n(0)),
-                (":at", s(timestamp::format(OffsetDateTime::now_utc()))),
-            ],
-        )
-        .await
+    async fn set_password(&self, login_id: &LoginId, hash: &str) -> Result<u32, StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.tables.portal_logins)
+            .key("loginId", s(login_id.as_str()))
+            .update_expression(
+                "SET passwordHash = :h, mustChangePassword = :no, failedLogins = :zero, passwordChangedAt = :at \
+                 ADD sessionGeneration :one REMOVE passwordExpiresAt, lastFailedAt",
+            )
+            .condition_expression("attribute_exists(loginId)")
+            .expression_attribute_values(":h", s(hash))
+            .expression_attribute_values(":no", aws_sdk_dynamodb::types::AttributeValue::Bool(false))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":at", s(timestamp::format(OffsetDateTime::now_utc())))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(|e| store_error("UpdateItem", e))?;
+        let generation = out.attributes.as_ref().and_then(|a| a.get("sessionGeneration")).and_then(|v| v.as_n().ok());
+        generation.and_then(|g| g.parse().ok()).ok_or_else(|| StoreError("no session generation returned".into()))
     }
 }
 
@@ -281,29 +270,6 @@ impl SessionStore for DynamoSessions {
             self.delete(hash).await?;
         }
         Ok(hashes.len())
-    }
-
-    async fn set_partners(&self, login_id: &LoginId, partners: &[CustomerNumber]) -> Result<(), StoreError> {
-        let list: aws_sdk_dynamodb::types::AttributeValue =
-            serde_dynamo::to_attribute_value(partners).map_err(|e| StoreError(e.to_string()))?;
-        for hash in self.of_login(login_id).await? {
-            let result = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .key("tokenHash", s(&hash))
-                .update_expression("SET partnerNumbers = :p")
-                .condition_expression("attribute_exists(tokenHash)")
-                .expression_attribute_values(":p", list.clone())
-                .send()
-                .await;
-            if let Err(e) = result
-                && !condition_failed(&e)
-            {
-                return Err(store_error("UpdateItem", e));
-            }
-        }
-        Ok(())
     }
 }
 

@@ -17,7 +17,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use portal_domain::documents::object_key;
 use portal_domain::entities::{LoginStatus, PortalLogin, iso_date};
 use portal_domain::export::{ImportError, MirrorSnapshot, parse_export};
-use portal_domain::identity::{SessionStore, partner_claim, username_claim};
+use portal_domain::identity::{partner_claim, username_claim};
 use portal_domain::ports::StoreError;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -160,11 +160,11 @@ pub async fn apply_login(
     if !put_login(client, &tables.portal_logins, &written, version).await? {
         return Ok(None);
     }
-    let sessions = DynamoSessions::new(client.clone(), tables);
-    if written.status == LoginStatus::Active {
-        sessions.set_partners(&written.login_id, &written.partner_numbers).await?;
-    } else {
-        sessions.delete_all(&written.login_id).await?;
+    // Open sessions follow at once: the session check reads the login's status and customer
+    // numbers with every request. An ended login's session records are removed as clean-up.
+    if written.status != LoginStatus::Active {
+        portal_domain::identity::access::end_sessions(&DynamoSessions::new(client.clone(), tables), &written.login_id)
+            .await;
     }
     Ok(Some(claims))
 }

@@ -10,6 +10,9 @@ use portal_domain::changes::Confirmation;
 use portal_domain::clock::SystemClock;
 use portal_domain::identity::sessions::{Authenticator, SessionPolicy};
 
+/// The session check of the deployed functions.
+pub type LiveAuthenticator = Authenticator<DynamoSessions, DynamoLogins, SystemClock>;
+
 #[derive(Debug, Clone)]
 pub struct Live {
     pub config: Config,
@@ -82,7 +85,12 @@ impl Live {
     }
 
     /// The one authentication step, as every function runs it.
-    pub fn authenticator(&self) -> Authenticator<DynamoSessions, SystemClock> {
-        Authenticator { sessions: self.sessions(), clock: SystemClock, policy: SessionPolicy::default() }
+    pub fn authenticator(&self) -> LiveAuthenticator {
+        Authenticator {
+            sessions: self.sessions(),
+            logins: self.logins(),
+            clock: SystemClock,
+            policy: SessionPolicy::default(),
+        }
     }
 }

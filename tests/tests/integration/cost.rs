@@ -38,9 +38,10 @@ async fn every_read_is_the_session_check_plus_one_round() {
     sessions.create(&record).await.unwrap();
     counter.take();
 
-    let auth = Authenticator { sessions, clock: FixedClock(NOW), policy: SessionPolicy::default() };
+    let logins = portal_platform::identity::DynamoLogins::new(clients.dynamo.clone(), tables.clone());
+    let auth = Authenticator { sessions, logins, clock: FixedClock(NOW), policy: SessionPolicy::default() };
     let caller: Caller = auth.authenticate(Some(&token), Access::Regular).await.unwrap();
-    assert_eq!(counter.take(), ["GetItem"], "the session check");
+    assert_eq!(counter.take(), ["GetItem", "GetItem"], "the session check: session and login in one round");
 
     let reads =
         DynamoReads::new(clients.dynamo.clone(), tables, clients.s3.clone(), stack.config.documents_bucket.clone());

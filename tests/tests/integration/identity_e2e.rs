@@ -218,3 +218,41 @@ async fn deleting_the_login_needs_the_current_password_after_a_while() {
     assert_eq!(call(Method::DELETE, "/v1/me", Some(&right), Some(&session)).await.0, 204);
     assert_eq!(call(Method::GET, "/v1/me", None, Some(&session)).await.0, 401, "its sessions ended");
 }
+
+/// Revocation is immediate: a session opened a moment before a password change made in
+/// another session is refused right after the change has answered, and a customer number
+/// the CRM takes from the login is gone from every open session with the next request.
+#[tokio::test]
+async fn a_session_is_refused_right_after_a_password_change_in_another_session() {
+    let now = time::OffsetDateTime::now_utc();
+    let password = "Widerruf-Passwort-2026";
+    let phone = integration_tests::login_with_password("L-TESTREVOKE", &["1000005"], password, now).await;
+    let laptop = integration_tests::login_with_password("L-TESTREVOKE", &["1000005"], password, now).await;
+    assert_eq!(call(Method::GET, "/v1/customers/1000005", None, Some(&phone)).await.0, 200, "open before");
+
+    let change = json!({"currentPassword": password, "newPassword": "Neues Widerruf-Passwort 27"});
+    let (status, _, changed) = call(Method::PUT, "/v1/me/password", Some(&change), Some(&laptop)).await;
+    assert_eq!(status, 200, "{changed}");
+    let (status, _, problem) = call(Method::GET, "/v1/customers/1000005", None, Some(&phone)).await;
+    assert_eq!((status, problem["code"].as_str()), (401, Some("UNAUTHENTICATED")), "the other session");
+    assert_eq!(call(Method::GET, "/v1/me", None, Some(&laptop)).await.0, 401, "the changing session's old token");
+    let renewed = token(&changed);
+    assert_eq!(call(Method::GET, "/v1/customers/1000005", None, Some(&renewed)).await.0, 200);
+
+    // The CRM takes the customer number from the login: the open session loses it at once.
+    let (sync, _, _) = integration_tests::served_sync().await;
+    let message = json!({
+        "messageType": "crm.entity-changed", "messageId": "revoke-L-TESTREVOKE", "occurredAt": "2026-12-01T10:00:00Z",
+        "entityType": "portalLogin", "version": 1,
+        "entity": {
+            "loginId": "L-TESTREVOKE", "username": "l-testrevoke", "email": "l-testrevoke@example.org",
+            "status": "AKTIV", "partnerNumbers": [], "mustChangePassword": false,
+            "passwordHash": "$argon2id$v=19$m=19456,t=2,p=1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+            "createdAt": "2026-01-01T00:00:00Z"
+        }
+    });
+    assert_eq!(sync.apply(&message.to_string()).await.unwrap(), portal_platform::sync::Outcome::Applied);
+    assert_eq!(call(Method::GET, "/v1/customers/1000005", None, Some(&renewed)).await.0, 404, "no longer his");
+    let (_, _, me) = call(Method::GET, "/v1/me", None, Some(&renewed)).await;
+    assert_eq!(me["customerNumbers"], json!([]), "{me}");
+}

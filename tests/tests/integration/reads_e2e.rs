@@ -1,7 +1,7 @@
 //! What a logged-in customer sees, end to end, and the authorization matrix: every
 //! endpoint × {no session, owner, another customer, must-change-password login}.
 
-use integration_tests::{call, demo_session};
+use integration_tests::{call, demo_session, login_with_password};
 use portal_platform::schemas;
 use reqwest::Method;
 use serde_json::Value;
@@ -372,7 +372,8 @@ async fn logins_set_pending_or_deleted_by_the_crm_reach_nothing() {
     let (sync, _, _) = integration_tests::served_sync().await;
     let mut tokens = Vec::new();
     for (login_id, status) in [("L-TESTPENDING", "AUSSTEHEND"), ("L-TESTDELETED", "GELÖSCHT")] {
-        let token = demo_session(login_id, &["1000002"], false).await;
+        let token =
+            login_with_password(login_id, &["1000002"], "an unused password", time::OffsetDateTime::now_utc()).await;
         assert_eq!(call(Method::GET, "/v1/customers/1000002", None, Some(&token)).await.0, 200, "open before");
         let message = serde_json::json!({
             "messageType": "crm.entity-changed", "messageId": format!("status-{login_id}"),

@@ -37,6 +37,10 @@ pub struct LoginRecord {
     pub password_expires_at: Option<OffsetDateTime>,
     #[serde(with = "timestamp::serde")]
     pub created_at: OffsetDateTime,
+    /// Raised by every password change and reset: a session opened under an older
+    /// generation is refused by the session check at once.
+    #[serde(default)]
+    pub session_generation: u32,
 }
 
 impl std::fmt::Debug for LoginRecord {
@@ -65,14 +69,17 @@ pub fn partner_claim(customer: &CustomerNumber) -> String {
     format!("PARTNER#{customer}")
 }
 
-/// One session as stored: found by the hash of its bearer token.
+/// One session as stored: found by the hash of its bearer token. It holds no customer
+/// numbers and no password state: the session check reads those from the login, in the
+/// same round, so that a change to the login holds for every session at once.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionRecord {
     pub token_hash: String,
     pub login_id: LoginId,
-    pub partner_numbers: Vec<CustomerNumber>,
-    pub must_change_password: bool,
+    /// The login's [`LoginRecord::session_generation`] when the session opened.
+    #[serde(default)]
+    pub generation: u32,
     #[serde(with = "timestamp::serde")]
     pub created_at: OffsetDateTime,
     #[serde(with = "timestamp::serde")]
@@ -109,7 +116,9 @@ pub trait LoginStore: Send + Sync {
     fn by_claim(&self, claim: &str) -> impl Future<Output = Result<Option<LoginRecord>, StoreError>> + Send;
     fn get(&self, login_id: &LoginId) -> impl Future<Output = Result<Option<LoginRecord>, StoreError>> + Send;
     fn by_email(&self, email: &str) -> impl Future<Output = Result<Vec<LoginRecord>, StoreError>> + Send;
-    fn set_password(&self, login_id: &LoginId, hash: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Sets a new password and raises the session generation (ending every open session):
+    /// the new generation.
+    fn set_password(&self, login_id: &LoginId, hash: &str) -> impl Future<Output = Result<u32, StoreError>> + Send;
 }
 
 /// Why a throttled attempt may not proceed.
@@ -145,14 +154,9 @@ pub trait SessionStore: Send + Sync {
     fn get(&self, token_hash: &str) -> impl Future<Output = Result<Option<SessionRecord>, StoreError>> + Send;
     fn touch(&self, token_hash: &str, at: OffsetDateTime) -> impl Future<Output = Result<(), StoreError>> + Send;
     fn delete(&self, token_hash: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
-    /// Ends every session of a login.
+    /// Removes every session of a login: clean-up only. Revocation itself is the session
+    /// check's (login status and session generation, read with the session).
     fn delete_all(&self, login_id: &LoginId) -> impl Future<Output = Result<usize, StoreError>> + Send;
-    /// Updates the customer numbers every open session of a login carries.
-    fn set_partners(
-        &self,
-        login_id: &LoginId,
-        partners: &[CustomerNumber],
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// Single-use tokens.

@@ -189,6 +189,7 @@ where
             password_hash: hash_password(&password),
             password_expires_at: Some(now + self.policy.initial_password_lifetime),
             created_at: now,
+            session_generation: 0,
         };
         let answer = json!({
             "loginId": login.login_id,
