@@ -285,16 +285,37 @@ async fn session_of(login: &portal_domain::identity::LoginRecord, signed_in_at: 
 }
 
 /// A demo session whose login proved its password at `signed_in_at` (still active now).
-/// Its login is a fresh one (`<login_id>-<random>`) holding `partners`, so that tests that
-/// lock or change the demo logins do not reach it.
+/// Its login is a copy of demo login `login_id` (its username, e-mail address and
+/// password) under a fresh id (`<login_id>-<random>`), holding `partners`: tests that lock
+/// or change the demo logins do not reach it. An unknown `login_id` gets a test login with
+/// the demo password.
 pub async fn demo_session_signed_in(
     login_id: &str,
     partners: &[&str],
     must_change_password: bool,
     signed_in_at: time::OffsetDateTime,
 ) -> String {
+    use portal_domain::identity::LoginStore;
+    let (config, clients) = served().await;
     let unique = format!("{login_id}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8].to_uppercase());
-    session_of(&test_login(&unique, partners, must_change_password, String::new()), signed_in_at).await
+    let demo = portal_platform::identity::DynamoLogins::new(clients.dynamo, config.tables.clone())
+        .get(&portal_domain::ids::LoginId::parse(login_id).unwrap())
+        .await
+        .unwrap();
+    let mut login = test_login(&unique, partners, must_change_password, demo_password_hash());
+    if let Some(demo) = demo {
+        (login.username, login.email, login.password_hash) = (demo.username, demo.email, demo.password_hash);
+    }
+    session_of(&login, signed_in_at).await
+}
+
+/// The argon2id hash of the demo logins' password, computed once per test binary.
+fn demo_password_hash() -> String {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| {
+        portal_domain::identity::credentials::hash_password(&secrecy::SecretString::from("Demo-Passwort-2026"))
+    })
+    .clone()
 }
 
 /// Mails the emulator has sent to `to`, oldest first (text bodies).

@@ -10,7 +10,9 @@ use portal_domain::identity::account::{AccountError, AccountService};
 use portal_domain::identity::sessions::Access;
 use portal_domain::ids::CustomerNumber;
 use portal_platform::dynamo::{DynamoDirectory, DynamoLimiter};
-use portal_platform::http::{Problem, authenticate, json_response, no_content, problems, read_json, serve};
+use portal_platform::http::{
+    Problem, authenticate, json_response, no_content, problems, read_json, serve, source_address,
+};
 use portal_platform::identity::{DynamoLogins, DynamoSessions, DynamoThrottle};
 use portal_platform::live::{Live, LiveAuthenticator};
 use portal_platform::schemas;
@@ -53,7 +55,7 @@ impl Api {
             sessions: live.sessions(),
             writer: live.writer(),
             clock: SystemClock,
-            attempts_per_hour: live.config.anonymous_attempts_per_hour,
+            limits: live.config.identification,
         };
         Ok(Self {
             service,
@@ -102,7 +104,7 @@ impl Api {
     async fn add_customer_number(&self, req: &Request, id: &str) -> Result<Response<Body>, Problem> {
         let caller = authenticate(&self.auth, req, Access::Regular, id).await?;
         let (body, _) = read_json::<CustomerNumberBody>(req, &self.add_schema)?;
-        let who = Identification { customer: body.customer_number, name: body.last_name };
+        let who = Identification { customer: body.customer_number, name: body.last_name, source: source_address(req) };
         let view = self.service.add_customer_number(&caller, &who).await.map_err(|e| problem(e, id))?;
         Ok(json_response(StatusCode::OK, &view, id))
     }
@@ -111,7 +113,7 @@ impl Api {
 fn problem(error: AccountError, request_id: &str) -> Problem {
     match error {
         AccountError::NotIdentified => problems::customer_not_found(),
-        AccountError::TooManyAttempts => problems::too_many_attempts(),
+        AccountError::TooManyAttempts { retry_after } => problems::too_many_attempts(retry_after),
         AccountError::AlreadyRegistered => {
             problems::already_registered("This customer number belongs to another portal login.")
         }

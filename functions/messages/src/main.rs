@@ -2,8 +2,7 @@
 
 use http::{Method, StatusCode};
 use jsonschema::Validator;
-use lambda_http::request::RequestContext;
-use lambda_http::{Body, Error, Request, RequestExt, Response, run, service_fn};
+use lambda_http::{Body, Error, Request, Response, run, service_fn};
 use portal_domain::clock::SystemClock;
 use portal_domain::identity::credentials::EmailAddress;
 use portal_domain::identity::sessions::Access;
@@ -13,6 +12,7 @@ use portal_domain::requests::fingerprint;
 use portal_platform::dynamo::DynamoLimiter;
 use portal_platform::http::{
     FieldError, Problem, authenticate, bearer_token, idempotency_key, json_response, problems, read_json, serve,
+    source_address,
 };
 use portal_platform::live::{Live, LiveAuthenticator};
 use portal_platform::reads::DynamoReads;
@@ -36,14 +36,6 @@ struct Api {
     service: MessageService<DynamoReads, DynamoLimiter, WritePath, SystemClock>,
     auth: LiveAuthenticator,
     schema: Validator,
-}
-
-/// The client's address as API Gateway saw it (for the anonymous rate limit).
-fn client_address(req: &Request) -> String {
-    match req.request_context_ref() {
-        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.http.source_ip.clone().unwrap_or_default(),
-        _ => String::new(),
-    }
 }
 
 impl Api {
@@ -86,7 +78,7 @@ impl Api {
         };
         let answer = self
             .service
-            .send(caller.as_ref(), &client_address(req), input, key.map(|k| (k, fingerprint(&raw))))
+            .send(caller.as_ref(), &source_address(req).to_string(), input, key.map(|k| (k, fingerprint(&raw))))
             .await
             .map_err(|e| problems::change(e, id))?;
         Ok(json_response(StatusCode::ACCEPTED, &answer, id))

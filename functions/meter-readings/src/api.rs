@@ -20,7 +20,7 @@ use portal_domain::reads::ScopedReads;
 use portal_domain::requests::fingerprint;
 use portal_platform::dynamo::{DynamoDirectory, DynamoLimiter};
 use portal_platform::http::{
-    Problem, authenticate, idempotency_key, json_response, path_param, problems, read_json, serve,
+    Problem, authenticate, idempotency_key, json_response, path_param, problems, read_json, serve, source_address,
 };
 use portal_platform::identity::{DynamoLogins, DynamoSessions};
 use portal_platform::live::Live;
@@ -83,10 +83,7 @@ impl Api<DynamoDirectory, DynamoLimiter, WritePath, SystemClock, DynamoReads, Dy
             limiter: live.limiter(),
             writer: live.writer(),
             clock: SystemClock,
-            policy: AnonymousPolicy {
-                attempts_per_hour: live.config.anonymous_attempts_per_hour,
-                ..AnonymousPolicy::default()
-            },
+            policy: AnonymousPolicy { limits: live.config.identification, ..AnonymousPolicy::default() },
         };
         Ok(Self::new(service, live.reads(), live.authenticator())?)
     }
@@ -139,7 +136,7 @@ where
 
     async fn lookup(&self, req: &Request, id: &str) -> Result<Response<Body>, Problem> {
         let (body, _) = read_json::<LookupBody>(req, &self.lookup_schema)?;
-        let who = Identification { customer: body.customer_number, name: body.last_name };
+        let who = Identification { customer: body.customer_number, name: body.last_name, source: source_address(req) };
         let view = self.service.lookup(&who).await.map_err(|e| problem(e, id))?;
         Ok(json_response(StatusCode::OK, &view, id))
     }
@@ -172,7 +169,11 @@ where
         let key = idempotency_key(req)?;
         let (body, raw) = read_json::<SubmitBody>(req, &self.submit_schema)?;
         let reading = AnonymousReading {
-            identification: Identification { customer: body.customer_number, name: body.last_name },
+            identification: Identification {
+                customer: body.customer_number,
+                name: body.last_name,
+                source: source_address(req),
+            },
             meter: body.meter_number,
             reading_date: body.reading_date,
             values: body.values.into_iter().map(|v| SubmittedValue { register: v.register, value: v.value }).collect(),
@@ -217,7 +218,7 @@ where
 fn problem(error: MeterReadingError, request_id: &str) -> Problem {
     match error {
         MeterReadingError::NotIdentified => problems::customer_not_found(),
-        MeterReadingError::TooManyAttempts => problems::too_many_attempts(),
+        MeterReadingError::TooManyAttempts { retry_after } => problems::too_many_attempts(retry_after),
         MeterReadingError::MeterNotFound => {
             Problem::new(StatusCode::NOT_FOUND, "METER_NOT_FOUND", "The customer has no meter with this number.")
         }

@@ -11,7 +11,7 @@ use portal_domain::identity::registration::{Registration, RegistrationError, Reg
 use portal_domain::ids::CustomerNumber;
 use portal_domain::requests::fingerprint;
 use portal_platform::dynamo::{DynamoDirectory, DynamoLimiter};
-use portal_platform::http::{Problem, idempotency_key, json_response, problems, read_json, serve};
+use portal_platform::http::{Problem, idempotency_key, json_response, problems, read_json, serve, source_address};
 use portal_platform::identity::{DynamoLogins, DynamoTokens, SesMailer};
 use portal_platform::live::Live;
 use portal_platform::schemas;
@@ -57,7 +57,7 @@ impl Api {
             mailer: live.mailer(),
             clock: SystemClock,
             policy: RegistrationPolicy {
-                attempts_per_hour: live.config.anonymous_attempts_per_hour,
+                limits: live.config.identification,
                 requires_approval: live.config.registration_requires_approval,
                 ..RegistrationPolicy::default()
             },
@@ -82,7 +82,7 @@ impl Api {
 
     async fn verify(&self, req: &Request, id: &str) -> Result<Response<Body>, Problem> {
         let (body, _) = read_json::<VerifyBody>(req, &self.verify_schema)?;
-        let who = Identification { customer: body.customer_number, name: body.last_name };
+        let who = Identification { customer: body.customer_number, name: body.last_name, source: source_address(req) };
         let verified = self.service.verify(&who).await.map_err(|e| problem(e, id))?;
         let answer = json!({
             "registrationToken": verified.registration_token.expose_secret(),
@@ -108,7 +108,7 @@ impl Api {
 fn problem(error: RegistrationError, request_id: &str) -> Problem {
     match error {
         RegistrationError::NotIdentified => problems::customer_not_found(),
-        RegistrationError::TooManyAttempts => problems::too_many_attempts(),
+        RegistrationError::TooManyAttempts { retry_after } => problems::too_many_attempts(retry_after),
         RegistrationError::AlreadyRegistered => {
             problems::already_registered("This customer already has a portal login. Log in, or reset the password.")
         }

@@ -1,13 +1,16 @@
 //! HTTP mapping of sessions and passwords.
 
-use http::{HeaderValue, Method, StatusCode};
+use http::{Method, StatusCode};
 use jsonschema::Validator;
 use lambda_http::{Body, Request, Response};
 use portal_domain::clock::SystemClock;
 use portal_domain::entities::timestamp;
 use portal_domain::identity::access::{AccessError, AccessService, LockoutPolicy, SessionGrant};
 use portal_domain::identity::sessions::{Access, SessionPolicy};
-use portal_platform::http::{FieldError, Problem, authenticate, json_response, no_content, read_json, serve};
+use portal_platform::dynamo::DynamoLimiter;
+use portal_platform::http::{
+    FieldError, Problem, authenticate, json_response, no_content, read_json, serve, source_address,
+};
 use portal_platform::identity::{DynamoLogins, DynamoSessions, DynamoThrottle, DynamoTokens, SesMailer};
 use portal_platform::live::{Live, LiveAuthenticator};
 use portal_platform::schemas;
@@ -42,7 +45,8 @@ struct ResetConfirmBody {
     new_password: SecretString,
 }
 
-type Service = AccessService<DynamoLogins, DynamoSessions, DynamoTokens, SesMailer, DynamoThrottle, SystemClock>;
+type Service =
+    AccessService<DynamoLogins, DynamoSessions, DynamoTokens, SesMailer, DynamoThrottle, DynamoLimiter, SystemClock>;
 
 pub struct Api {
     service: Service,
@@ -74,6 +78,9 @@ impl Api {
             clock: SystemClock,
             session_policy: SessionPolicy::default(),
             lockout: LockoutPolicy::default(),
+            limiter: live.limiter(),
+            budgets: live.config.identification.budgets,
+            resets_per_name_per_hour: live.config.resets_per_name_per_hour,
         };
         Ok(Self {
             service,
@@ -101,18 +108,9 @@ impl Api {
 
     async fn login(&self, req: &Request, id: &str) -> Result<Response<Body>, Problem> {
         let (body, _) = read_json::<LoginBody>(req, &self.login_schema)?;
-        match self.service.login(&body.username, &body.password).await {
-            Ok(grant) => Ok(json_response(StatusCode::CREATED, &grant_body(&grant), id)),
-            Err(AccessError::TooManyAttempts { retry_after }) => {
-                let mut response = problem(AccessError::TooManyAttempts { retry_after }, id).to_response(id);
-                let seconds = retry_after.whole_seconds().max(1).to_string();
-                if let Ok(value) = HeaderValue::from_str(&seconds) {
-                    response.headers_mut().insert("retry-after", value);
-                }
-                Ok(response)
-            }
-            Err(e) => Err(problem(e, id)),
-        }
+        let grant = self.service.login(&body.username, &body.password, &source_address(req)).await;
+        let grant = grant.map_err(|e| problem(e, id))?;
+        Ok(json_response(StatusCode::CREATED, &grant_body(&grant), id))
     }
 
     async fn logout(&self, req: &Request, id: &str) -> Result<Response<Body>, Problem> {
@@ -134,7 +132,8 @@ impl Api {
 
     async fn request_reset(&self, req: &Request, id: &str) -> Result<Response<Body>, Problem> {
         let (body, _) = read_json::<ResetBody>(req, &self.reset_schema)?;
-        self.service.request_reset(&body.username_or_email).await.map_err(|e| problem(e, id))?;
+        let answer = self.service.request_reset(&body.username_or_email, &source_address(req)).await;
+        answer.map_err(|e| problem(e, id))?;
         let answer = json!({ "status": "ACCEPTED", "detail": "If a login exists for this name or address, an e-mail is on its way." });
         Ok(json_response(StatusCode::ACCEPTED, &answer, id))
     }
@@ -156,11 +155,12 @@ fn problem(error: AccessError, request_id: &str) -> Problem {
             "INITIAL_PASSWORD_EXPIRED",
             "The initial password has expired. Request a new password by reset.",
         ),
-        AccessError::TooManyAttempts { .. } => Problem::new(
+        AccessError::TooManyAttempts { retry_after } => Problem::new(
             StatusCode::TOO_MANY_REQUESTS,
             "TOO_MANY_ATTEMPTS",
             "Too many failed attempts. Wait before the next one (Retry-After).",
-        ),
+        )
+        .with_retry_after(retry_after.whole_seconds()),
         AccessError::WrongCurrentPassword => {
             Problem::new(StatusCode::FORBIDDEN, "CURRENT_PASSWORD_WRONG", "The current password is wrong.")
         }

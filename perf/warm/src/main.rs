@@ -68,6 +68,14 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
     sorted[at] as f64 / 1000.0
 }
 
+/// No budget ever runs out while the same request repeats.
+fn unlimited() -> portal_domain::identification::IdentificationLimits {
+    portal_domain::identification::IdentificationLimits {
+        per_customer_per_hour: u32::MAX,
+        budgets: portal_domain::budgets::FailureBudgets { per_address_per_hour: u32::MAX, global_per_hour: u32::MAX },
+    }
+}
+
 fn main() {
     let iterations: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(20_000);
     let export = parse_export(include_str!("../../../fixtures/crm-demo.json")).expect("the demo export");
@@ -95,7 +103,7 @@ fn main() {
         limiter: MemoryLimiter::default(),
         writer: MemoryWriter::default(),
         clock: FixedClock(NOW),
-        policy: AnonymousPolicy { attempts_per_hour: u32::MAX, ..AnonymousPolicy::default() },
+        policy: AnonymousPolicy { limits: unlimited(), ..AnonymousPolicy::default() },
     };
     let auth = Authenticator { sessions, logins, clock: FixedClock(NOW), policy: SessionPolicy::default() };
     let api = Api::new(service, directory, auth).expect("the schemas");

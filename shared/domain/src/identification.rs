@@ -1,18 +1,28 @@
 //! Identifying a customer by customer number and name (anonymous meter reading,
 //! registration, adding a customer number to a login): one matching rule, one answer for
-//! an unknown number and a wrong name, and one attempt limit per customer number.
+//! an unknown number and a wrong name, and attempt limits per customer number, per source
+//! address and for the whole deployment ([`crate::budgets`]).
 
+use crate::budgets::{self, Exhausted, FailureBudgets, Slots, SourceAddress, Subject};
 use crate::clock::Clock;
 use crate::entities::BusinessPartner;
 use crate::ids::CustomerNumber;
 use crate::names::names_match;
 use crate::ports::{AttemptLimiter, StoreError};
+use time::Duration;
 
-/// Customer number and name as typed by the customer.
+/// Customer number and name as typed by the customer, and where the request came from.
 #[derive(Debug, Clone)]
 pub struct Identification {
     pub customer: CustomerNumber,
     pub name: String,
+    pub source: SourceAddress,
+}
+
+impl Identification {
+    pub fn new(customer: CustomerNumber, name: impl Into<String>, source: SourceAddress) -> Self {
+        Self { customer, name: name.into(), source }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -20,55 +30,57 @@ pub enum IdentificationError {
     /// Unknown customer number or a name that does not match: one answer for both.
     #[error("customer number and name do not match")]
     NotIdentified,
-    #[error("too many attempts for this customer number")]
-    TooManyAttempts,
+    /// A budget is used up: the customer number's, the source address's or the deployment's.
+    #[error("too many attempts")]
+    TooManyAttempts { retry_after: Duration },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
-const SCOPE: &str = "identification";
-
-/// The customer number's attempt window of the current hour: its key and expiry.
-fn window(clock: &impl Clock, customer: &CustomerNumber) -> (String, i64) {
-    let hour = clock.now().unix_timestamp().div_euclid(3600);
-    (format!("{SCOPE}#{customer}#{hour}"), (hour + 2) * 3600)
+/// The limits of identification attempts per hour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdentificationLimits {
+    /// Failed attempts per customer number (`AnonymousAttemptsPerHour`).
+    pub per_customer_per_hour: u32,
+    pub budgets: FailureBudgets,
 }
 
-/// Takes one identification attempt of the customer number's current hour. Every attempt
-/// takes its slot first (atomically, so parallel guesses cannot pass the limit together);
-/// a successful one gives it back ([`succeeded`]), so that only failed identifications
-/// count against the customer number.
+impl Default for IdentificationLimits {
+    fn default() -> Self {
+        Self { per_customer_per_hour: 10, budgets: FailureBudgets::default() }
+    }
+}
+
+/// Takes one identification attempt: a slot of the customer number's hour, of the source
+/// address's and of the deployment's, atomically and in one round (parallel guesses cannot
+/// pass a limit together). A successful identification gives them back ([`succeeded`]), so
+/// that only failed identifications count.
 pub async fn take_attempt(
     limiter: &impl AttemptLimiter,
     clock: &impl Clock,
-    customer: &CustomerNumber,
-    attempts_per_hour: u32,
-) -> Result<bool, StoreError> {
-    let (key, expires_at) = window(clock, customer);
-    limiter.attempt(&key, attempts_per_hour, expires_at).await
+    who: &Identification,
+    limits: &IdentificationLimits,
+) -> Result<Result<Slots, Exhausted>, StoreError> {
+    let own = Subject { key: format!("identification#{}", who.customer), per_hour: limits.per_customer_per_hour };
+    budgets::take(limiter, clock, &limits.budgets, &who.source, Some(&own)).await
 }
 
-/// Gives the slot of a successful identification back: a customer's own readings and
-/// registrations never use up his budget. A failure to give it back only leaves the
-/// budget tighter for the hour; it is logged, not answered.
-pub async fn succeeded(limiter: &impl AttemptLimiter, clock: &impl Clock, customer: &CustomerNumber) {
-    let (key, _) = window(clock, customer);
-    if let Err(e) = limiter.give_back(&key).await {
-        tracing::warn!(error = %e, "identification slot not given back");
-    }
+/// Gives the slots of a successful identification back: a customer's own readings and
+/// registrations never use up a budget.
+pub async fn succeeded(limiter: &impl AttemptLimiter, slots: Slots) {
+    budgets::give_back(limiter, slots).await
 }
 
-/// Decides the identification from what one round of calls returned.
+/// Decides the identification from what one round of calls returned: the partner and the
+/// attempt's slots (to give back once the request has succeeded).
 pub fn decide(
     who: &Identification,
-    allowed: Result<bool, StoreError>,
+    allowed: Result<Result<Slots, Exhausted>, StoreError>,
     partner: Result<Option<BusinessPartner>, StoreError>,
-) -> Result<BusinessPartner, IdentificationError> {
-    if !allowed? {
-        return Err(IdentificationError::TooManyAttempts);
-    }
+) -> Result<(BusinessPartner, Slots), IdentificationError> {
+    let slots = allowed?.map_err(|e| IdentificationError::TooManyAttempts { retry_after: e.retry_after })?;
     match partner? {
-        Some(p) if names_match(&who.name, p.identifying_name()) => Ok(p),
+        Some(p) if names_match(&who.name, p.identifying_name()) => Ok((p, slots)),
         _ => Err(IdentificationError::NotIdentified),
     }
 }
@@ -80,60 +92,81 @@ mod tests {
     use crate::memory::MemoryLimiter;
     use crate::testkit::{NOW, customer, demo, run};
 
+    fn who(number: &str, name: &str, from: &str) -> Identification {
+        Identification::new(customer(number), name, SourceAddress::of(from)),
+        source: Default::default(),
+    }
+
+    fn limits(per_customer: u32, per_address: u32) -> IdentificationLimits {
+        IdentificationLimits {
+            per_customer_per_hour: per_customer,
+            budgets: FailureBudgets { per_address_per_hour: per_address, global_per_hour: 1_000 },
+        }
+    }
+
     #[test]
-    fn a_successful_identification_gives_its_slot_back() {
+    fn a_successful_identification_gives_its_slots_back() {
         let limiter = MemoryLimiter::default();
         let clock = FixedClock(NOW);
+        let erika = who("1000001", "Mustermann", "203.0.113.7");
         for _ in 0..5 {
-            assert!(run(take_attempt(&limiter, &clock, &customer("1000001"), 2)).unwrap());
-            run(succeeded(&limiter, &clock, &customer("1000001")));
+            let slots = run(take_attempt(&limiter, &clock, &erika, &limits(2, 2))).unwrap().unwrap();
+            run(succeeded(&limiter, slots));
         }
-        assert!(run(take_attempt(&limiter, &clock, &customer("1000001"), 2)).unwrap(), "a failure");
-        assert!(run(take_attempt(&limiter, &clock, &customer("1000001"), 2)).unwrap(), "a second failure");
-        assert!(!run(take_attempt(&limiter, &clock, &customer("1000001"), 2)).unwrap(), "failures count");
-        // Never below none: giving back more than was taken does not widen the budget.
-        let fresh = MemoryLimiter::default();
-        run(succeeded(&fresh, &clock, &customer("1000002")));
-        run(succeeded(&fresh, &clock, &customer("1000002")));
-        assert!(run(take_attempt(&fresh, &clock, &customer("1000002"), 1)).unwrap());
-        assert!(!run(take_attempt(&fresh, &clock, &customer("1000002"), 1)).unwrap());
+        assert_eq!(limiter.total(), 0);
+        let _first = run(take_attempt(&limiter, &clock, &erika, &limits(2, 10))).unwrap().unwrap();
+        let _second = run(take_attempt(&limiter, &clock, &erika, &limits(2, 10))).unwrap().unwrap();
+        assert!(run(take_attempt(&limiter, &clock, &erika, &limits(2, 10))).unwrap().is_err(), "failures count");
     }
 
     #[test]
     fn an_attempt_takes_a_slot_of_the_customer_numbers_hour() {
         let limiter = MemoryLimiter::default();
         let clock = FixedClock(NOW);
-        assert!(run(take_attempt(&limiter, &clock, &customer("1000001"), 2)).unwrap());
-        assert!(run(take_attempt(&limiter, &clock, &customer("1000001"), 2)).unwrap());
-        assert!(!run(take_attempt(&limiter, &clock, &customer("1000001"), 2)).unwrap());
-        assert!(run(take_attempt(&limiter, &clock, &customer("1000002"), 2)).unwrap());
+        let one = who("1000001", "x", "203.0.113.7");
+        let _a = run(take_attempt(&limiter, &clock, &one, &limits(2, 10))).unwrap().unwrap();
+        let _b = run(take_attempt(&limiter, &clock, &one, &limits(2, 10))).unwrap().unwrap();
+        assert!(run(take_attempt(&limiter, &clock, &one, &limits(2, 10))).unwrap().is_err());
+        let _c = run(take_attempt(&limiter, &clock, &who("1000002", "x", "203.0.113.7"), &limits(2, 10)))
+            .unwrap()
+            .unwrap();
         let hour = NOW.unix_timestamp() / 3600;
         let windows = limiter.windows();
         assert_eq!(windows[&format!("identification#1000001#{hour}")], (2, (hour + 2) * 3600));
+        assert_eq!(windows[&format!("failures#address#203.0.113.7#{hour}")].0, 3);
         // The next hour is a new window.
-        let later = FixedClock(NOW + time::Duration::hours(1));
-        assert!(run(take_attempt(&limiter, &later, &customer("1000001"), 2)).unwrap());
+        let later = FixedClock(NOW + Duration::hours(1));
+        assert!(run(take_attempt(&limiter, &later, &one, &limits(2, 10))).unwrap().is_ok());
+    }
+
+    #[test]
+    fn guesses_across_customer_numbers_from_one_address_are_bounded() {
+        let limiter = MemoryLimiter::default();
+        let clock = FixedClock(NOW);
+        for n in 0..5 {
+            let guess = who(&format!("200000{n}"), "x", "2001:db8:7:7::1");
+            assert!(run(take_attempt(&limiter, &clock, &guess, &limits(10, 5))).unwrap().is_ok());
+        }
+        // Another address in the same /64 shares the budget.
+        let guess = who("2000009", "x", "2001:db8:7:7:ffff::2");
+        assert!(run(take_attempt(&limiter, &clock, &guess, &limits(10, 5))).unwrap().is_err());
     }
 
     #[test]
     fn the_limit_comes_before_the_name_and_unknown_is_wrong() {
         let erika = demo().partners[0].clone();
-        let who = |name: &str| Identification { customer: customer("1000001"), name: name.into() };
-        assert_eq!(
-            decide(&who("mustermann"), Ok(true), Ok(Some(erika.clone()))).unwrap().partner_number,
-            customer("1000001")
-        );
+        let w = |name: &str| who("1000001", name, "203.0.113.7");
+        let ok = || Ok(Ok(Slots::default()));
+        assert_eq!(decide(&w("mustermann"), ok(), Ok(Some(erika.clone()))).unwrap().0.partner_number, customer("1000001"));
+        assert!(matches!(decide(&w("Muster"), ok(), Ok(Some(erika.clone()))), Err(IdentificationError::NotIdentified)));
+        assert!(matches!(decide(&w("Mustermann"), ok(), Ok(None)), Err(IdentificationError::NotIdentified)));
+        let exhausted = Ok(Err(Exhausted { retry_after: Duration::minutes(5) }));
         assert!(matches!(
-            decide(&who("Muster"), Ok(true), Ok(Some(erika.clone()))),
-            Err(IdentificationError::NotIdentified)
-        ));
-        assert!(matches!(decide(&who("Mustermann"), Ok(true), Ok(None)), Err(IdentificationError::NotIdentified)));
-        assert!(matches!(
-            decide(&who("Mustermann"), Ok(false), Ok(Some(erika.clone()))),
-            Err(IdentificationError::TooManyAttempts)
+            decide(&w("Mustermann"), exhausted, Ok(Some(erika.clone()))),
+            Err(IdentificationError::TooManyAttempts { retry_after }) if retry_after == Duration::minutes(5)
         ));
         assert!(matches!(
-            decide(&who("Mustermann"), Err(StoreError("down".into())), Ok(Some(erika))),
+            decide(&w("Mustermann"), Err(StoreError("down".into())), Ok(Some(erika))),
             Err(IdentificationError::Store(_))
         ));
     }

@@ -7,6 +7,7 @@
 
 pub mod bank;
 pub mod billing;
+pub mod budgets;
 pub mod changes;
 pub mod clock;
 pub mod consumption;

@@ -5,7 +5,7 @@
 use crate::changes::{self, ChangeError};
 use crate::clock::Clock;
 use crate::entities::{Address, Commodity, LastReading, MeterRecord, ReadingSource, iso_date};
-use crate::identification::{IdentificationError, decide, succeeded, take_attempt};
+use crate::identification::{IdentificationError, IdentificationLimits, decide, succeeded, take_attempt};
 use crate::identity::sessions::Caller;
 use crate::ids::{
     ContractNumber, CustomerNumber, IdempotencyKey, InstallationId, MaloId, MeterNumber, RegisterCode, RequestId,
@@ -35,7 +35,7 @@ impl From<IdentificationError> for MeterReadingError {
     fn from(e: IdentificationError) -> Self {
         match e {
             IdentificationError::NotIdentified => Self::NotIdentified,
-            IdentificationError::TooManyAttempts => Self::TooManyAttempts,
+            IdentificationError::TooManyAttempts { retry_after } => Self::TooManyAttempts { retry_after },
             IdentificationError::Store(e) => Self::Store(e),
         }
     }
@@ -46,8 +46,8 @@ pub enum MeterReadingError {
     /// Unknown customer number or a name that does not match: one answer for both.
     #[error("customer number and name do not match")]
     NotIdentified,
-    #[error("too many attempts for this customer number")]
-    TooManyAttempts,
+    #[error("too many attempts")]
+    TooManyAttempts { retry_after: time::Duration },
     #[error("no such meter for this customer")]
     MeterNotFound,
     #[error("the reading is not plausible")]
@@ -67,14 +67,14 @@ pub enum MeterReadingError {
 /// Configuration of the anonymous capability.
 #[derive(Debug, Clone, Copy)]
 pub struct AnonymousPolicy {
-    /// Identification attempts allowed per customer number and hour.
-    pub attempts_per_hour: u32,
+    /// Identification attempts per customer number, source address and deployment.
+    pub limits: IdentificationLimits,
     pub readings: ReadingPolicy,
 }
 
 impl Default for AnonymousPolicy {
     fn default() -> Self {
-        Self { attempts_per_hour: 10, readings: ReadingPolicy::default() }
+        Self { limits: IdentificationLimits::default(), readings: ReadingPolicy::default() }
     }
 }
 
@@ -166,21 +166,18 @@ pub struct MeterReadingService<D, L, W, C> {
 }
 
 impl<D: CustomerDirectory, L: AttemptLimiter, W: RequestWriter, C: Clock> MeterReadingService<D, L, W, C> {
-    async fn attempt(&self, customer: &CustomerNumber) -> Result<bool, StoreError> {
-        take_attempt(&self.limiter, &self.clock, customer, self.policy.attempts_per_hour).await
-    }
 
     /// Consumption points, meters, registers and last readings of an identified customer;
     /// contracts that have ended are not shown.
     pub async fn lookup(&self, who: &Identification) -> Result<LookupView, MeterReadingError> {
         let (allowed, partner, contracts, meters) = futures::join!(
-            self.attempt(&who.customer),
+            take_attempt(&self.limiter, &self.clock, who, &self.policy.limits),
             self.directory.partner(&who.customer),
             self.directory.contracts(&who.customer),
             self.directory.meters(&who.customer),
         );
-        decide(who, allowed, partner)?;
-        succeeded(&self.limiter, &self.clock, &who.customer).await;
+        let (_, slots) = decide(who, allowed, partner)?;
+        succeeded(&self.limiter, slots).await;
         let (contracts, meters) = (contracts?, meters?);
         let today = self.clock.today();
         let consumption_points = contracts
@@ -209,7 +206,7 @@ impl<D: CustomerDirectory, L: AttemptLimiter, W: RequestWriter, C: Clock> MeterR
         let claim = changes::claim(SUBMIT_OPERATION, who.customer.as_str(), reading.idempotency.clone());
         let (earlier, allowed, partner, meter) = futures::join!(
             changes::stored(&self.writer, &claim),
-            self.attempt(&who.customer),
+            take_attempt(&self.limiter, &self.clock, who, &self.policy.limits),
             self.directory.partner(&who.customer),
             self.directory.meter(&who.customer, &reading.meter),
         );
@@ -220,7 +217,7 @@ impl<D: CustomerDirectory, L: AttemptLimiter, W: RequestWriter, C: Clock> MeterR
         {
             return Ok(answer.body.clone());
         }
-        let partner = decide(who, allowed, partner)?;
+        let (partner, slots) = decide(who, allowed, partner)?;
         if earlier.is_some() {
             return Err(MeterReadingError::IdempotencyKeyReused);
         }
@@ -228,7 +225,7 @@ impl<D: CustomerDirectory, L: AttemptLimiter, W: RequestWriter, C: Clock> MeterR
         // The identification succeeded: its slot goes back while the reading is checked
         // and written.
         let (_, recorded) = futures::join!(
-            succeeded(&self.limiter, &self.clock, &who.customer),
+            succeeded(&self.limiter, slots),
             self.record(
                 &partner.partner_number,
                 meter,
@@ -415,7 +412,7 @@ mod tests {
     }
 
     fn erika(name: &str) -> Identification {
-        Identification { customer: CustomerNumber::parse("1000001").unwrap(), name: name.into() }
+        Identification { customer: CustomerNumber::parse("1000001").unwrap(), name: name.into(), source: Default::default() }
     }
 
     fn reading(ht: &str, nt: &str, key: Option<&str>) -> AnonymousReading {
@@ -507,11 +504,12 @@ mod tests {
         let unknown = futures::executor::block_on(s.lookup(&Identification {
             customer: CustomerNumber::parse("9999999").unwrap(),
             name: "Mustermann".into(),
+            source: Default::default(),
         }))
         .unwrap_err();
         assert_eq!(wrong.to_string(), unknown.to_string());
         assert!(matches!(wrong, MeterReadingError::NotIdentified));
-        assert_eq!(s.limiter.total(), 2);
+        assert_eq!(s.limiter.total(), 6, "two failures, each counted for the customer number, the address and the deployment");
     }
 
     #[test]
@@ -526,12 +524,13 @@ mod tests {
         // Even the right name is refused now, until the window has passed.
         assert!(matches!(
             futures::executor::block_on(s.lookup(&erika("Mustermann"))),
-            Err(MeterReadingError::TooManyAttempts)
+            Err(MeterReadingError::TooManyAttempts { .. })
         ));
         // Another customer number has its own window.
         let other = Identification {
             customer: CustomerNumber::parse("1000002").unwrap(),
             name: "Müller-Lüdenscheidt".into(),
+            source: Default::default(),
         };
         assert!(futures::executor::block_on(s.lookup(&other)).is_ok());
     }
@@ -585,6 +584,7 @@ mod tests {
         let juergen = Identification {
             customer: CustomerNumber::parse("1000002").unwrap(),
             name: "Müller-Lüdenscheidt".into(),
+            source: Default::default(),
         };
         let view = futures::executor::block_on(s.lookup(&juergen)).unwrap();
         let points: Vec<(&str, Vec<&str>)> = view
@@ -717,12 +717,15 @@ mod tests {
         }
         let ids: Vec<String> = [
             IdentificationError::NotIdentified,
-            IdentificationError::TooManyAttempts,
+            IdentificationError::TooManyAttempts { retry_after: time::Duration::seconds(7) },
             IdentificationError::Store(StoreError("down".into())),
         ]
         .into_iter()
         .map(|e| format!("{:?}", MeterReadingError::from(e)))
         .collect();
-        assert_eq!(ids, ["NotIdentified", "TooManyAttempts", "Store(StoreError(\"down\"))"]);
+        assert_eq!(
+            ids,
+            ["NotIdentified", "TooManyAttempts { retry_after: Duration { seconds: 7, nanoseconds: 0 } }", "Store(StoreError(\"down\"))"]
+        );
     }
 }

@@ -86,7 +86,11 @@ pub struct Config {
     /// Where the CRM publishes entity changes and request status.
     pub inbound_queue_url: String,
     pub inbound_dead_letter_url: String,
-    pub anonymous_attempts_per_hour: u32,
+    /// Identification attempts per customer number, source address and deployment
+    /// (`ANONYMOUS_ATTEMPTS_PER_HOUR`, `FAILURES_PER_ADDRESS_PER_HOUR`, `FAILURES_PER_HOUR`).
+    pub identification: portal_domain::identification::IdentificationLimits,
+    /// Password-reset requests per username or e-mail address and hour (`RESETS_PER_NAME_PER_HOUR`).
+    pub resets_per_name_per_hour: u32,
     /// Sender of the portal's e-mails.
     pub mail_from: String,
     /// New logins wait for approval by the CRM.
@@ -158,13 +162,21 @@ impl Config {
                 },
             },
         };
-        let attempts = match get("ANONYMOUS_ATTEMPTS_PER_HOUR") {
-            None => 10,
+        let limit = |k: &'static str, default: u32| match get(k) {
+            None => Ok(default),
             Some(v) => match v.parse::<u32>() {
-                Ok(n) if n > 0 => n,
-                _ => return Err(ConfigError::Invalid("ANONYMOUS_ATTEMPTS_PER_HOUR", v)),
+                Ok(n) if n > 0 => Ok(n),
+                _ => Err(ConfigError::Invalid(k, v)),
             },
         };
+        let identification = portal_domain::identification::IdentificationLimits {
+            per_customer_per_hour: limit("ANONYMOUS_ATTEMPTS_PER_HOUR", 10)?,
+            budgets: portal_domain::budgets::FailureBudgets {
+                per_address_per_hour: limit("FAILURES_PER_ADDRESS_PER_HOUR", 20)?,
+                global_per_hour: limit("FAILURES_PER_HOUR", 5_000)?,
+            },
+        };
+        let resets_per_name_per_hour = limit("RESETS_PER_NAME_PER_HOUR", 3)?;
         let requires_approval = match get("REGISTRATION_REQUIRES_APPROVAL").as_deref() {
             None | Some("false") => false,
             Some("true") => true,
@@ -185,7 +197,8 @@ impl Config {
             requests_dead_letter_url: req("REQUESTS_DLQ_URL")?,
             inbound_queue_url: req("INBOUND_QUEUE_URL")?,
             inbound_dead_letter_url: req("INBOUND_DLQ_URL")?,
-            anonymous_attempts_per_hour: attempts,
+            identification,
+            resets_per_name_per_hour,
             mail_from: req("MAIL_FROM")?,
             registration_requires_approval: requires_approval,
             installments,

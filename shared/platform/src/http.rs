@@ -141,12 +141,15 @@ pub mod problems {
         Problem::new(StatusCode::NOT_FOUND, "CUSTOMER_NOT_FOUND", "No customer matches this customer number and name.")
     }
 
-    pub fn too_many_attempts() -> Problem {
+    /// A failure budget is used up (the customer number's, the source address's or the
+    /// deployment's): try again after `Retry-After` seconds, when the hour's window ends.
+    pub fn too_many_attempts(retry_after: time::Duration) -> Problem {
         Problem::new(
             StatusCode::TOO_MANY_REQUESTS,
             "TOO_MANY_ATTEMPTS",
-            "Too many attempts for this customer number. Try again in an hour.",
+            "Too many failed attempts. Try again when the time in Retry-After has passed.",
         )
+        .with_retry_after(retry_after.whole_seconds().max(1))
     }
 
     pub fn idempotency_key_reused() -> Problem {
@@ -367,6 +370,17 @@ pub fn request_id(req: &Request) -> String {
 /// The route a request asks for: method and path, without stage prefix or query.
 pub fn route(req: &Request) -> (http::Method, String) {
     (req.method().clone(), req.raw_http_path().trim_end_matches('/').to_owned())
+}
+
+/// Where the request came from, as API Gateway saw it (`requestContext.http.sourceIp`):
+/// the unit of the per-address budgets, IPv6 by its /64.
+pub fn source_address(req: &Request) -> portal_domain::budgets::SourceAddress {
+    match req.request_context_ref() {
+        Some(lambda_http::request::RequestContext::ApiGatewayV2(ctx)) => {
+            portal_domain::budgets::SourceAddress::of(ctx.http.source_ip.as_deref().unwrap_or_default())
+        }
+        _ => portal_domain::budgets::SourceAddress::default(),
+    }
 }
 
 /// The bearer token of the `Authorization` header, if any.

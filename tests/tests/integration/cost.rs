@@ -88,6 +88,7 @@ async fn a_write_is_one_round_of_checks_one_transaction_and_one_message() {
         identification: portal_domain::identification::Identification {
             customer: CustomerNumber::parse("1000001").unwrap(),
             name: "Mustermann".into(),
+            source: Default::default(),
         },
         meter: MeterNumber::parse("1EMH0012345678").unwrap(),
         reading_date: time::macros::date!(2026 - 12 - 01),

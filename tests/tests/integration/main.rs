@@ -2,6 +2,7 @@
 //! over HTTP with the real SDK (each test in its own emulator account), and end-to-end
 //! tests against the functions served by `cargo lambda watch`.
 
+mod budgets_e2e;
 mod changes_e2e;
 mod cost;
 mod end_to_end;

@@ -103,9 +103,12 @@ async fn a_deleted_login_reactivated_through_an_inbound_message_can_log_in() {
         clock: FixedClock(time::OffsetDateTime::now_utc()),
         session_policy: SessionPolicy::default(),
         lockout: LockoutPolicy::default(),
+        limiter: live.limiter(),
+        budgets: Default::default(),
+        resets_per_name_per_hour: 3,
     };
     let password = SecretString::from("Demo-Passwort-2026");
-    assert!(access.login("kweber", &password).await.is_err(), "deleted");
+    assert!(access.login("kweber", &password, &Default::default()).await.is_err(), "deleted");
 
     let mut login: Value = serde_json::from_str(integration_tests::DEMO_EXPORT).unwrap();
     let mut kweber = login["portalLogins"].as_array_mut().unwrap().remove(1);
@@ -127,7 +130,7 @@ async fn a_deleted_login_reactivated_through_an_inbound_message_can_log_in() {
         .unwrap();
     let report = stack.sync().poll(&stack.config.inbound_queue_url).await.unwrap();
     assert_eq!(report.applied, 1, "{report:?}");
-    let grant = access.login("kweber", &password).await.expect("reactivated");
+    let grant = access.login("kweber", &password, &Default::default()).await.expect("reactivated");
     assert!(!grant.must_change_password);
 }
 

@@ -6,9 +6,11 @@ use super::{
     LoginRecord, LoginStore, LoginThrottle, Mail, Mailer, OneTimeToken, SessionStore, Throttled, TokenPurpose,
     TokenStore, username_claim,
 };
+use crate::budgets::{self, Exhausted, FailureBudgets, SourceAddress, Subject};
 use crate::clock::Clock;
 use crate::entities::LoginStatus;
-use crate::ports::StoreError;
+use crate::ports::{AttemptLimiter, StoreError};
+use sha2::Digest;
 use secrecy::{ExposeSecret, SecretString};
 use time::{Duration, OffsetDateTime};
 
@@ -66,15 +68,30 @@ pub struct SessionGrant {
     pub must_change_password: bool,
 }
 
-pub struct AccessService<G, S, T, M, H, C> {
+pub struct AccessService<G, S, T, M, H, L, C> {
     pub logins: G,
     pub sessions: S,
     pub tokens: T,
     pub mailer: M,
     pub throttle: H,
+    /// The failure budgets per source address and deployment, and the reset requests per name.
+    pub limiter: L,
     pub clock: C,
     pub session_policy: SessionPolicy,
     pub lockout: LockoutPolicy,
+    pub budgets: FailureBudgets,
+    pub resets_per_name_per_hour: u32,
+}
+
+/// The budget key of reset requests for one username or e-mail address: hashed, so that the
+/// rate-limit table holds no address in clear.
+fn reset_subject(username_or_email: &str, per_hour: u32) -> Subject {
+    let digest = sha2::Sha256::digest(username_or_email.trim().to_lowercase().as_bytes());
+    Subject { key: format!("reset#{}", &hex::encode(digest)[..32]), per_hour }
+}
+
+fn exhausted(e: Exhausted) -> AccessError {
+    AccessError::TooManyAttempts { retry_after: e.retry_after }
 }
 
 const RESET_TOKEN_LIFETIME: Duration = Duration::minutes(30);
@@ -111,8 +128,8 @@ pub async fn throttled<R>(
     Ok((ok, result))
 }
 
-impl<G: LoginStore, S: SessionStore, T: TokenStore, M: Mailer, H: LoginThrottle, C: Clock>
-    AccessService<G, S, T, M, H, C>
+impl<G: LoginStore, S: SessionStore, T: TokenStore, M: Mailer, H: LoginThrottle, L: AttemptLimiter, C: Clock>
+    AccessService<G, S, T, M, H, L, C>
 {
     async fn throttled<R>(
         &self,
@@ -134,10 +151,17 @@ impl<G: LoginStore, S: SessionStore, T: TokenStore, M: Mailer, H: LoginThrottle,
         })
     }
 
-    /// Login. Every path takes the same steps: one throttled attempt per username (known
-    /// or not), one argon2id verification (against a dummy hash for an unknown user), and
-    /// one generic failure answer.
-    pub async fn login(&self, username: &str, password: &SecretString) -> Result<SessionGrant, AccessError> {
+    /// Login. Every path takes the same steps: a slot of the source address's and the
+    /// deployment's failure budgets (given back on success), one throttled attempt per
+    /// username (known or not), one argon2id verification (against a dummy hash for an
+    /// unknown user), and one generic failure answer.
+    pub async fn login(
+        &self,
+        username: &str,
+        password: &SecretString,
+        source: &SourceAddress,
+    ) -> Result<SessionGrant, AccessError> {
+        let slots = budgets::take(&self.limiter, &self.clock, &self.budgets, source, None).await?.map_err(exhausted)?;
         let name = username.trim().to_lowercase();
         let subject = format!("login#{name}");
         let (ok, login) = self
@@ -158,7 +182,8 @@ impl<G: LoginStore, S: SessionStore, T: TokenStore, M: Mailer, H: LoginThrottle,
         if login.must_change_password && login.password_expires_at.is_some_and(|end| self.clock.now() > end) {
             return Err(AccessError::InitialPasswordExpired);
         }
-        self.grant(&login).await
+        let (_, grant) = futures::join!(budgets::give_back(&self.limiter, slots), self.grant(&login));
+        grant
     }
 
     pub async fn logout(&self, caller: &Caller) -> Result<(), AccessError> {
@@ -197,7 +222,14 @@ impl<G: LoginStore, S: SessionStore, T: TokenStore, M: Mailer, H: LoginThrottle,
 
     /// Starts a reset by username or e-mail address. The answer is the same whether or
     /// not a login was found; a found, active login gets an e-mail with a single-use token.
-    pub async fn request_reset(&self, username_or_email: &str) -> Result<(), AccessError> {
+    /// Every request takes a slot of the name's, the source address's and the deployment's
+    /// budgets, and keeps it: a mailbox cannot be flooded, nor the portal asked about many
+    /// names from one address.
+    pub async fn request_reset(&self, username_or_email: &str, source: &SourceAddress) -> Result<(), AccessError> {
+        let own = reset_subject(username_or_email, self.resets_per_name_per_hour);
+        let _kept = budgets::take(&self.limiter, &self.clock, &self.budgets, source, Some(&own))
+            .await?
+            .map_err(exhausted)?;
         let wanted = username_or_email.trim();
         let logins = if wanted.contains('@') {
             self.logins.by_email(&wanted.to_lowercase()).await?
@@ -270,11 +302,19 @@ mod tests {
     use super::*;
     use crate::clock::FixedClock;
     use crate::identity::sessions::{Access, AuthError, Authenticator};
-    use crate::memory::{MemoryLogins, MemoryMailer, MemorySessions, MemoryThrottle, MemoryTokens};
+    use crate::memory::{MemoryLimiter, MemoryLogins, MemoryMailer, MemorySessions, MemoryThrottle, MemoryTokens};
     use crate::testkit::{NOW, PASSWORD, login, password, run};
     use time::macros::datetime;
 
-    type Service = AccessService<MemoryLogins, MemorySessions, MemoryTokens, MemoryMailer, MemoryThrottle, FixedClock>;
+    type Service = AccessService<
+        MemoryLogins,
+        MemorySessions,
+        MemoryTokens,
+        MemoryMailer,
+        MemoryThrottle,
+        MemoryLimiter,
+        FixedClock,
+    >;
 
     fn service_at(now: OffsetDateTime, stored: &[LoginRecord]) -> Service {
         let logins = MemoryLogins::default();
@@ -290,6 +330,9 @@ mod tests {
             clock: FixedClock(now),
             session_policy: SessionPolicy::default(),
             lockout: LockoutPolicy::default(),
+            limiter: MemoryLimiter::default(),
+            budgets: FailureBudgets::default(),
+            resets_per_name_per_hour: 3,
         }
     }
 
@@ -315,6 +358,9 @@ mod tests {
             clock: FixedClock(now),
             session_policy: s.session_policy,
             lockout: s.lockout,
+            limiter: s.limiter.clone(),
+            budgets: s.budgets,
+            resets_per_name_per_hour: s.resets_per_name_per_hour,
         }
     }
 
@@ -373,26 +419,29 @@ mod tests {
             clock: FixedClock(NOW),
             session_policy: SessionPolicy::default(),
             lockout: LockoutPolicy::default(),
+            limiter: MemoryLimiter::default(),
+            budgets: FailureBudgets::default(),
+            resets_per_name_per_hour: 3,
         };
-        let before = run(s.login("jmueller", &password())).unwrap();
+        let before = run(s.login("jmueller", &password(), &Default::default())).unwrap();
         let me = check(&s.sessions, &logins, &before).unwrap();
         let after = run(s.change_password(&me, &password(), &pw("Neues-Passwort-2027"))).unwrap();
         assert!(matches!(check(&s.sessions, &logins, &before), Err(AuthError::Invalid)), "changed in another session");
         assert!(check(&s.sessions, &logins, &after).is_ok(), "the session the change opened");
 
-        run(s.request_reset("jmueller")).unwrap();
+        run(s.request_reset("jmueller", &Default::default())).unwrap();
         let text = s.mailer.texts().pop().expect("a reset mail");
         let code = text.split("Ihr Code zum Zurücksetzen: ").nth(1).unwrap().split('\n').next().unwrap();
         run(s.confirm_reset(&pw(code), &pw("Drittes-Passwort-2028"))).unwrap();
         assert!(matches!(check(&s.sessions, &logins, &after), Err(AuthError::Invalid)), "after a reset");
-        let fresh = run(s.login("jmueller", &pw("Drittes-Passwort-2028"))).unwrap();
+        let fresh = run(s.login("jmueller", &pw("Drittes-Passwort-2028"), &Default::default())).unwrap();
         assert!(check(&s.sessions, &logins, &fresh).is_ok());
     }
 
     #[test]
     fn a_login_opens_a_session_with_the_policys_limits() {
         let s = service();
-        let grant = run(s.login(" JMueller ", &password())).unwrap();
+        let grant = run(s.login(" JMueller ", &password(), &Default::default())).unwrap();
         assert_eq!(grant.expires_at, NOW + Duration::hours(12));
         assert_eq!(grant.idle_timeout, Duration::minutes(30));
         assert!(!grant.must_change_password);
@@ -430,7 +479,7 @@ mod tests {
             ("pschulz", PASSWORD),
             ("-x", PASSWORD),
         ] {
-            let r = run(s.login(user, &pw(pass)));
+            let r = run(s.login(user, &pw(pass), &Default::default()));
             assert!(matches!(r, Err(AccessError::InvalidCredentials)), "{user}");
         }
     }
@@ -440,15 +489,15 @@ mod tests {
         let end = NOW + Duration::hours(1);
         let initial = LoginRecord { must_change_password: true, password_expires_at: Some(end), ..jmueller() };
         let s = service_at(end, std::slice::from_ref(&initial));
-        let grant = run(s.login("jmueller", &password())).unwrap();
+        let grant = run(s.login("jmueller", &password(), &Default::default())).unwrap();
         assert!(grant.must_change_password);
         assert!(matches!(check(&s.sessions, &s.logins, &grant), Err(AuthError::PasswordChangeRequired)));
         let s = service_at(end + Duration::seconds(1), &[initial]);
-        assert!(matches!(run(s.login("jmueller", &password())), Err(AccessError::InitialPasswordExpired)));
+        assert!(matches!(run(s.login("jmueller", &password(), &Default::default())), Err(AccessError::InitialPasswordExpired)));
         // A password that was changed does not expire.
         let changed = LoginRecord { password_expires_at: Some(end), ..jmueller() };
         let s = service_at(end + Duration::days(1), &[changed]);
-        assert!(run(s.login("jmueller", &password())).is_ok());
+        assert!(run(s.login("jmueller", &password(), &Default::default())).is_ok());
     }
 
     #[test]
@@ -456,37 +505,37 @@ mod tests {
         let s = service();
         let wrong = pw("Falsch-2026!");
         for _ in 0..4 {
-            assert!(matches!(run(s.login("jmueller", &wrong)), Err(AccessError::InvalidCredentials)));
+            assert!(matches!(run(s.login("jmueller", &wrong, &Default::default())), Err(AccessError::InvalidCredentials)));
         }
-        run(s.login("jmueller", &password())).unwrap();
+        run(s.login("jmueller", &password(), &Default::default())).unwrap();
         for _ in 0..4 {
-            assert!(matches!(run(s.login("JMUELLER", &wrong)), Err(AccessError::InvalidCredentials)));
+            assert!(matches!(run(s.login("JMUELLER", &wrong, &Default::default())), Err(AccessError::InvalidCredentials)));
         }
-        run(s.login("jmueller", &password())).expect("four failures after a success do not lock");
+        run(s.login("jmueller", &password(), &Default::default())).expect("four failures after a success do not lock");
         for _ in 0..5 {
-            assert!(matches!(run(s.login("jmueller", &wrong)), Err(AccessError::InvalidCredentials)));
+            assert!(matches!(run(s.login("jmueller", &wrong, &Default::default())), Err(AccessError::InvalidCredentials)));
         }
         // The fifth failure locks for 30 seconds, even the right password.
-        let r = run(s.login("jmueller", &password()));
+        let r = run(s.login("jmueller", &password(), &Default::default()));
         assert!(
             matches!(r, Err(AccessError::TooManyAttempts { retry_after }) if retry_after == Duration::seconds(30)),
             "{:?}",
             r.err()
         );
         let later = with_clock(&s, NOW + Duration::seconds(10));
-        let r = run(later.login("jmueller", &password()));
+        let r = run(later.login("jmueller", &password(), &Default::default()));
         assert!(
             matches!(r, Err(AccessError::TooManyAttempts { retry_after }) if retry_after == Duration::seconds(20)),
             "{:?}",
             r.err()
         );
         let after = with_clock(&s, NOW + Duration::seconds(30));
-        run(after.login("jmueller", &password())).unwrap();
+        run(after.login("jmueller", &password(), &Default::default())).unwrap();
         // An unknown username is throttled the same way.
         for _ in 0..5 {
-            let _ = run(s.login("nobody", &wrong));
+            let _ = run(s.login("nobody", &wrong, &Default::default()));
         }
-        assert!(matches!(run(s.login("nobody", &wrong)), Err(AccessError::TooManyAttempts { .. })));
+        assert!(matches!(run(s.login("nobody", &wrong, &Default::default())), Err(AccessError::TooManyAttempts { .. })));
     }
 
     #[test]
@@ -497,7 +546,7 @@ mod tests {
             ..jmueller()
         };
         let s = service_at(NOW, &[initial]);
-        let old_session = run(s.login("jmueller", &password())).unwrap();
+        let old_session = run(s.login("jmueller", &password(), &Default::default())).unwrap();
         let caller = crate::testkit::caller(&["1000002"]);
         let r = run(s.change_password(&caller, &pw("Falsch-2026!"), &pw("Neues-Passwort-2027")));
         assert!(matches!(r, Err(AccessError::WrongCurrentPassword)), "{:?}", r.err());
@@ -541,7 +590,7 @@ mod tests {
     #[test]
     fn a_reset_is_mailed_to_an_active_login_found_by_name_or_address() {
         let s = service();
-        run(s.request_reset(" jmueller ")).unwrap();
+        run(s.request_reset(" jmueller ", &Default::default())).unwrap();
         assert_eq!(s.mailer.sent(), [("j.mueller@example.org".to_owned(), "Passwort zurücksetzen".to_owned())]);
         let code = mailed_code(&s);
         let token = run(s.tokens.get(&token_hash(code.expose_secret()))).unwrap().unwrap();
@@ -550,24 +599,24 @@ mod tests {
         assert_eq!(token.expires_at, (NOW + Duration::minutes(30)).unix_timestamp());
         assert!(s.mailer.texts()[0].contains("(Benutzername jmueller)"));
 
-        run(s.request_reset("J.Mueller@Example.org")).unwrap();
+        run(s.request_reset("J.Mueller@Example.org", &Default::default())).unwrap();
         assert_eq!(s.mailer.sent().len(), 2, "by e-mail address, in any case");
         for nobody in ["nobody", "nobody@example.org", "-x"] {
-            run(s.request_reset(nobody)).unwrap();
+            run(s.request_reset(nobody, &Default::default())).unwrap();
         }
         assert_eq!(s.mailer.sent().len(), 2);
 
         let deleted = LoginRecord { status: LoginStatus::Deleted, ..jmueller() };
         let s = service_at(NOW, &[deleted]);
-        run(s.request_reset("jmueller")).unwrap();
+        run(s.request_reset("jmueller", &Default::default())).unwrap();
         assert!(s.mailer.sent().is_empty());
     }
 
     #[test]
     fn a_reset_code_sets_a_new_password_once_and_ends_every_session() {
         let s = service();
-        let session = run(s.login("jmueller", &password())).unwrap();
-        run(s.request_reset("jmueller")).unwrap();
+        let session = run(s.login("jmueller", &password(), &Default::default())).unwrap();
+        run(s.request_reset("jmueller", &Default::default())).unwrap();
         let code = mailed_code(&s);
         // A refused password does not use the code up.
         let r = run(s.confirm_reset(&code, &pw("kurz")));
@@ -586,7 +635,7 @@ mod tests {
     #[test]
     fn a_reset_code_is_valid_for_30_minutes_for_a_reset_of_an_active_login() {
         let s = service();
-        run(s.request_reset("jmueller")).unwrap();
+        run(s.request_reset("jmueller", &Default::default())).unwrap();
         let code = mailed_code(&s);
         let expired = with_clock(&s, NOW + Duration::minutes(30));
         let r = run(expired.confirm_reset(&code, &pw("kurz")));
@@ -608,7 +657,7 @@ mod tests {
         assert!(matches!(r, Err(AccessError::InvalidResetToken)), "{:?}", r.err());
 
         // A login deleted since the code was mailed.
-        run(s.request_reset("jmueller")).unwrap();
+        run(s.request_reset("jmueller", &Default::default())).unwrap();
         let code = mailed_code(&s);
         s.logins.insert(LoginRecord { status: LoginStatus::Deleted, ..jmueller() });
         let r = run(s.confirm_reset(&code, &pw("Neues-Passwort-2028")));
@@ -639,5 +688,44 @@ mod tests {
             at = p.locked_until(failures, at).max(at + Duration::seconds(1));
         }
         assert!(failures < 100, "{failures}");
+    }
+
+    #[test]
+    fn failed_logins_from_one_address_are_bounded_across_usernames_and_successes_are_free() {
+        let mut s = service();
+        s.budgets = FailureBudgets { per_address_per_hour: 3, global_per_hour: 100 };
+        let here = SourceAddress::of("203.0.113.5");
+        for _ in 0..5 {
+            run(s.login("jmueller", &password(), &here)).unwrap();
+        }
+        for name in ["anna", "bernd", "carla"] {
+            assert!(matches!(run(s.login(name, &password(), &here)), Err(AccessError::InvalidCredentials)));
+        }
+        let r = run(s.login("jmueller", &password(), &here));
+        assert!(
+            matches!(r, Err(AccessError::TooManyAttempts { retry_after }) if retry_after == Duration::hours(1)),
+            "until the hour ends: {:?}",
+            r.err()
+        );
+        run(s.login("jmueller", &password(), &SourceAddress::of("198.51.100.1"))).unwrap();
+    }
+
+    #[test]
+    fn reset_requests_are_limited_per_name_and_per_address() {
+        let s = service();
+        let here = SourceAddress::of("203.0.113.5");
+        for _ in 0..3 {
+            run(s.request_reset("jmueller", &here)).unwrap();
+        }
+        let again = run(s.request_reset(" JMueller", &SourceAddress::of("198.51.100.1")));
+        assert!(matches!(again, Err(AccessError::TooManyAttempts { .. })), "per name, from any address");
+        assert_eq!(s.mailer.sent().len(), 3, "the mailbox gets three");
+        // Across names, one address has its own budget (20 by default; 3 are used).
+        for n in 0..17 {
+            run(s.request_reset(&format!("name{n}"), &here)).unwrap();
+        }
+        assert!(matches!(run(s.request_reset("name-x", &here)), Err(AccessError::TooManyAttempts { .. })));
+        // The budget keys hold no name or address typed by the client.
+        assert!(s.limiter.windows().keys().all(|k| !k.contains("jmueller") && !k.contains("name")));
     }
 }

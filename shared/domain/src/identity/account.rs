@@ -5,7 +5,9 @@ use super::sessions::Caller;
 use super::{LoginRecord, LoginStore, SessionStore, partner_claim};
 use crate::clock::Clock;
 use crate::entities::{LoginStatus, timestamp};
-use crate::identification::{Identification, IdentificationError, decide, succeeded, take_attempt};
+use crate::identification::{
+    Identification, IdentificationError, IdentificationLimits, decide, succeeded, take_attempt,
+};
 use crate::ids::{CustomerNumber, LoginId, RequestId};
 use crate::ports::{AttemptLimiter, CustomerDirectory, RequestWriter, StoreError};
 use crate::requests::{Activity, ActivityOwner, Channel, CustomerRequest, MirrorUpdate, RequestKind, WriteError};
@@ -18,7 +20,7 @@ pub enum AccountError {
     #[error("customer number and name do not match")]
     NotIdentified,
     #[error("too many attempts for this customer number")]
-    TooManyAttempts,
+    TooManyAttempts { retry_after: time::Duration },
     /// The customer number belongs to another portal login.
     #[error("the customer already has a portal login")]
     AlreadyRegistered,
@@ -34,7 +36,7 @@ impl From<IdentificationError> for AccountError {
     fn from(e: IdentificationError) -> Self {
         match e {
             IdentificationError::NotIdentified => Self::NotIdentified,
-            IdentificationError::TooManyAttempts => Self::TooManyAttempts,
+            IdentificationError::TooManyAttempts { retry_after } => Self::TooManyAttempts { retry_after },
             IdentificationError::Store(e) => Self::Store(e),
         }
     }
@@ -75,7 +77,8 @@ pub struct AccountService<D, L, G, S, W, C> {
     pub sessions: S,
     pub writer: W,
     pub clock: C,
-    pub attempts_per_hour: u32,
+    /// Identification attempts per customer number, source address and deployment.
+    pub limits: IdentificationLimits,
 }
 
 fn request(kind: RequestKind, customer: &CustomerNumber, login: &LoginRecord, now: OffsetDateTime) -> CustomerRequest {
@@ -151,13 +154,13 @@ where
     ) -> Result<AccountView, AccountError> {
         let claim = partner_claim(&who.customer);
         let (allowed, partner, holder, login) = futures::join!(
-            take_attempt(&self.limiter, &self.clock, &who.customer, self.attempts_per_hour),
+            take_attempt(&self.limiter, &self.clock, who, &self.limits),
             self.directory.partner(&who.customer),
             self.logins.by_claim(&claim),
             self.login(caller),
         );
-        let partner = decide(who, allowed, partner)?;
-        succeeded(&self.limiter, &self.clock, &who.customer).await;
+        let (partner, slots) = decide(who, allowed, partner)?;
+        succeeded(&self.limiter, slots).await;
         let mut login = login?;
         if login.partner_numbers.contains(&partner.partner_number) {
             return Ok(login.into());
@@ -217,7 +220,7 @@ mod tests {
             sessions: MemorySessions::default(),
             writer: MemoryWriter::default(),
             clock: FixedClock(NOW),
-            attempts_per_hour: 10,
+            limits: IdentificationLimits::default(),
         }
     }
 
@@ -299,7 +302,7 @@ mod tests {
     }
 
     fn weber() -> Identification {
-        Identification { customer: customer("1000004"), name: "Weber".into() }
+        Identification { customer: customer("1000004"), name: "Weber".into(), source: Default::default() }
     }
 
     #[test]
@@ -347,19 +350,22 @@ mod tests {
         let wrong = Identification { name: "Webber".into(), ..weber() };
         assert!(matches!(run(s.add_customer_number(&caller(&["1000002"]), &wrong)), Err(AccountError::NotIdentified)));
         s.writer.refuse_next_commit(WriteError::ClaimTaken("PARTNER#1000005".into()));
-        let petra = Identification { customer: customer("1000005"), name: "Schulz".into() };
+        let petra = Identification { customer: customer("1000005"), name: "Schulz".into(), source: Default::default() };
         assert!(matches!(
             run(s.add_customer_number(&caller(&["1000002"]), &petra)),
             Err(AccountError::AlreadyRegistered)
         ));
         let ids: Vec<String> = [
             IdentificationError::NotIdentified,
-            IdentificationError::TooManyAttempts,
+            IdentificationError::TooManyAttempts { retry_after: time::Duration::seconds(7) },
             IdentificationError::Store(StoreError("down".into())),
         ]
         .into_iter()
         .map(|e| format!("{:?}", AccountError::from(e)))
         .collect();
-        assert_eq!(ids, ["NotIdentified", "TooManyAttempts", "Store(StoreError(\"down\"))"]);
+        assert_eq!(
+            ids,
+            ["NotIdentified", "TooManyAttempts { retry_after: Duration { seconds: 7, nanoseconds: 0 } }", "Store(StoreError(\"down\"))"]
+        );
     }
 }

@@ -11,7 +11,9 @@ use super::{
 };
 use crate::clock::Clock;
 use crate::entities::LoginStatus;
-use crate::identification::{Identification, IdentificationError, decide, succeeded, take_attempt};
+use crate::identification::{
+    Identification, IdentificationError, IdentificationLimits, decide, succeeded, take_attempt,
+};
 use crate::ids::{CustomerNumber, IdempotencyKey};
 use crate::ports::{AttemptLimiter, CustomerDirectory, RequestWriter, StoreError};
 use crate::requests::{
@@ -24,7 +26,8 @@ use time::{Duration, OffsetDateTime};
 
 #[derive(Debug, Clone, Copy)]
 pub struct RegistrationPolicy {
-    pub attempts_per_hour: u32,
+    /// Identification attempts per customer number, source address and deployment.
+    pub limits: IdentificationLimits,
     /// New logins wait in status AUSSTEHEND until the CRM approves them.
     pub requires_approval: bool,
     pub token_lifetime: Duration,
@@ -34,7 +37,7 @@ pub struct RegistrationPolicy {
 impl Default for RegistrationPolicy {
     fn default() -> Self {
         Self {
-            attempts_per_hour: 10,
+            limits: IdentificationLimits::default(),
             requires_approval: false,
             token_lifetime: Duration::minutes(30),
             initial_password_lifetime: Duration::hours(72),
@@ -46,8 +49,8 @@ impl Default for RegistrationPolicy {
 pub enum RegistrationError {
     #[error("customer number and name do not match")]
     NotIdentified,
-    #[error("too many attempts for this customer number")]
-    TooManyAttempts,
+    #[error("too many attempts")]
+    TooManyAttempts { retry_after: Duration },
     /// The customer already has a portal login (active or pending).
     #[error("the customer already has a portal login")]
     AlreadyRegistered,
@@ -65,7 +68,7 @@ impl From<IdentificationError> for RegistrationError {
     fn from(e: IdentificationError) -> Self {
         match e {
             IdentificationError::NotIdentified => Self::NotIdentified,
-            IdentificationError::TooManyAttempts => Self::TooManyAttempts,
+            IdentificationError::TooManyAttempts { retry_after } => Self::TooManyAttempts { retry_after },
             IdentificationError::Store(e) => Self::Store(e),
         }
     }
@@ -114,12 +117,12 @@ where
     pub async fn verify(&self, who: &Identification) -> Result<VerifiedCustomer, RegistrationError> {
         let claim = partner_claim(&who.customer);
         let (allowed, partner, existing) = futures::join!(
-            take_attempt(&self.limiter, &self.clock, &who.customer, self.policy.attempts_per_hour),
+            take_attempt(&self.limiter, &self.clock, who, &self.policy.limits),
             self.directory.partner(&who.customer),
             self.logins.by_claim(&claim),
         );
-        let partner = decide(who, allowed, partner)?;
-        succeeded(&self.limiter, &self.clock, &who.customer).await;
+        let (partner, slots) = decide(who, allowed, partner)?;
+        succeeded(&self.limiter, slots).await;
         if holds(&existing?) {
             return Err(RegistrationError::AlreadyRegistered);
         }
@@ -291,7 +294,7 @@ mod tests {
     }
 
     fn petra() -> Identification {
-        Identification { customer: customer("1000005"), name: "schulz".into() }
+        Identification { customer: customer("1000005"), name: "schulz".into(), source: Default::default() }
     }
 
     fn registration(token: &SecretString, username: &str, key: Option<(&str, &str)>) -> Registration {
@@ -339,7 +342,7 @@ mod tests {
                 Err(RegistrationError::NotIdentified)
             ));
         }
-        assert!(matches!(run(s.verify(&petra())), Err(RegistrationError::TooManyAttempts)));
+        assert!(matches!(run(s.verify(&petra())), Err(RegistrationError::TooManyAttempts { .. })));
     }
 
     #[test]
