@@ -122,11 +122,9 @@ pub async fn take(
     }
     if refused || failed.is_some() {
         give_back(limiter, taken).await;
-    }
-    if let Some(e) = failed {
-        return Err(e);
-    }
-    if refused {
+        if let Some(e) = failed {
+            return Err(e);
+        }
         let next_hour = time::OffsetDateTime::from_unix_timestamp((hour + 1) * 3600).unwrap_or(clock.now());
         return Ok(Err(Exhausted { retry_after: (next_hour - clock.now()).max(Duration::seconds(1)) }));
     }

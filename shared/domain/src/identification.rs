@@ -93,8 +93,7 @@ mod tests {
     use crate::testkit::{NOW, customer, demo, run};
 
     fn who(number: &str, name: &str, from: &str) -> Identification {
-        Identification::new(customer(number), name, SourceAddress::of(from)),
-        source: Default::default(),
+        Identification::new(customer(number), name, SourceAddress::of(from))
     }
 
     fn limits(per_customer: u32, per_address: u32) -> IdentificationLimits {
@@ -127,9 +126,8 @@ mod tests {
         let _a = run(take_attempt(&limiter, &clock, &one, &limits(2, 10))).unwrap().unwrap();
         let _b = run(take_attempt(&limiter, &clock, &one, &limits(2, 10))).unwrap().unwrap();
         assert!(run(take_attempt(&limiter, &clock, &one, &limits(2, 10))).unwrap().is_err());
-        let _c = run(take_attempt(&limiter, &clock, &who("1000002", "x", "203.0.113.7"), &limits(2, 10)))
-            .unwrap()
-            .unwrap();
+        let _c =
+            run(take_attempt(&limiter, &clock, &who("1000002", "x", "203.0.113.7"), &limits(2, 10))).unwrap().unwrap();
         let hour = NOW.unix_timestamp() / 3600;
         let windows = limiter.windows();
         assert_eq!(windows[&format!("identification#1000001#{hour}")], (2, (hour + 2) * 3600));
@@ -157,7 +155,10 @@ mod tests {
         let erika = demo().partners[0].clone();
         let w = |name: &str| who("1000001", name, "203.0.113.7");
         let ok = || Ok(Ok(Slots::default()));
-        assert_eq!(decide(&w("mustermann"), ok(), Ok(Some(erika.clone()))).unwrap().0.partner_number, customer("1000001"));
+        assert_eq!(
+            decide(&w("mustermann"), ok(), Ok(Some(erika.clone()))).unwrap().0.partner_number,
+            customer("1000001")
+        );
         assert!(matches!(decide(&w("Muster"), ok(), Ok(Some(erika.clone()))), Err(IdentificationError::NotIdentified)));
         assert!(matches!(decide(&w("Mustermann"), ok(), Ok(None)), Err(IdentificationError::NotIdentified)));
         let exhausted = Ok(Err(Exhausted { retry_after: Duration::minutes(5) }));

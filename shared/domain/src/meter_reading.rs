@@ -65,17 +65,11 @@ pub enum MeterReadingError {
 }
 
 /// Configuration of the anonymous capability.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct AnonymousPolicy {
     /// Identification attempts per customer number, source address and deployment.
     pub limits: IdentificationLimits,
     pub readings: ReadingPolicy,
-}
-
-impl Default for AnonymousPolicy {
-    fn default() -> Self {
-        Self { limits: IdentificationLimits::default(), readings: ReadingPolicy::default() }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -166,7 +160,6 @@ pub struct MeterReadingService<D, L, W, C> {
 }
 
 impl<D: CustomerDirectory, L: AttemptLimiter, W: RequestWriter, C: Clock> MeterReadingService<D, L, W, C> {
-
     /// Consumption points, meters, registers and last readings of an identified customer;
     /// contracts that have ended are not shown.
     pub async fn lookup(&self, who: &Identification) -> Result<LookupView, MeterReadingError> {
@@ -412,7 +405,11 @@ mod tests {
     }
 
     fn erika(name: &str) -> Identification {
-        Identification { customer: CustomerNumber::parse("1000001").unwrap(), name: name.into(), source: Default::default() }
+        Identification {
+            customer: CustomerNumber::parse("1000001").unwrap(),
+            name: name.into(),
+            source: Default::default(),
+        }
     }
 
     fn reading(ht: &str, nt: &str, key: Option<&str>) -> AnonymousReading {
@@ -509,7 +506,11 @@ mod tests {
         .unwrap_err();
         assert_eq!(wrong.to_string(), unknown.to_string());
         assert!(matches!(wrong, MeterReadingError::NotIdentified));
-        assert_eq!(s.limiter.total(), 6, "two failures, each counted for the customer number, the address and the deployment");
+        assert_eq!(
+            s.limiter.total(),
+            6,
+            "two failures, each counted for the customer number, the address and the deployment"
+        );
     }
 
     #[test]
@@ -725,7 +726,11 @@ mod tests {
         .collect();
         assert_eq!(
             ids,
-            ["NotIdentified", "TooManyAttempts { retry_after: Duration { seconds: 7, nanoseconds: 0 } }", "Store(StoreError(\"down\"))"]
+            [
+                "NotIdentified",
+                "TooManyAttempts { retry_after: Duration { seconds: 7, nanoseconds: 0 } }",
+                "Store(StoreError(\"down\"))"
+            ]
         );
     }
 }

@@ -241,7 +241,8 @@ async fn an_initial_password_expires_after_72_hours_and_a_pending_login_cannot_l
     let initial = mail_field(&mails_to(&email).await.pop().unwrap(), "Initialpasswort:").unwrap();
 
     // Pending: refused like a wrong password.
-    let refused = access(&stack, NOW + Duration::hours(1)).login("pschulz", &password(&initial), &Default::default()).await;
+    let refused =
+        access(&stack, NOW + Duration::hours(1)).login("pschulz", &password(&initial), &Default::default()).await;
     assert!(matches!(refused, Err(AccessError::InvalidCredentials)), "{:?}", refused.err());
 
     // The CRM approves it.
@@ -257,8 +258,14 @@ async fn an_initial_password_expires_after_72_hours_and_a_pending_login_cannot_l
         .send()
         .await
         .unwrap();
-    assert!(access(&stack, NOW + Duration::hours(71)).login("pschulz", &password(&initial), &Default::default()).await.is_ok());
-    let expired = access(&stack, NOW + Duration::hours(73)).login("pschulz", &password(&initial), &Default::default()).await;
+    assert!(
+        access(&stack, NOW + Duration::hours(71))
+            .login("pschulz", &password(&initial), &Default::default())
+            .await
+            .is_ok()
+    );
+    let expired =
+        access(&stack, NOW + Duration::hours(73)).login("pschulz", &password(&initial), &Default::default()).await;
     assert!(matches!(expired, Err(AccessError::InitialPasswordExpired)), "{:?}", expired.err());
 }
 
@@ -298,14 +305,20 @@ async fn a_deleted_account_reactivated_by_the_crm_logs_in_with_the_password_its_
     let changed = password("Elbblick und Großer Garten");
     let grant = access.change_password(&me, &password("Demo-Passwort-2026"), &changed).await.unwrap();
     account(&stack).delete(&caller(&stack, &grant.token).await).await.unwrap();
-    assert!(matches!(access.login("jmueller", &changed, &Default::default()).await, Err(AccessError::InvalidCredentials)));
+    assert!(matches!(
+        access.login("jmueller", &changed, &Default::default()).await,
+        Err(AccessError::InvalidCredentials)
+    ));
     assert!(stack.live().logins().by_claim("PARTNER#1000002").await.unwrap().is_none(), "the customer number is free");
 
     // EVI sets the login AKTIV again (the export says so).
     portal_platform::import::import_export(&stack.clients, &stack.config, integration_tests::DEMO_EXPORT)
         .await
         .unwrap();
-    assert!(access.login("jmueller", &changed, &Default::default()).await.is_ok(), "the password set in the portal works again");
+    assert!(
+        access.login("jmueller", &changed, &Default::default()).await.is_ok(),
+        "the password set in the portal works again"
+    );
     assert!(matches!(
         access.login("jmueller", &password("Demo-Passwort-2026"), &Default::default()).await,
         Err(AccessError::InvalidCredentials)
@@ -317,7 +330,10 @@ async fn a_deleted_account_reactivated_by_the_crm_logs_in_with_the_password_its_
 #[tokio::test]
 async fn the_crm_locking_a_login_ends_its_sessions() {
     let stack = isolated_stack_with_demo().await;
-    let grant = access(&stack, NOW).login("baeckerei.schmidt", &password("Demo-Passwort-2026"), &Default::default()).await.unwrap();
+    let grant = access(&stack, NOW)
+        .login("baeckerei.schmidt", &password("Demo-Passwort-2026"), &Default::default())
+        .await
+        .unwrap();
     let me = caller(&stack, &grant.token).await;
     let mut export: serde_json::Value = serde_json::from_str(integration_tests::DEMO_EXPORT).unwrap();
     export["portalLogins"][2]["status"] = "GESPERRT".into();
@@ -345,14 +361,15 @@ async fn adding_a_customer_number_and_deleting_the_account_each_record_an_activi
     let stack = isolated_stack_with_demo().await;
     let live = stack.live();
     let service = account(&stack);
-    let grant = access(&stack, NOW).login("jmueller", &password("Demo-Passwort-2026"), &Default::default()).await.unwrap();
-    let caller = caller(&stack, &grant.token).await;
-    let added = service.add_customer_number(&caller, &who("1000005", "Schulz")).await.unwrap();
+    let grant =
+        access(&stack, NOW).login("jmueller", &password("Demo-Passwort-2026"), &Default::default()).await.unwrap();
+    let me = caller(&stack, &grant.token).await;
+    let added = service.add_customer_number(&me, &who("1000005", "Schulz")).await.unwrap();
     assert_eq!(added.customer_numbers.iter().map(|c| c.as_str()).collect::<Vec<_>>(), ["1000002", "1000005"]);
     // The open session sees the new customer number at once.
     assert_eq!(caller(&stack, &grant.token).await.partner_numbers, added.customer_numbers);
 
-    service.delete(&Caller { partner_numbers: added.customer_numbers.clone(), ..caller.clone() }).await.unwrap();
+    service.delete(&Caller { partner_numbers: added.customer_numbers.clone(), ..me.clone() }).await.unwrap();
     let messages = stack.drain_queue().await;
     let types: Vec<&str> = messages.iter().map(|m| m["eventType"].as_str().unwrap()).collect();
     assert_eq!(types, ["portal-login.customer-number-added", "portal-login.deleted"]);
@@ -366,7 +383,7 @@ async fn adding_a_customer_number_and_deleting_the_account_each_record_an_activi
         stack.items(&stack.config.tables.activities).await.iter().map(|a| s(a, "ownerKey")).collect();
     owners.sort();
     assert_eq!(owners, ["BP#1000002", "BP#1000005", "BP#1000005"]);
-    assert!(live.sessions().get(&caller.token_hash).await.unwrap().is_none(), "deletion ends the session");
-    let login = live.logins().get(&caller.login_id).await.unwrap().unwrap();
+    assert!(live.sessions().get(&me.token_hash).await.unwrap().is_none(), "deletion ends the session");
+    let login = live.logins().get(&me.login_id).await.unwrap().unwrap();
     assert_eq!(login.status, portal_domain::entities::LoginStatus::Deleted);
 }

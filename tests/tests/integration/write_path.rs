@@ -274,18 +274,29 @@ async fn every_refusal_writes_nothing() {
 async fn identification_attempts_are_counted_in_dynamodb_and_limited() {
     let stack = isolated_stack_with_demo().await;
     let service = stack.service(&stack.clients, CLOCK);
-    let who = |name: &str| Identification { customer: CustomerNumber::parse("1000002").unwrap(), name: name.into(), source: Default::default() };
+    let who = |name: &str| Identification {
+        customer: CustomerNumber::parse("1000002").unwrap(),
+        name: name.into(),
+        source: Default::default(),
+    };
     for _ in 0..10 {
         assert!(matches!(service.lookup(&who("Mueller")).await, Err(MeterReadingError::NotIdentified)));
     }
-    assert!(matches!(service.lookup(&who("Müller-Lüdenscheidt")).await, Err(MeterReadingError::TooManyAttempts)));
+    assert!(matches!(
+        service.lookup(&who("Müller-Lüdenscheidt")).await,
+        Err(MeterReadingError::TooManyAttempts { .. })
+    ));
     // Other customer numbers are not affected.
-    let erika = Identification { customer: CustomerNumber::parse("1000001").unwrap(), name: "Mustermann".into(), source: Default::default() };
+    let erika = Identification {
+        customer: CustomerNumber::parse("1000001").unwrap(),
+        name: "Mustermann".into(),
+        source: Default::default(),
+    };
     assert!(service.lookup(&erika).await.is_ok());
     // A new service instance (another Lambda) sees the same counter.
     let other_instance = stack.service(&stack.clients, CLOCK);
     assert!(matches!(
         other_instance.lookup(&who("Müller-Lüdenscheidt")).await,
-        Err(MeterReadingError::TooManyAttempts)
+        Err(MeterReadingError::TooManyAttempts { .. })
     ));
 }

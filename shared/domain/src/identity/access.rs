@@ -10,8 +10,8 @@ use crate::budgets::{self, Exhausted, FailureBudgets, SourceAddress, Subject};
 use crate::clock::Clock;
 use crate::entities::LoginStatus;
 use crate::ports::{AttemptLimiter, StoreError};
-use sha2::Digest;
 use secrecy::{ExposeSecret, SecretString};
+use sha2::Digest;
 use time::{Duration, OffsetDateTime};
 
 /// Growing delays after repeated failed logins of one account.
@@ -227,9 +227,8 @@ impl<G: LoginStore, S: SessionStore, T: TokenStore, M: Mailer, H: LoginThrottle,
     /// names from one address.
     pub async fn request_reset(&self, username_or_email: &str, source: &SourceAddress) -> Result<(), AccessError> {
         let own = reset_subject(username_or_email, self.resets_per_name_per_hour);
-        let _kept = budgets::take(&self.limiter, &self.clock, &self.budgets, source, Some(&own))
-            .await?
-            .map_err(exhausted)?;
+        let _kept =
+            budgets::take(&self.limiter, &self.clock, &self.budgets, source, Some(&own)).await?.map_err(exhausted)?;
         let wanted = username_or_email.trim();
         let logins = if wanted.contains('@') {
             self.logins.by_email(&wanted.to_lowercase()).await?
@@ -493,7 +492,10 @@ mod tests {
         assert!(grant.must_change_password);
         assert!(matches!(check(&s.sessions, &s.logins, &grant), Err(AuthError::PasswordChangeRequired)));
         let s = service_at(end + Duration::seconds(1), &[initial]);
-        assert!(matches!(run(s.login("jmueller", &password(), &Default::default())), Err(AccessError::InitialPasswordExpired)));
+        assert!(matches!(
+            run(s.login("jmueller", &password(), &Default::default())),
+            Err(AccessError::InitialPasswordExpired)
+        ));
         // A password that was changed does not expire.
         let changed = LoginRecord { password_expires_at: Some(end), ..jmueller() };
         let s = service_at(end + Duration::days(1), &[changed]);
@@ -505,15 +507,24 @@ mod tests {
         let s = service();
         let wrong = pw("Falsch-2026!");
         for _ in 0..4 {
-            assert!(matches!(run(s.login("jmueller", &wrong, &Default::default())), Err(AccessError::InvalidCredentials)));
+            assert!(matches!(
+                run(s.login("jmueller", &wrong, &Default::default())),
+                Err(AccessError::InvalidCredentials)
+            ));
         }
         run(s.login("jmueller", &password(), &Default::default())).unwrap();
         for _ in 0..4 {
-            assert!(matches!(run(s.login("JMUELLER", &wrong, &Default::default())), Err(AccessError::InvalidCredentials)));
+            assert!(matches!(
+                run(s.login("JMUELLER", &wrong, &Default::default())),
+                Err(AccessError::InvalidCredentials)
+            ));
         }
         run(s.login("jmueller", &password(), &Default::default())).expect("four failures after a success do not lock");
         for _ in 0..5 {
-            assert!(matches!(run(s.login("jmueller", &wrong, &Default::default())), Err(AccessError::InvalidCredentials)));
+            assert!(matches!(
+                run(s.login("jmueller", &wrong, &Default::default())),
+                Err(AccessError::InvalidCredentials)
+            ));
         }
         // The fifth failure locks for 30 seconds, even the right password.
         let r = run(s.login("jmueller", &password(), &Default::default()));
@@ -535,7 +546,10 @@ mod tests {
         for _ in 0..5 {
             let _ = run(s.login("nobody", &wrong, &Default::default()));
         }
-        assert!(matches!(run(s.login("nobody", &wrong, &Default::default())), Err(AccessError::TooManyAttempts { .. })));
+        assert!(matches!(
+            run(s.login("nobody", &wrong, &Default::default())),
+            Err(AccessError::TooManyAttempts { .. })
+        ));
     }
 
     #[test]

@@ -365,7 +365,11 @@ mod tests {
         .collect();
         assert_eq!(
             ids,
-            ["NotIdentified", "TooManyAttempts { retry_after: Duration { seconds: 7, nanoseconds: 0 } }", "Store(StoreError(\"down\"))"]
+            [
+                "NotIdentified",
+                "TooManyAttempts { retry_after: Duration { seconds: 7, nanoseconds: 0 } }",
+                "Store(StoreError(\"down\"))"
+            ]
         );
     }
 }
