@@ -9,7 +9,7 @@ use portal_platform::aws::Clients;
 use portal_platform::config::Config;
 use portal_platform::dynamo::{DynamoDirectory, DynamoLimiter};
 use portal_platform::write_path::{Relay, WritePath};
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::collections::HashMap;
 
 pub const EMULATOR: &str = "http://127.0.0.1:4566";
@@ -75,7 +75,11 @@ pub async fn isolated_stack() -> Stack {
     let config = Config::from_lookup(|k| {
         env.get(k).map(|v| {
             match k {
-                "REQUESTS_QUEUE_URL" | "REQUESTS_DLQ_URL" | "INBOUND_QUEUE_URL" | "INBOUND_DLQ_URL" => {
+                "REQUESTS_QUEUE_URL"
+                | "REQUESTS_DLQ_URL"
+                | "INBOUND_QUEUE_URL"
+                | "INBOUND_DLQ_URL"
+                | "PASSWORD_RESET_QUEUE_URL" => {
                     v.replace(default_account, &format!("/{account}/"))
                 }
                 // Bucket names are global: the template names them with the account.
@@ -337,6 +341,59 @@ pub async fn mails_to(to: &str) -> Vec<String> {
         .filter(|m| m["destinations"]["ToAddresses"].as_array().is_some_and(|a| a.iter().any(|d| d == to)))
         .map(|m| m["body"].as_str().unwrap_or_default().to_owned())
         .collect()
+}
+
+/// Runs the password-resets worker over the served stack's reset queue (no event source runs
+/// locally), as that function names itself, until `at_least` reset mails to `to` have
+/// arrived: the reset mails of `to`. Tests running in parallel may take each other's
+/// requests; each keeps draining until its own mail is there.
+pub async fn reset_mails_to(to: &str, at_least: usize) -> Vec<String> {
+    let resets = |mails: Vec<String>| -> Vec<String> {
+        mails.into_iter().filter(|m| m.contains("Ihr Code zum Zurücksetzen:")).collect()
+    };
+    let env = test_env();
+    let config = Config::from_lookup(|k| env.get(k).cloned()).unwrap();
+    let clients = Clients::from_sdk_config(&named(&sdk_config(EMULATOR).await, "password-resets"), None);
+    let live = portal_platform::live::Live { config, clients };
+    let access = &live.access();
+    for _ in 0..40 {
+        portal_platform::queue::drain(&live.clients.sqs, &live.config.password_reset_queue_url, |body| {
+            portal_platform::identity::send_queued_reset(access, body)
+        })
+        .await
+        .unwrap();
+        let mails = resets(mails_to(to).await);
+        if mails.len() >= at_least {
+            return mails;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    resets(mails_to(to).await)
+}
+
+/// An API Gateway (HTTP API, payload 2.0) event of a POST with a JSON body from `source_ip`,
+/// for driving a function's handler in the test process (the local HTTP server gives every
+/// request the source address 127.0.0.1).
+pub fn apigw_post(path: &str, body: &Value, source_ip: &str) -> lambda_http::Request {
+    let mut e: Value = serde_json::from_str(include_str!("../../functions/meter-readings/tests/fixtures/apigw-v2-post.json"))
+        .unwrap();
+    e["rawPath"] = json!(path);
+    e["routeKey"] = json!(format!("POST {path}"));
+    e["requestContext"]["http"]["path"] = json!(path);
+    e["requestContext"]["http"]["sourceIp"] = json!(source_ip);
+    e["requestContext"]["routeKey"] = json!(format!("POST {path}"));
+    e["body"] = json!(body.to_string());
+    lambda_http::request::from_str(&e.to_string()).unwrap()
+}
+
+/// Status, problem code (or `null`) and body of a handler's answer.
+pub fn answer_of(response: lambda_http::Response<lambda_http::Body>) -> (u16, Option<String>, Value) {
+    let status = response.status().as_u16();
+    let body: Value = match response.body() {
+        lambda_http::Body::Text(t) => serde_json::from_str(t).unwrap_or(Value::Null),
+        _ => Value::Null,
+    };
+    (status, body["code"].as_str().map(str::to_owned), body)
 }
 
 /// The value after `label` in a mail text, up to the end of the line.

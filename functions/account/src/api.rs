@@ -5,28 +5,19 @@ use jsonschema::Validator;
 use lambda_http::{Body, Request, Response};
 use portal_domain::changes::Confirmation;
 use portal_domain::clock::SystemClock;
-use portal_domain::identification::Identification;
 use portal_domain::identity::account::{AccountError, AccountService};
 use portal_domain::identity::sessions::Access;
-use portal_domain::ids::CustomerNumber;
 use portal_platform::dynamo::{DynamoDirectory, DynamoLimiter};
 use portal_platform::http::{
-    Problem, authenticate, json_response, no_content, problems, read_json, serve, source_address,
+    IdentificationBody, Problem, authenticate, json_response, no_content, problems, read_json, serve,
 };
-use portal_platform::identity::{DynamoLogins, DynamoSessions, DynamoThrottle};
+use portal_platform::identity::{DynamoLogins, DynamoSessions, DynamoThrottle, SesMailer};
 use portal_platform::live::{Live, LiveAuthenticator};
 use portal_platform::schemas;
 use portal_platform::write_path::WritePath;
 use secrecy::SecretString;
 use serde::Deserialize;
 use std::convert::Infallible;
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct CustomerNumberBody {
-    customer_number: CustomerNumber,
-    last_name: String,
-}
 
 /// The optional body of `DELETE /v1/me`: the current password, unless the login is recent.
 #[derive(Deserialize, Default)]
@@ -35,7 +26,8 @@ struct DeletionBody {
     current_password: Option<SecretString>,
 }
 
-type Service = AccountService<DynamoDirectory, DynamoLimiter, DynamoLogins, DynamoSessions, WritePath, SystemClock>;
+type Service =
+    AccountService<DynamoDirectory, DynamoLimiter, DynamoLogins, DynamoSessions, WritePath, SesMailer, SystemClock>;
 
 pub struct Api {
     service: Service,
@@ -54,8 +46,9 @@ impl Api {
             logins: live.logins(),
             sessions: live.sessions(),
             writer: live.writer(),
+            mailer: live.mailer(),
             clock: SystemClock,
-            limits: live.config.identification,
+            policy: live.config.registration_policy(),
         };
         Ok(Self {
             service,
@@ -103,8 +96,8 @@ impl Api {
 
     async fn add_customer_number(&self, req: &Request, id: &str) -> Result<Response<Body>, Problem> {
         let caller = authenticate(&self.auth, req, Access::Regular, id).await?;
-        let (body, _) = read_json::<CustomerNumberBody>(req, &self.add_schema)?;
-        let who = Identification { customer: body.customer_number, name: body.last_name, source: source_address(req) };
+        let (body, _) = read_json::<IdentificationBody>(req, &self.add_schema)?;
+        let who = body.identification(req);
         let view = self.service.add_customer_number(&caller, &who).await.map_err(|e| problem(e, id))?;
         Ok(json_response(StatusCode::OK, &view, id))
     }
@@ -113,6 +106,13 @@ impl Api {
 fn problem(error: AccountError, request_id: &str) -> Problem {
     match error {
         AccountError::NotIdentified => problems::customer_not_found(),
+        AccountError::BillNumberRequired => problems::bill_number_required(),
+        AccountError::EmailNotOnFile => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "EMAIL_NOT_ON_FILE",
+            "This customer number can be added only to a login with the e-mail address customer service has on \
+             file for it. Ask customer service to add it, or to update the address.",
+        ),
         AccountError::TooManyAttempts { retry_after } => problems::too_many_attempts(retry_after),
         AccountError::AlreadyRegistered => {
             problems::already_registered("This customer number belongs to another portal login.")

@@ -4,7 +4,6 @@
 use http::{Method, StatusCode};
 use jsonschema::Validator;
 use lambda_http::{Body, Error, Request, Response, run, service_fn};
-use portal_domain::changes::Confirmation;
 use portal_domain::clock::SystemClock;
 use portal_domain::contact::{Change, ContactChange, ContactService, PhoneNumber};
 use portal_domain::identity::credentials::EmailAddress;
@@ -15,7 +14,7 @@ use portal_domain::requests::fingerprint_unconfirmed;
 use portal_platform::http::{
     Problem, authenticate, idempotency_key, json_response, path_param, problems, read_json, serve,
 };
-use portal_platform::identity::{DynamoLogins, DynamoThrottle};
+use portal_platform::identity::{DynamoLogins, DynamoThrottle, SesMailer};
 use portal_platform::live::{Live, LiveAuthenticator};
 use portal_platform::reads::DynamoReads;
 use portal_platform::schemas;
@@ -26,9 +25,8 @@ use std::convert::Infallible;
 
 struct Api {
     reads: DynamoReads,
-    contact: ContactService<DynamoReads, WritePath, SystemClock>,
+    contact: ContactService<DynamoReads, WritePath, DynamoLogins, DynamoThrottle, SesMailer, SystemClock>,
     auth: LiveAuthenticator,
-    confirmation: Confirmation<DynamoLogins, DynamoThrottle, SystemClock>,
     contact_schema: Validator,
 }
 
@@ -61,6 +59,7 @@ fn contact_change(body: &Value) -> Result<ContactChange, Problem> {
         fax: phone(body, "fax")?,
         email,
         notification_consent: body.get("notificationConsent").and_then(Value::as_bool),
+        current_password: body.get("currentPassword").and_then(Value::as_str).map(|p| SecretString::from(p.to_owned())),
     })
 }
 
@@ -91,13 +90,6 @@ impl Api {
         let key = idempotency_key(req)?;
         let (body, raw) = read_json::<Value>(req, &self.contact_schema)?;
         let change = contact_change(&body)?;
-        // A new e-mail address is where notices of sensitive changes go: it is confirmed like
-        // one (the current password, or a login of the last few minutes).
-        if change.email.is_some() {
-            let password =
-                body.get("currentPassword").and_then(Value::as_str).map(|p| SecretString::from(p.to_owned()));
-            self.confirmation.confirm(&caller, password.as_ref()).await.map_err(|e| problems::change(e, id))?;
-        }
         let answer = self
             .contact
             .change(&caller, &customer, change, key.map(|k| (k, fingerprint_unconfirmed(&raw))))
@@ -113,9 +105,14 @@ async fn main() -> Result<(), Error> {
     let live = Live::from_env().await?;
     let api = Api {
         reads: live.reads(),
-        contact: ContactService { reads: live.reads(), writer: live.writer(), clock: SystemClock },
+        contact: ContactService {
+            reads: live.reads(),
+            writer: live.writer(),
+            confirmation: live.confirmation(),
+            mailer: live.mailer(),
+            clock: SystemClock,
+        },
         auth: live.authenticator(),
-        confirmation: live.confirmation(),
         contact_schema: schemas::compile("contact-change.request.schema.json")?,
     };
     run(service_fn(|req| api.handle(req))).await

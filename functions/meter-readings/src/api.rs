@@ -136,7 +136,7 @@ where
 
     async fn lookup(&self, req: &Request, id: &str) -> Result<Response<Body>, Problem> {
         let (body, _) = read_json::<LookupBody>(req, &self.lookup_schema)?;
-        let who = Identification { customer: body.customer_number, name: body.last_name, source: source_address(req) };
+        let who = Identification { customer: body.customer_number, name: body.last_name, source: source_address(req), bill: None };
         let view = self.service.lookup(&who).await.map_err(|e| problem(e, id))?;
         Ok(json_response(StatusCode::OK, &view, id))
     }
@@ -173,6 +173,7 @@ where
                 customer: body.customer_number,
                 name: body.last_name,
                 source: source_address(req),
+                bill: None,
             },
             meter: body.meter_number,
             reading_date: body.reading_date,

@@ -5,13 +5,11 @@ use jsonschema::Validator;
 use lambda_http::{Body, Request, Response};
 use portal_domain::clock::SystemClock;
 use portal_domain::entities::timestamp;
-use portal_domain::identification::Identification;
 use portal_domain::identity::credentials::{EmailAddress, Username};
-use portal_domain::identity::registration::{Registration, RegistrationError, RegistrationPolicy, RegistrationService};
-use portal_domain::ids::CustomerNumber;
+use portal_domain::identity::registration::{Registration, RegistrationError, RegistrationService};
 use portal_domain::requests::fingerprint;
 use portal_platform::dynamo::{DynamoDirectory, DynamoLimiter};
-use portal_platform::http::{Problem, idempotency_key, json_response, problems, read_json, serve, source_address};
+use portal_platform::http::{IdentificationBody, Problem, idempotency_key, json_response, problems, read_json, serve};
 use portal_platform::identity::{DynamoLogins, DynamoTokens, SesMailer};
 use portal_platform::live::Live;
 use portal_platform::schemas;
@@ -23,20 +21,13 @@ use std::convert::Infallible;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct VerifyBody {
-    customer_number: CustomerNumber,
-    last_name: String,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
 struct RegisterBody {
     registration_token: SecretString,
     username: Username,
     email: EmailAddress,
 }
 
-type Service =
+pub type Service =
     RegistrationService<DynamoDirectory, DynamoLimiter, DynamoLogins, DynamoTokens, WritePath, SesMailer, SystemClock>;
 
 pub struct Api {
@@ -56,12 +47,12 @@ impl Api {
             writer: live.writer(),
             mailer: live.mailer(),
             clock: SystemClock,
-            policy: RegistrationPolicy {
-                limits: live.config.identification,
-                requires_approval: live.config.registration_requires_approval,
-                ..RegistrationPolicy::default()
-            },
+            policy: live.config.registration_policy(),
         };
+        Ok(Self::new(service)?)
+    }
+
+    pub fn new(service: Service) -> Result<Self, schemas::SchemaError> {
         Ok(Self {
             service,
             verify_schema: schemas::compile("customer-identification.request.schema.json")?,
@@ -81,8 +72,8 @@ impl Api {
     }
 
     async fn verify(&self, req: &Request, id: &str) -> Result<Response<Body>, Problem> {
-        let (body, _) = read_json::<VerifyBody>(req, &self.verify_schema)?;
-        let who = Identification { customer: body.customer_number, name: body.last_name, source: source_address(req) };
+        let (body, _) = read_json::<IdentificationBody>(req, &self.verify_schema)?;
+        let who = body.identification(req);
         let verified = self.service.verify(&who).await.map_err(|e| problem(e, id))?;
         let answer = json!({
             "registrationToken": verified.registration_token.expose_secret(),
@@ -108,6 +99,7 @@ impl Api {
 fn problem(error: RegistrationError, request_id: &str) -> Problem {
     match error {
         RegistrationError::NotIdentified => problems::customer_not_found(),
+        RegistrationError::BillNumberRequired => problems::bill_number_required(),
         RegistrationError::TooManyAttempts { retry_after } => problems::too_many_attempts(retry_after),
         RegistrationError::AlreadyRegistered => {
             problems::already_registered("This customer already has a portal login. Log in, or reset the password.")

@@ -3,16 +3,13 @@
 use http::{Method, StatusCode};
 use jsonschema::Validator;
 use lambda_http::{Body, Request, Response};
-use portal_domain::clock::SystemClock;
 use portal_domain::entities::timestamp;
-use portal_domain::identity::access::{AccessError, AccessService, LockoutPolicy, SessionGrant};
-use portal_domain::identity::sessions::{Access, SessionPolicy};
-use portal_platform::dynamo::DynamoLimiter;
+use portal_domain::identity::access::{AccessError, SessionGrant};
+use portal_domain::identity::sessions::Access;
 use portal_platform::http::{
     FieldError, Problem, authenticate, json_response, no_content, read_json, serve, source_address,
 };
-use portal_platform::identity::{DynamoLogins, DynamoSessions, DynamoThrottle, DynamoTokens, SesMailer};
-use portal_platform::live::{Live, LiveAuthenticator};
+use portal_platform::live::{Live, LiveAccess, LiveAuthenticator, LiveResetDesk};
 use portal_platform::schemas;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -45,11 +42,9 @@ struct ResetConfirmBody {
     new_password: SecretString,
 }
 
-type Service =
-    AccessService<DynamoLogins, DynamoSessions, DynamoTokens, SesMailer, DynamoThrottle, DynamoLimiter, SystemClock>;
-
 pub struct Api {
-    service: Service,
+    service: LiveAccess,
+    resets: LiveResetDesk,
     auth: LiveAuthenticator,
     login_schema: Validator,
     change_schema: Validator,
@@ -69,21 +64,9 @@ fn grant_body(grant: &SessionGrant) -> serde_json::Value {
 impl Api {
     pub async fn from_env() -> Result<Self, lambda_http::Error> {
         let live = Live::from_env().await?;
-        let service = AccessService {
-            logins: live.logins(),
-            sessions: live.sessions(),
-            tokens: live.tokens(),
-            mailer: live.mailer(),
-            throttle: live.throttle(),
-            clock: SystemClock,
-            session_policy: SessionPolicy::default(),
-            lockout: LockoutPolicy::default(),
-            limiter: live.limiter(),
-            budgets: live.config.identification.budgets,
-            resets_per_name_per_hour: live.config.resets_per_name_per_hour,
-        };
         Ok(Self {
-            service,
+            service: live.access(),
+            resets: live.reset_desk(),
             auth: live.authenticator(),
             login_schema: schemas::compile("session.request.schema.json")?,
             change_schema: schemas::compile("password-change.request.schema.json")?,
@@ -132,7 +115,7 @@ impl Api {
 
     async fn request_reset(&self, req: &Request, id: &str) -> Result<Response<Body>, Problem> {
         let (body, _) = read_json::<ResetBody>(req, &self.reset_schema)?;
-        let answer = self.service.request_reset(&body.username_or_email, &source_address(req)).await;
+        let answer = self.resets.request(&body.username_or_email, &source_address(req)).await;
         answer.map_err(|e| problem(e, id))?;
         let answer = json!({ "status": "ACCEPTED", "detail": "If a login exists for this name or address, an e-mail is on its way." });
         Ok(json_response(StatusCode::ACCEPTED, &answer, id))

@@ -129,13 +129,13 @@ where
     async fn notify(&self, caller: &Caller, details: &BankDetails, what: &str) {
         let customer_email =
             self.reads.partner(caller, &details.partner_number).await.ok().flatten().and_then(|p| p.email);
-        let email = self.confirmation.notice_address(caller, customer_email).await;
+        let to = self.confirmation.notice_addresses(caller, customer_email).await;
         let text = format!(
             "Guten Tag,\n\n{what} für Ihr Vertragskonto {} wurde soeben im Kundenportal geändert.\n\n\
              Wenn Sie das nicht selbst waren, ändern Sie bitte sofort Ihr Passwort und rufen Sie uns an.\n",
             details.account_number
         );
-        changes::notify(&self.mailer, email.as_deref(), "Ihre Bankverbindung wurde geändert", text).await;
+        changes::notify(&self.mailer, &to, "Ihre Bankverbindung wurde geändert", text).await;
     }
 
     pub async fn change(

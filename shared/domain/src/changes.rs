@@ -198,17 +198,23 @@ pub struct Confirmation<G, H, C> {
 
 impl<G: LoginStore, H: LoginThrottle, C: Clock> Confirmation<G, H, C> {
     /// Where a sensitive change is announced: the login's own address, which a session
-    /// cannot change (a contact-data change could have just replaced the customer's);
-    /// the customer's address only for a session without a stored login.
-    pub async fn notice_address(&self, caller: &Caller, customer_email: Option<String>) -> Option<String> {
-        match self.logins.get(&caller.login_id).await {
-            Ok(Some(login)) => Some(login.email),
-            Ok(None) => customer_email,
+    /// cannot change, and the address the CRM had for the customer before the change (a
+    /// login registered with a stranger's customer number still reaches the customer).
+    pub async fn notice_addresses(&self, caller: &Caller, crm_email: Option<String>) -> Vec<String> {
+        let login_email = match self.logins.get(&caller.login_id).await {
+            Ok(login) => login.map(|l| l.email),
             Err(e) => {
-                tracing::warn!(error = %e, "login not read; the customer's address is used");
-                customer_email
+                tracing::warn!(error = %e, "login not read; only the customer's address is told");
+                None
+            }
+        };
+        let mut to: Vec<String> = Vec::new();
+        for address in login_email.into_iter().chain(crm_email).filter(|a| !a.trim().is_empty()) {
+            if !to.iter().any(|t| crate::identification::same_address(t, &address)) {
+                to.push(address);
             }
         }
+        to
     }
 
     pub async fn confirm(&self, caller: &Caller, current_password: Option<&SecretString>) -> Result<(), ChangeError> {
@@ -236,22 +242,23 @@ impl<G: LoginStore, H: LoginThrottle, C: Clock> Confirmation<G, H, C> {
     }
 }
 
-/// Tells the customer about a sensitive change at the address the CRM has for him, so
-/// that a change he did not make does not go unnoticed. Returns whether a mail went out;
-/// a failure is logged and does not undo the committed change.
-pub async fn notify(mailer: &impl Mailer, to: Option<&str>, subject: &str, text: String) -> bool {
-    let Some(to) = to.filter(|t| !t.is_empty()) else {
+/// Tells the customer about a sensitive change at every address of
+/// [`Confirmation::notice_addresses`], so that a change he did not make does not go
+/// unnoticed. Returns how many mails went out; a failure is logged and does not undo the
+/// committed change.
+pub async fn notify(mailer: &impl Mailer, to: &[String], subject: &str, text: String) -> usize {
+    if to.is_empty() {
         tracing::info!("no e-mail address on file; change notification not sent");
-        return false;
-    };
-    let mail = Mail { to: to.to_owned(), subject: subject.to_owned(), text: SecretString::from(text) };
-    match mailer.send(mail).await {
-        Ok(()) => true,
-        Err(e) => {
-            tracing::warn!(error = %e, "change notification not sent");
-            false
+    }
+    let mut sent = 0;
+    for address in to {
+        let mail = Mail { to: address.clone(), subject: subject.to_owned(), text: SecretString::from(text.clone()) };
+        match mailer.send(mail).await {
+            Ok(()) => sent += 1,
+            Err(e) => tracing::warn!(error = %e, "change notification not sent"),
         }
     }
+    sent
 }
 
 #[cfg(test)]
@@ -378,15 +385,35 @@ mod tests {
     }
 
     #[test]
-    fn a_notice_goes_out_only_to_an_address() {
+    fn a_notice_goes_out_to_every_address() {
         let mailer = MemoryMailer::default();
-        let send = |to: Option<&str>| futures::executor::block_on(notify(&mailer, to, "Betreff", "Text".into()));
-        assert!(!send(None));
-        assert!(!send(Some("")));
-        assert!(send(Some("a@example.org")));
-        assert_eq!(mailer.sent(), [("a@example.org".to_owned(), "Betreff".to_owned())]);
-        assert_eq!(mailer.texts(), ["Text"]);
-        assert!(!futures::executor::block_on(notify(&BrokenMailer, Some("a@example.org"), "B", "T".into())));
+        let send = |to: &[&str]| {
+            let to: Vec<String> = to.iter().map(|t| t.to_string()).collect();
+            futures::executor::block_on(notify(&mailer, &to, "Betreff", "Text".into()))
+        };
+        assert_eq!(send(&[]), 0);
+        assert_eq!(send(&["a@example.org", "b@example.org"]), 2);
+        assert_eq!(
+            mailer.sent(),
+            [("a@example.org".to_owned(), "Betreff".to_owned()), ("b@example.org".to_owned(), "Betreff".to_owned())]
+        );
+        assert_eq!(mailer.texts(), ["Text", "Text"]);
+        assert_eq!(futures::executor::block_on(notify(&BrokenMailer, &["a@example.org".into()], "B", "T".into())), 0);
+    }
+
+    #[test]
+    fn a_sensitive_change_is_told_to_the_login_and_to_the_crms_address_once_each() {
+        let c = confirmation();
+        let me = caller(datetime!(2026-12-01 11:00 UTC));
+        let to = |crm: Option<&str>| futures::executor::block_on(c.notice_addresses(&me, crm.map(str::to_owned)));
+        assert_eq!(to(Some("erika@example.org")), ["j@example.org", "erika@example.org"]);
+        assert_eq!(to(Some("J@Example.org")), ["j@example.org"]);
+        assert_eq!(to(None), ["j@example.org"]);
+        let stranger = Caller { login_id: LoginId::parse("L-9").unwrap(), ..me };
+        assert_eq!(
+            futures::executor::block_on(c.notice_addresses(&stranger, Some("erika@example.org".into()))),
+            ["erika@example.org"]
+        );
     }
 
     fn key(k: &str) -> IdempotencyKey {

@@ -3,15 +3,17 @@
 //! once, marked pending until the CRM confirms; a consent change records when and through
 //! which channel it was given.
 
-use crate::changes::{self, ChangeError};
+use crate::changes::{self, ChangeError, Confirmation};
 use crate::clock::Clock;
 use crate::entities::timestamp;
 use crate::identity::credentials::EmailAddress;
 use crate::identity::sessions::Caller;
+use crate::identity::{LoginStore, LoginThrottle, Mailer};
 use crate::ids::{CustomerNumber, IdempotencyKey, RequestId};
 use crate::ports::{RequestWriter, StoreError};
 use crate::reads::ScopedReads;
 use crate::requests::{Activity, ActivityOwner, Channel, CustomerRequest, MirrorObject, MirrorUpdate, RequestKind};
+use secrecy::SecretString;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
@@ -51,11 +53,17 @@ pub struct ContactChange {
     pub fax: Change<PhoneNumber>,
     pub email: Option<EmailAddress>,
     pub notification_consent: Option<bool>,
+    /// Confirms a new e-mail address (where notices of sensitive changes go).
+    pub current_password: Option<SecretString>,
 }
 
-pub struct ContactService<R, W, C> {
+pub struct ContactService<R, W, G, H, M, C> {
     pub reads: R,
     pub writer: W,
+    /// A new e-mail address is confirmed like a sensitive change, and told to the login's
+    /// address and to the address it replaces.
+    pub confirmation: Confirmation<G, H, C>,
+    pub mailer: M,
     pub clock: C,
 }
 
@@ -71,7 +79,15 @@ fn field<T: Serialize>(set: &mut Map<String, Value>, name: &str, change: &Change
     }
 }
 
-impl<R: ScopedReads, W: RequestWriter, C: Clock> ContactService<R, W, C> {
+impl<R, W, G, H, M, C> ContactService<R, W, G, H, M, C>
+where
+    R: ScopedReads,
+    W: RequestWriter,
+    G: LoginStore,
+    H: LoginThrottle,
+    M: Mailer,
+    C: Clock,
+{
     pub async fn change(
         &self,
         caller: &Caller,
@@ -79,6 +95,11 @@ impl<R: ScopedReads, W: RequestWriter, C: Clock> ContactService<R, W, C> {
         change: ContactChange,
         idempotency: Option<(IdempotencyKey, String)>,
     ) -> Result<Value, ChangeError> {
+        // A new e-mail address is confirmed like a sensitive change (the current password,
+        // or a login of the last few minutes).
+        if change.email.is_some() {
+            self.confirmation.confirm(caller, change.current_password.as_ref()).await?;
+        }
         let claim = changes::claim("contact-change", customer.as_str(), idempotency);
         let (earlier, partner) =
             futures::join!(changes::stored(&self.writer, &claim), self.reads.partner(caller, customer));
@@ -148,7 +169,18 @@ impl<R: ScopedReads, W: RequestWriter, C: Clock> ContactService<R, W, C> {
             idempotency: claim,
             answer,
         };
-        changes::commit(&self.writer, request).await
+        let email_changed = set.contains_key("email");
+        let answer = changes::commit(&self.writer, request).await?;
+        if email_changed {
+            let to = self.confirmation.notice_addresses(caller, partner.email.clone()).await;
+            let text = format!(
+                "Guten Tag,\n\ndie E-Mail-Adresse zu Ihrer Kundennummer {customer} wurde soeben im Kundenportal \
+                 geändert. Diese Nachricht geht an die bisherige Adresse und an die Ihres Portalzugangs.\n\n\
+                 Wenn Sie das nicht selbst waren, ändern Sie bitte sofort Ihr Passwort und rufen Sie uns an.\n"
+            );
+            changes::notify(&self.mailer, &to, "Ihre E-Mail-Adresse wurde geändert", text).await;
+        }
+        Ok(answer)
     }
 }
 
@@ -177,11 +209,24 @@ mod tests {
     }
 
     use crate::clock::FixedClock;
-    use crate::memory::{MemoryDirectory, MemoryWriter};
-    use crate::testkit::{NOW, caller, customer, demo, key, run};
+    use crate::memory::{MemoryDirectory, MemoryLogins, MemoryMailer, MemoryThrottle, MemoryWriter};
+    use crate::testkit::{NOW, PASSWORD, caller, confirmation, customer, demo, key, run};
 
-    fn service() -> ContactService<MemoryDirectory, MemoryWriter, FixedClock> {
-        ContactService { reads: MemoryDirectory::new(demo()), writer: MemoryWriter::default(), clock: FixedClock(NOW) }
+    type Service =
+        ContactService<MemoryDirectory, MemoryWriter, MemoryLogins, MemoryThrottle, MemoryMailer, FixedClock>;
+
+    fn service() -> Service {
+        ContactService {
+            reads: MemoryDirectory::new(demo()),
+            writer: MemoryWriter::default(),
+            confirmation: confirmation(&["1000001"]),
+            mailer: MemoryMailer::default(),
+            clock: FixedClock(NOW),
+        }
+    }
+
+    fn password() -> Option<SecretString> {
+        Some(SecretString::from(PASSWORD))
     }
 
     fn phone(s: &str) -> Change<PhoneNumber> {
@@ -198,6 +243,7 @@ mod tests {
             fax: Change::Clear,
             email: Some(EmailAddress::parse("erika.mustermann@example.org").unwrap()),
             notification_consent: Some(false),
+            current_password: password(),
         };
         let answer = run(s.change(&c, &customer("1000001"), change, None)).unwrap();
         let r = &s.writer.committed()[0];
@@ -231,10 +277,19 @@ mod tests {
         assert_eq!(r.record["changes"], json!({"phone": null, "fax": "0221 4712"}));
         assert_eq!(r.record["previous"], json!({"phone": "+49 221 4711", "fax": null}));
         assert_eq!(r.record["consent"], Value::Null);
-        let email =
-            ContactChange { email: Some(EmailAddress::parse("neu@example.org").unwrap()), ..ContactChange::default() };
-        run(s.change(&c, &customer("1000001"), email, None)).unwrap();
+        assert!(s.mailer.sent().is_empty(), "only a new e-mail address is told");
+        let email = || ContactChange {
+            email: Some(EmailAddress::parse("neu@example.org").unwrap()),
+            ..ContactChange::default()
+        };
+        let r = run(s.change(&c, &customer("1000001"), email(), None));
+        assert!(matches!(r, Err(ChangeError::ReauthenticationRequired)), "{r:?}");
+        let confirmed = ContactChange { current_password: password(), ..email() };
+        run(s.change(&c, &customer("1000001"), confirmed, None)).unwrap();
         assert_eq!(s.writer.committed()[1].record["changes"], json!({"email": "neu@example.org"}));
+        // Told to the login's address and to the address it replaces, not to the new one.
+        let to: Vec<String> = s.mailer.sent().into_iter().map(|(to, _)| to).collect();
+        assert_eq!(to, ["login@example.org", "erika.mustermann@example.org"]);
     }
 
     #[test]

@@ -6,23 +6,93 @@
 use crate::budgets::{self, Exhausted, FailureBudgets, Slots, SourceAddress, Subject};
 use crate::clock::Clock;
 use crate::entities::BusinessPartner;
-use crate::ids::CustomerNumber;
+use crate::ids::{AccountNumber, CustomerNumber, MeterNumber};
 use crate::names::names_match;
-use crate::ports::{AttemptLimiter, StoreError};
+use crate::ports::{AttemptLimiter, CustomerDirectory, StoreError};
 use time::Duration;
 
-/// Customer number and name as typed by the customer, and where the request came from.
+/// Customer number and name as typed by the customer, where the request came from, and a
+/// further number from the bill where the deployment asks for one.
 #[derive(Debug, Clone)]
 pub struct Identification {
     pub customer: CustomerNumber,
     pub name: String,
     pub source: SourceAddress,
+    pub bill: Option<BillNumber>,
 }
 
 impl Identification {
     pub fn new(customer: CustomerNumber, name: impl Into<String>, source: SourceAddress) -> Self {
-        Self { customer, name: name.into(), source }
+        Self { customer, name: name.into(), source, bill: None }
     }
+
+    pub fn with_bill(self, bill: Option<BillNumber>) -> Self {
+        Self { bill, ..self }
+    }
+}
+
+/// A number printed on every bill besides the customer number: a meter's or the contract
+/// account's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BillNumber {
+    Meter(MeterNumber),
+    Account(AccountNumber),
+}
+
+/// What proves a customer at registration and when a customer number is added to a login
+/// (template parameter `RegistrationProof`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RegistrationProof {
+    /// Customer number and name (the module description's rule).
+    #[default]
+    Name,
+    /// Also a meter number or contract account number of the customer.
+    MeterOrAccount,
+    /// The typed e-mail address must be the one the CRM has for the customer; otherwise the
+    /// login waits (AUSSTEHEND) for the CRM to approve it, and a customer number is added only
+    /// to a login with that address.
+    CrmEmail,
+}
+
+impl RegistrationProof {
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "NAME" => Some(Self::Name),
+            "METER_OR_ACCOUNT" => Some(Self::MeterOrAccount),
+            "CRM_EMAIL" => Some(Self::CrmEmail),
+            _ => None,
+        }
+    }
+
+    /// Whether the identification must name a meter or contract account.
+    pub fn needs_bill(self) -> bool {
+        self == Self::MeterOrAccount
+    }
+}
+
+/// Whether the bill number belongs to the customer (false without a number, or when the
+/// deployment does not ask for one: the answer is then not used). One call, in the
+/// identification's round.
+pub async fn bill_shows(
+    directory: &impl CustomerDirectory,
+    proof: RegistrationProof,
+    who: &Identification,
+) -> Result<bool, StoreError> {
+    if !proof.needs_bill() {
+        return Ok(true);
+    }
+    match &who.bill {
+        None => Ok(false),
+        Some(BillNumber::Meter(meter)) => Ok(directory.meter(&who.customer, meter).await?.is_some()),
+        Some(BillNumber::Account(account)) => {
+            Ok(directory.contract_accounts(&who.customer).await?.iter().any(|a| &a.account_number == account))
+        }
+    }
+}
+
+/// Two e-mail addresses are the same address whatever their case.
+pub fn same_address(a: &str, b: &str) -> bool {
+    a.trim().eq_ignore_ascii_case(b.trim())
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -78,9 +148,20 @@ pub fn decide(
     allowed: Result<Result<Slots, Exhausted>, StoreError>,
     partner: Result<Option<BusinessPartner>, StoreError>,
 ) -> Result<(BusinessPartner, Slots), IdentificationError> {
+    decide_with_bill(who, allowed, partner, Ok(true))
+}
+
+/// [`decide`], where the bill number must also belong to the customer ([`bill_shows`]): a
+/// wrong or missing number is the same failed identification as a wrong name.
+pub fn decide_with_bill(
+    who: &Identification,
+    allowed: Result<Result<Slots, Exhausted>, StoreError>,
+    partner: Result<Option<BusinessPartner>, StoreError>,
+    bill: Result<bool, StoreError>,
+) -> Result<(BusinessPartner, Slots), IdentificationError> {
     let slots = allowed?.map_err(|e| IdentificationError::TooManyAttempts { retry_after: e.retry_after })?;
-    match partner? {
-        Some(p) if names_match(&who.name, p.identifying_name()) => Ok((p, slots)),
+    match (partner?, bill?) {
+        (Some(p), true) if names_match(&who.name, p.identifying_name()) => Ok((p, slots)),
         _ => Err(IdentificationError::NotIdentified),
     }
 }

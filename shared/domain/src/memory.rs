@@ -350,6 +350,23 @@ impl crate::identity::Mailer for MemoryMailer {
     }
 }
 
+/// Reset requests in a list, in order.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryResetQueue(Arc<Mutex<Vec<String>>>);
+
+impl MemoryResetQueue {
+    pub fn queued(&self) -> Vec<String> {
+        lock(&self.0).clone()
+    }
+}
+
+impl crate::identity::ResetQueue for MemoryResetQueue {
+    async fn enqueue(&self, username_or_email: &str) -> Result<(), StoreError> {
+        lock(&self.0).push(username_or_email.to_owned());
+        Ok(())
+    }
+}
+
 impl crate::reads::Catalog for MemoryDirectory {
     async fn products(&self) -> Result<Vec<crate::entities::Product>, StoreError> {
         Ok(self.0.products.clone())

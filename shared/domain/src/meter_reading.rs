@@ -409,6 +409,7 @@ mod tests {
             customer: CustomerNumber::parse("1000001").unwrap(),
             name: name.into(),
             source: Default::default(),
+            bill: None,
         }
     }
 
@@ -502,6 +503,7 @@ mod tests {
             customer: CustomerNumber::parse("9999999").unwrap(),
             name: "Mustermann".into(),
             source: Default::default(),
+            bill: None,
         }))
         .unwrap_err();
         assert_eq!(wrong.to_string(), unknown.to_string());
@@ -532,6 +534,7 @@ mod tests {
             customer: CustomerNumber::parse("1000002").unwrap(),
             name: "Müller-Lüdenscheidt".into(),
             source: Default::default(),
+            bill: None,
         };
         assert!(futures::executor::block_on(s.lookup(&other)).is_ok());
     }
@@ -586,6 +589,7 @@ mod tests {
             customer: CustomerNumber::parse("1000002").unwrap(),
             name: "Müller-Lüdenscheidt".into(),
             source: Default::default(),
+            bill: None,
         };
         let view = futures::executor::block_on(s.lookup(&juergen)).unwrap();
         let points: Vec<(&str, Vec<&str>)> = view

@@ -290,13 +290,13 @@ where
         let answer = changes::commit(&self.writer, request).await?;
         let customer_email =
             self.reads.partner(caller, &account.partner_number).await.ok().flatten().and_then(|p| p.email);
-        let email = self.confirmation.notice_address(caller, customer_email).await;
+        let to = self.confirmation.notice_addresses(caller, customer_email).await;
         let text = format!(
             "Guten Tag,\n\nIhre Kündigung des Vertrags {contract_number} zum {date} ist bei uns eingegangen. \
              Sie erhalten eine Bestätigung, sobald wir sie bearbeitet haben.\n\n\
              Wenn Sie nicht selbst gekündigt haben, rufen Sie uns bitte sofort an.\n"
         );
-        changes::notify(&self.mailer, email.as_deref(), "Ihre Kündigung ist eingegangen", text).await;
+        changes::notify(&self.mailer, &to, "Ihre Kündigung ist eingegangen", text).await;
         Ok(answer)
     }
 }

@@ -86,6 +86,8 @@ pub struct Config {
     /// Where the CRM publishes entity changes and request status.
     pub inbound_queue_url: String,
     pub inbound_dead_letter_url: String,
+    /// Where the request path hands password-reset requests to the worker that mails them.
+    pub password_reset_queue_url: String,
     /// Identification attempts per customer number, source address and deployment
     /// (`ANONYMOUS_ATTEMPTS_PER_HOUR`, `FAILURES_PER_ADDRESS_PER_HOUR`, `FAILURES_PER_HOUR`).
     pub identification: portal_domain::identification::IdentificationLimits,
@@ -95,6 +97,11 @@ pub struct Config {
     pub mail_from: String,
     /// New logins wait for approval by the CRM.
     pub registration_requires_approval: bool,
+    /// What proves a customer at registration and when adding a customer number
+    /// (`REGISTRATION_PROOF`: NAME, METER_OR_ACCOUNT or CRM_EMAIL).
+    pub registration_proof: portal_domain::identification::RegistrationProof,
+    /// How the notices to the CRM's address name customer service (`CUSTOMER_SERVICE_CONTACT`).
+    pub customer_service_contact: String,
     /// Where document files are kept.
     pub documents_bucket: String,
     /// What the documents inbox shows.
@@ -182,6 +189,15 @@ impl Config {
             Some("true") => true,
             Some(other) => return Err(ConfigError::Invalid("REGISTRATION_REQUIRES_APPROVAL", other.to_owned())),
         };
+        let registration_proof = match get("REGISTRATION_PROOF").filter(|v| !v.is_empty()) {
+            None => portal_domain::identification::RegistrationProof::default(),
+            Some(v) => portal_domain::identification::RegistrationProof::parse(&v)
+                .ok_or(ConfigError::Invalid("REGISTRATION_PROOF", v))?,
+        };
+        let customer_service_contact = get("CUSTOMER_SERVICE_CONTACT")
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| portal_domain::identity::notices::DEFAULT_CUSTOMER_SERVICE.to_owned());
         let categories = get("INBOX_CATEGORIES")
             .filter(|v| !v.trim().is_empty())
             .map(|v| v.split(',').map(|c| c.trim().to_owned()).filter(|c| !c.is_empty()).collect());
@@ -197,13 +213,29 @@ impl Config {
             requests_dead_letter_url: req("REQUESTS_DLQ_URL")?,
             inbound_queue_url: req("INBOUND_QUEUE_URL")?,
             inbound_dead_letter_url: req("INBOUND_DLQ_URL")?,
+            password_reset_queue_url: req("PASSWORD_RESET_QUEUE_URL")?,
             identification,
             resets_per_name_per_hour,
             mail_from: req("MAIL_FROM")?,
             registration_requires_approval: requires_approval,
+            registration_proof,
+            customer_service_contact,
             installments,
             messages,
         })
+    }
+}
+
+impl Config {
+    /// How registrations, and customer numbers added to a login, are proven and limited.
+    pub fn registration_policy(&self) -> portal_domain::identity::registration::RegistrationPolicy {
+        portal_domain::identity::registration::RegistrationPolicy {
+            limits: self.identification,
+            proof: self.registration_proof,
+            requires_approval: self.registration_requires_approval,
+            customer_service: self.customer_service_contact.clone(),
+            ..Default::default()
+        }
     }
 }
 

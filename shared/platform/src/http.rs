@@ -141,6 +141,15 @@ pub mod problems {
         Problem::new(StatusCode::NOT_FOUND, "CUSTOMER_NOT_FOUND", "No customer matches this customer number and name.")
     }
 
+    /// The deployment asks for a further number from the bill (`RegistrationProof=METER_OR_ACCOUNT`).
+    pub fn bill_number_required() -> Problem {
+        Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "BILL_NUMBER_REQUIRED",
+            "Also give a meter number or the contract account number from your bill (meterNumber or accountNumber).",
+        )
+    }
+
     /// A failure budget is used up (the customer number's, the source address's or the
     /// deployment's): try again after `Retry-After` seconds, when the hour's window ends.
     pub fn too_many_attempts(retry_after: time::Duration) -> Problem {
@@ -380,6 +389,27 @@ pub fn source_address(req: &Request) -> portal_domain::budgets::SourceAddress {
             portal_domain::budgets::SourceAddress::of(ctx.http.source_ip.as_deref().unwrap_or_default())
         }
         _ => portal_domain::budgets::SourceAddress::default(),
+    }
+}
+
+/// The body of every identification at registration and when adding a customer number
+/// (`customer-identification.request.schema.json`): customer number and name, and where
+/// the deployment asks for it a meter or contract account number from the bill.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IdentificationBody {
+    pub customer_number: portal_domain::ids::CustomerNumber,
+    pub last_name: String,
+    pub meter_number: Option<portal_domain::ids::MeterNumber>,
+    pub account_number: Option<portal_domain::ids::AccountNumber>,
+}
+
+impl IdentificationBody {
+    /// The identification the request makes; a meter number is used before an account number.
+    pub fn identification(self, req: &Request) -> portal_domain::identification::Identification {
+        use portal_domain::identification::{BillNumber, Identification};
+        let bill = self.meter_number.map(BillNumber::Meter).or(self.account_number.map(BillNumber::Account));
+        Identification::new(self.customer_number, self.last_name, source_address(req)).with_bill(bill)
     }
 }
 

@@ -365,3 +365,54 @@ impl Mailer for SesMailer {
         Ok(())
     }
 }
+
+/// The queue between the request path of a password reset and the worker that mails it
+/// (`PasswordResetQueue`). The message holds the name as typed, nothing else.
+#[derive(Debug, Clone)]
+pub struct SqsResetQueue {
+    client: aws_sdk_sqs::Client,
+    url: String,
+}
+
+impl SqsResetQueue {
+    pub fn new(client: aws_sdk_sqs::Client, url: String) -> Self {
+        Self { client, url }
+    }
+}
+
+/// The body of a queued reset request.
+pub fn reset_request_body(username_or_email: &str) -> String {
+    serde_json::json!({ "usernameOrEmail": username_or_email }).to_string()
+}
+
+/// The name of a queued reset request; `None` for a body that is not one.
+pub fn reset_request_of(body: &str) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_str(body).ok()?;
+    value.get("usernameOrEmail")?.as_str().map(str::to_owned)
+}
+
+impl portal_domain::identity::ResetQueue for SqsResetQueue {
+    async fn enqueue(&self, username_or_email: &str) -> Result<(), StoreError> {
+        self.client
+            .send_message()
+            .queue_url(&self.url)
+            .message_body(reset_request_body(username_or_email))
+            .send()
+            .await
+            .map_err(|e| store_error("SendMessage", e))?;
+        Ok(())
+    }
+}
+
+/// Mails the reset of one queued request ([`portal_domain::identity::access::AccessService::send_reset`]).
+/// A body that is no reset request is dropped (logged): delivering it again cannot help.
+pub async fn send_queued_reset(access: &crate::live::LiveAccess, body: String) -> Result<(), StoreError> {
+    let Some(name) = reset_request_of(&body) else {
+        tracing::warn!("not a reset request; dropped");
+        return Ok(());
+    };
+    access.send_reset(&name).await.map_err(|e| match e {
+        portal_domain::identity::access::AccessError::Store(e) => e,
+        other => StoreError(other.to_string()),
+    })
+}

@@ -11,6 +11,7 @@ pub mod identity;
 pub mod import;
 pub mod live;
 pub mod metrics;
+pub mod queue;
 pub mod reads;
 pub mod redrive;
 pub mod request_log;

@@ -4,14 +4,22 @@
 use crate::aws::Clients;
 use crate::config::{Config, ConfigError};
 use crate::dynamo::{DynamoDirectory, DynamoLimiter};
-use crate::identity::{DynamoLogins, DynamoSessions, DynamoThrottle, DynamoTokens, SesMailer};
+use crate::identity::{DynamoLogins, DynamoSessions, DynamoThrottle, DynamoTokens, SesMailer, SqsResetQueue};
 use crate::write_path::WritePath;
 use portal_domain::changes::Confirmation;
 use portal_domain::clock::SystemClock;
+use portal_domain::identity::access::{AccessService, LockoutPolicy, ResetDesk};
 use portal_domain::identity::sessions::{Authenticator, SessionPolicy};
 
 /// The session check of the deployed functions.
 pub type LiveAuthenticator = Authenticator<DynamoSessions, DynamoLogins, SystemClock>;
+
+/// Login, passwords and the mailing of resets.
+pub type LiveAccess =
+    AccessService<DynamoLogins, DynamoSessions, DynamoTokens, SesMailer, DynamoThrottle, DynamoLimiter, SystemClock>;
+
+/// The request path of a password reset.
+pub type LiveResetDesk = ResetDesk<DynamoLimiter, SqsResetQueue, SystemClock>;
 
 #[derive(Debug, Clone)]
 pub struct Live {
@@ -72,6 +80,31 @@ impl Live {
 
     pub fn mailer(&self) -> SesMailer {
         SesMailer::new(self.clients.ses.clone(), self.config.mail_from.clone())
+    }
+
+    pub fn access(&self) -> LiveAccess {
+        AccessService {
+            logins: self.logins(),
+            sessions: self.sessions(),
+            tokens: self.tokens(),
+            mailer: self.mailer(),
+            throttle: self.throttle(),
+            clock: SystemClock,
+            session_policy: SessionPolicy::default(),
+            lockout: LockoutPolicy::default(),
+            limiter: self.limiter(),
+            budgets: self.config.identification.budgets,
+        }
+    }
+
+    pub fn reset_desk(&self) -> LiveResetDesk {
+        ResetDesk {
+            limiter: self.limiter(),
+            queue: SqsResetQueue::new(self.clients.sqs.clone(), self.config.password_reset_queue_url.clone()),
+            clock: SystemClock,
+            budgets: self.config.identification.budgets,
+            per_name_per_hour: self.config.resets_per_name_per_hour,
+        }
     }
 
     /// The confirmation sensitive changes ask for.

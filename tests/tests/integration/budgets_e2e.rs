@@ -3,35 +3,22 @@
 //! every request the source address 127.0.0.1; here each event carries its own, as API
 //! Gateway's do.)
 
-use integration_tests::isolated_stack_with_demo;
+use integration_tests::{answer_of, apigw_post, isolated_stack_with_demo};
 use meter_readings::api::Api;
 use portal_domain::clock::SystemClock;
 use portal_domain::meter_reading::{AnonymousPolicy, MeterReadingService};
-use serde_json::{Value, json};
-
-const EVENT: &str = include_str!("../../../functions/meter-readings/tests/fixtures/apigw-v2-post.json");
+use serde_json::json;
 
 fn lookup(customer: &str, last_name: &str, source_ip: &str) -> lambda_http::Request {
-    let path = "/v1/anonymous/meter-readings/lookup";
-    let mut e: Value = serde_json::from_str(EVENT).unwrap();
-    e["rawPath"] = json!(path);
-    e["routeKey"] = json!(format!("POST {path}"));
-    e["requestContext"]["http"]["path"] = json!(path);
-    e["requestContext"]["http"]["sourceIp"] = json!(source_ip);
-    e["requestContext"]["routeKey"] = json!(format!("POST {path}"));
-    e["body"] = json!(json!({"customerNumber": customer, "lastName": last_name}).to_string());
-    lambda_http::request::from_str(&e.to_string()).unwrap()
+    let body = json!({"customerNumber": customer, "lastName": last_name});
+    apigw_post("/v1/anonymous/meter-readings/lookup", &body, source_ip)
 }
 
 /// Status, `Retry-After` and problem code of one answer.
 fn answer(response: lambda_http::Response<lambda_http::Body>) -> (u16, Option<String>, Option<String>) {
-    let status = response.status().as_u16();
     let retry = response.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let body: Value = match response.body() {
-        lambda_http::Body::Text(t) => serde_json::from_str(t).unwrap_or(Value::Null),
-        _ => Value::Null,
-    };
-    (status, retry, body["code"].as_str().map(str::to_owned))
+    let (status, code, _) = answer_of(response);
+    (status, retry, code)
 }
 
 /// The attack: one client guesses 30 different customer numbers (each number's own budget

@@ -89,6 +89,7 @@ async fn a_write_is_one_round_of_checks_one_transaction_and_one_message() {
             customer: CustomerNumber::parse("1000001").unwrap(),
             name: "Mustermann".into(),
             source: Default::default(),
+            bill: None,
         },
         meter: MeterNumber::parse("1EMH0012345678").unwrap(),
         reading_date: time::macros::date!(2026 - 12 - 01),
@@ -103,13 +104,37 @@ async fn a_write_is_one_round_of_checks_one_transaction_and_one_message() {
     };
     let answer = service.submit(reading).await.unwrap();
     let (calls, bodies): (Vec<String>, Vec<String>) = counter.take_with_bodies().into_iter().unzip();
-    assert_eq!(sorted(calls[..4].to_vec()), ["GetItem", "GetItem", "GetItem", "UpdateItem"], "checks: {calls:?}");
-    // The identification succeeded: its slot goes back while the reading is written.
-    assert_eq!(sorted(calls[4..6].to_vec()), ["TransactWriteItems", "UpdateItem"], "{calls:?}");
-    assert_eq!(calls[6..], ["Query", "SendMessage", "UpdateItem"]);
+    // One round: partner, meter and earlier answer read; a slot of the customer number's, the
+    // source address's and the deployment's budget taken.
+    let checks = ["GetItem", "GetItem", "GetItem", "UpdateItem", "UpdateItem", "UpdateItem"];
+    assert_eq!(sorted(calls[..6].to_vec()), checks, "checks: {calls:?}");
+    // The identification succeeded: its slots go back while the reading is written.
+    let write = ["TransactWriteItems", "UpdateItem", "UpdateItem", "UpdateItem"];
+    assert_eq!(sorted(calls[6..10].to_vec()), write, "{calls:?}");
+    assert_eq!(calls[10..], ["Query", "SendMessage", "UpdateItem"]);
     // The transaction carries the request id as its token: DynamoDB applies a retried
     // attempt whose answer was lost once (the emulator ignores the token).
     let at = calls.iter().position(|c| c == "TransactWriteItems").unwrap();
     let transaction: serde_json::Value = serde_json::from_str(&bodies[at]).unwrap();
     assert_eq!(transaction["ClientRequestToken"], answer["requestId"], "{transaction}");
+}
+
+/// A password-reset request makes the same AWS calls whether or not a login has the name:
+/// the name's, the source address's and the deployment's budget, then one message to the
+/// worker's queue. Neither the answer nor its time tells who has a login. (Before, the
+/// request path looked the login up and, for a known one, stored a code and sent a mail.)
+#[tokio::test]
+async fn a_reset_request_makes_the_same_calls_for_known_and_unknown_logins() {
+    let stack = isolated_stack_with_demo().await;
+    let (clients, counter) = counted(&stack).await;
+    let live = portal_platform::live::Live { config: stack.config.clone(), clients };
+    let desk = live.reset_desk();
+    let from = portal_domain::budgets::SourceAddress::of("203.0.113.9");
+    let mut sequences = Vec::new();
+    for name in ["jmueller", "j.mueller@example.org", "niemand", "niemand@example.org"] {
+        desk.request(name, &from).await.unwrap();
+        sequences.push(sorted(counter.take()));
+    }
+    assert_eq!(sequences[0], ["SendMessage", "UpdateItem", "UpdateItem", "UpdateItem"]);
+    assert!(sequences.iter().all(|s| s == &sequences[0]), "{sequences:?}");
 }

@@ -127,7 +127,13 @@ async fn nothing_is_lost_or_doubled_when_dynamodb_and_sqs_fail() {
     let faults = Faults::default();
     let faulty = faulty_clients(&stack, &faults);
     let live = portal_platform::live::Live { config: stack.config.clone(), clients: faulty.clone() };
-    let service = ContactService { reads: live.reads(), writer: live.writer(), clock: SystemClock };
+    let service = ContactService {
+        reads: live.reads(),
+        writer: live.writer(),
+        confirmation: live.confirmation(),
+        mailer: live.mailer(),
+        clock: SystemClock,
+    };
     let caller = Caller {
         login_id: LoginId::parse("L-0000003").unwrap(),
         partner_numbers: vec![CustomerNumber::parse("1000003").unwrap()],

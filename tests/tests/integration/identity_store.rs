@@ -38,8 +38,8 @@ fn registration(stack: &Stack, at: OffsetDateTime) -> Service {
 }
 
 fn who(customer: &str, name: &str) -> Identification {
-    Identification { customer: CustomerNumber::parse(customer).unwrap(), name: name.into(), source: Default::default() }
-}
+    Identification { customer: CustomerNumber::parse(customer).unwrap(), name: name.into(), source: Default::default(), bill: None }
+    }
 
 async fn register(
     service: &Service,

@@ -12,5 +12,6 @@ mod identity_store;
 mod import;
 mod metrics;
 mod reads_e2e;
+mod registration_proof_e2e;
 mod sync;
 mod write_path;

@@ -19,6 +19,7 @@ fn erika_reading(ht: &str, nt: &str, key: Option<&str>) -> AnonymousReading {
             customer: CustomerNumber::parse("1000001").unwrap(),
             name: "Mustermann".into(),
             source: Default::default(),
+            bill: None,
         },
         meter: MeterNumber::parse("1EMH0012345678").unwrap(),
         reading_date: date!(2026 - 12 - 01),
@@ -278,6 +279,7 @@ async fn identification_attempts_are_counted_in_dynamodb_and_limited() {
         customer: CustomerNumber::parse("1000002").unwrap(),
         name: name.into(),
         source: Default::default(),
+        bill: None,
     };
     for _ in 0..10 {
         assert!(matches!(service.lookup(&who("Mueller")).await, Err(MeterReadingError::NotIdentified)));
@@ -291,6 +293,7 @@ async fn identification_attempts_are_counted_in_dynamodb_and_limited() {
         customer: CustomerNumber::parse("1000001").unwrap(),
         name: "Mustermann".into(),
         source: Default::default(),
+        bill: None,
     };
     assert!(service.lookup(&erika).await.is_ok());
     // A new service instance (another Lambda) sees the same counter.

@@ -3,8 +3,8 @@
 use super::credentials::{DUMMY_HASH, NewPassword, PasswordRule, Username, verify_password};
 use super::sessions::{Caller, SessionPolicy, new_token, open_session, token_hash};
 use super::{
-    LoginRecord, LoginStore, LoginThrottle, Mail, Mailer, OneTimeToken, SessionStore, Throttled, TokenPurpose,
-    TokenStore, username_claim,
+    LoginRecord, LoginStore, LoginThrottle, Mail, Mailer, OneTimeToken, ResetQueue, SessionStore, Throttled,
+    TokenPurpose, TokenStore, username_claim,
 };
 use crate::budgets::{self, Exhausted, FailureBudgets, SourceAddress, Subject};
 use crate::clock::Clock;
@@ -74,13 +74,37 @@ pub struct AccessService<G, S, T, M, H, L, C> {
     pub tokens: T,
     pub mailer: M,
     pub throttle: H,
-    /// The failure budgets per source address and deployment, and the reset requests per name.
+    /// The failure budgets of logins per source address and deployment.
     pub limiter: L,
     pub clock: C,
     pub session_policy: SessionPolicy,
     pub lockout: LockoutPolicy,
     pub budgets: FailureBudgets,
-    pub resets_per_name_per_hour: u32,
+}
+
+/// The request path of a password reset: the name's, the source address's and the
+/// deployment's budgets, then the request handed to a queue. Its AWS calls are the same
+/// whether or not a login has that name, so neither the answer nor its time tells; the
+/// worker behind the queue looks the login up and mails it ([`AccessService::send_reset`]).
+pub struct ResetDesk<L, Q, C> {
+    pub limiter: L,
+    pub queue: Q,
+    pub clock: C,
+    pub budgets: FailureBudgets,
+    /// Reset requests per username or e-mail address and hour (`ResetsPerNamePerHour`).
+    pub per_name_per_hour: u32,
+}
+
+impl<L: AttemptLimiter, Q: ResetQueue, C: Clock> ResetDesk<L, Q, C> {
+    /// Takes a slot of every budget and keeps it (a mailbox cannot be flooded, nor many names
+    /// asked about from one address), then queues the request.
+    pub async fn request(&self, username_or_email: &str, source: &SourceAddress) -> Result<(), AccessError> {
+        let own = reset_subject(username_or_email, self.per_name_per_hour);
+        let _kept =
+            budgets::take(&self.limiter, &self.clock, &self.budgets, source, Some(&own)).await?.map_err(exhausted)?;
+        self.queue.enqueue(username_or_email.trim()).await?;
+        Ok(())
+    }
 }
 
 /// The budget key of reset requests for one username or e-mail address: hashed, so that the
@@ -220,15 +244,10 @@ impl<G: LoginStore, S: SessionStore, T: TokenStore, M: Mailer, H: LoginThrottle,
         self.grant(&changed).await
     }
 
-    /// Starts a reset by username or e-mail address. The answer is the same whether or
-    /// not a login was found; a found, active login gets an e-mail with a single-use token.
-    /// Every request takes a slot of the name's, the source address's and the deployment's
-    /// budgets, and keeps it: a mailbox cannot be flooded, nor the portal asked about many
-    /// names from one address.
-    pub async fn request_reset(&self, username_or_email: &str, source: &SourceAddress) -> Result<(), AccessError> {
-        let own = reset_subject(username_or_email, self.resets_per_name_per_hour);
-        let _kept =
-            budgets::take(&self.limiter, &self.clock, &self.budgets, source, Some(&own)).await?.map_err(exhausted)?;
+    /// Sends the reset of a queued request ([`ResetDesk`]), off the request path: an active
+    /// login found by username or e-mail address gets an e-mail with a single-use code; an
+    /// unknown name gets nothing.
+    pub async fn send_reset(&self, username_or_email: &str) -> Result<(), AccessError> {
         let wanted = username_or_email.trim();
         let logins = if wanted.contains('@') {
             self.logins.by_email(&wanted.to_lowercase()).await?
@@ -301,7 +320,9 @@ mod tests {
     use super::*;
     use crate::clock::FixedClock;
     use crate::identity::sessions::{Access, AuthError, Authenticator};
-    use crate::memory::{MemoryLimiter, MemoryLogins, MemoryMailer, MemorySessions, MemoryThrottle, MemoryTokens};
+    use crate::memory::{
+        MemoryLimiter, MemoryLogins, MemoryMailer, MemoryResetQueue, MemorySessions, MemoryThrottle, MemoryTokens,
+    };
     use crate::testkit::{NOW, PASSWORD, login, password, run};
     use time::macros::datetime;
 
@@ -331,7 +352,6 @@ mod tests {
             lockout: LockoutPolicy::default(),
             limiter: MemoryLimiter::default(),
             budgets: FailureBudgets::default(),
-            resets_per_name_per_hour: 3,
         }
     }
 
@@ -359,7 +379,6 @@ mod tests {
             lockout: s.lockout,
             limiter: s.limiter.clone(),
             budgets: s.budgets,
-            resets_per_name_per_hour: s.resets_per_name_per_hour,
         }
     }
 
@@ -420,7 +439,6 @@ mod tests {
             lockout: LockoutPolicy::default(),
             limiter: MemoryLimiter::default(),
             budgets: FailureBudgets::default(),
-            resets_per_name_per_hour: 3,
         };
         let before = run(s.login("jmueller", &password(), &Default::default())).unwrap();
         let me = check(&s.sessions, &logins, &before).unwrap();
@@ -428,7 +446,7 @@ mod tests {
         assert!(matches!(check(&s.sessions, &logins, &before), Err(AuthError::Invalid)), "changed in another session");
         assert!(check(&s.sessions, &logins, &after).is_ok(), "the session the change opened");
 
-        run(s.request_reset("jmueller", &Default::default())).unwrap();
+        run(s.send_reset("jmueller")).unwrap();
         let text = s.mailer.texts().pop().expect("a reset mail");
         let code = text.split("Ihr Code zum Zurücksetzen: ").nth(1).unwrap().split('\n').next().unwrap();
         run(s.confirm_reset(&pw(code), &pw("Drittes-Passwort-2028"))).unwrap();
@@ -604,7 +622,7 @@ mod tests {
     #[test]
     fn a_reset_is_mailed_to_an_active_login_found_by_name_or_address() {
         let s = service();
-        run(s.request_reset(" jmueller ", &Default::default())).unwrap();
+        run(s.send_reset(" jmueller ")).unwrap();
         assert_eq!(s.mailer.sent(), [("j.mueller@example.org".to_owned(), "Passwort zurücksetzen".to_owned())]);
         let code = mailed_code(&s);
         let token = run(s.tokens.get(&token_hash(code.expose_secret()))).unwrap().unwrap();
@@ -613,16 +631,16 @@ mod tests {
         assert_eq!(token.expires_at, (NOW + Duration::minutes(30)).unix_timestamp());
         assert!(s.mailer.texts()[0].contains("(Benutzername jmueller)"));
 
-        run(s.request_reset("J.Mueller@Example.org", &Default::default())).unwrap();
+        run(s.send_reset("J.Mueller@Example.org")).unwrap();
         assert_eq!(s.mailer.sent().len(), 2, "by e-mail address, in any case");
         for nobody in ["nobody", "nobody@example.org", "-x"] {
-            run(s.request_reset(nobody, &Default::default())).unwrap();
+            run(s.send_reset(nobody)).unwrap();
         }
         assert_eq!(s.mailer.sent().len(), 2);
 
         let deleted = LoginRecord { status: LoginStatus::Deleted, ..jmueller() };
         let s = service_at(NOW, &[deleted]);
-        run(s.request_reset("jmueller", &Default::default())).unwrap();
+        run(s.send_reset("jmueller")).unwrap();
         assert!(s.mailer.sent().is_empty());
     }
 
@@ -630,7 +648,7 @@ mod tests {
     fn a_reset_code_sets_a_new_password_once_and_ends_every_session() {
         let s = service();
         let session = run(s.login("jmueller", &password(), &Default::default())).unwrap();
-        run(s.request_reset("jmueller", &Default::default())).unwrap();
+        run(s.send_reset("jmueller")).unwrap();
         let code = mailed_code(&s);
         // A refused password does not use the code up.
         let r = run(s.confirm_reset(&code, &pw("kurz")));
@@ -649,7 +667,7 @@ mod tests {
     #[test]
     fn a_reset_code_is_valid_for_30_minutes_for_a_reset_of_an_active_login() {
         let s = service();
-        run(s.request_reset("jmueller", &Default::default())).unwrap();
+        run(s.send_reset("jmueller")).unwrap();
         let code = mailed_code(&s);
         let expired = with_clock(&s, NOW + Duration::minutes(30));
         let r = run(expired.confirm_reset(&code, &pw("kurz")));
@@ -671,7 +689,7 @@ mod tests {
         assert!(matches!(r, Err(AccessError::InvalidResetToken)), "{:?}", r.err());
 
         // A login deleted since the code was mailed.
-        run(s.request_reset("jmueller", &Default::default())).unwrap();
+        run(s.send_reset("jmueller")).unwrap();
         let code = mailed_code(&s);
         s.logins.insert(LoginRecord { status: LoginStatus::Deleted, ..jmueller() });
         let r = run(s.confirm_reset(&code, &pw("Neues-Passwort-2028")));
@@ -725,21 +743,28 @@ mod tests {
     }
 
     #[test]
-    fn reset_requests_are_limited_per_name_and_per_address() {
-        let s = service();
+    fn reset_requests_are_limited_per_name_and_per_address_and_only_queued() {
+        let desk = ResetDesk {
+            limiter: MemoryLimiter::default(),
+            queue: MemoryResetQueue::default(),
+            clock: FixedClock(NOW),
+            budgets: FailureBudgets::default(),
+            per_name_per_hour: 3,
+        };
         let here = SourceAddress::of("203.0.113.5");
         for _ in 0..3 {
-            run(s.request_reset("jmueller", &here)).unwrap();
+            run(desk.request(" jmueller ", &here)).unwrap();
         }
-        let again = run(s.request_reset(" JMueller", &SourceAddress::of("198.51.100.1")));
+        let again = run(desk.request("JMueller", &SourceAddress::of("198.51.100.1")));
         assert!(matches!(again, Err(AccessError::TooManyAttempts { .. })), "per name, from any address");
-        assert_eq!(s.mailer.sent().len(), 3, "the mailbox gets three");
+        assert_eq!(desk.queue.queued(), ["jmueller", "jmueller", "jmueller"], "three reach the worker");
         // Across names, one address has its own budget (20 by default; 3 are used).
         for n in 0..17 {
-            run(s.request_reset(&format!("name{n}"), &here)).unwrap();
+            run(desk.request(&format!("name{n}"), &here)).unwrap();
         }
-        assert!(matches!(run(s.request_reset("name-x", &here)), Err(AccessError::TooManyAttempts { .. })));
+        assert!(matches!(run(desk.request("name-x", &here)), Err(AccessError::TooManyAttempts { .. })));
+        assert_eq!(desk.queue.queued().len(), 20);
         // The budget keys hold no name or address typed by the client.
-        assert!(s.limiter.windows().keys().all(|k| !k.contains("jmueller") && !k.contains("name")));
+        assert!(desk.limiter.windows().keys().all(|k| !k.contains("jmueller") && !k.contains("name")));
     }
 }

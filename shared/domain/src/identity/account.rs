@@ -1,12 +1,15 @@
 //! Capability 12: the account — the login and its customer numbers, adding a further
 //! customer number, and deletion (status GELÖSCHT; the record stays, every session ends).
 
+use super::notices::{Event, tell_crm_address};
+use super::registration::RegistrationPolicy;
 use super::sessions::Caller;
-use super::{LoginRecord, LoginStore, SessionStore, partner_claim};
+use super::{LoginRecord, LoginStore, Mailer, SessionStore, partner_claim};
 use crate::clock::Clock;
 use crate::entities::{LoginStatus, timestamp};
 use crate::identification::{
-    Identification, IdentificationError, IdentificationLimits, decide, succeeded, take_attempt,
+    Identification, IdentificationError, RegistrationProof, bill_shows, decide_with_bill, same_address, succeeded,
+    take_attempt,
 };
 use crate::ids::{CustomerNumber, LoginId, RequestId};
 use crate::ports::{AttemptLimiter, CustomerDirectory, RequestWriter, StoreError};
@@ -19,6 +22,12 @@ use time::OffsetDateTime;
 pub enum AccountError {
     #[error("customer number and name do not match")]
     NotIdentified,
+    /// The deployment asks for a meter or contract account number, and none was given.
+    #[error("a meter number or contract account number is required")]
+    BillNumberRequired,
+    /// With `RegistrationProof=CRM_EMAIL`, the login's address is not the one the CRM has.
+    #[error("the login's e-mail address is not the customer's address on file")]
+    EmailNotOnFile,
     #[error("too many attempts for this customer number")]
     TooManyAttempts { retry_after: time::Duration },
     /// The customer number belongs to another portal login.
@@ -70,15 +79,16 @@ impl From<LoginRecord> for AccountView {
     }
 }
 
-pub struct AccountService<D, L, G, S, W, C> {
+pub struct AccountService<D, L, G, S, W, M, C> {
     pub directory: D,
     pub limiter: L,
     pub logins: G,
     pub sessions: S,
     pub writer: W,
+    pub mailer: M,
     pub clock: C,
-    /// Identification attempts per customer number, source address and deployment.
-    pub limits: IdentificationLimits,
+    /// A further customer number is proven like a registration: the same limits and proof.
+    pub policy: RegistrationPolicy,
 }
 
 fn request(kind: RequestKind, customer: &CustomerNumber, login: &LoginRecord, now: OffsetDateTime) -> CustomerRequest {
@@ -98,13 +108,14 @@ fn request(kind: RequestKind, customer: &CustomerNumber, login: &LoginRecord, no
     }
 }
 
-impl<D, L, G, S, W, C> AccountService<D, L, G, S, W, C>
+impl<D, L, G, S, W, M, C> AccountService<D, L, G, S, W, M, C>
 where
     D: CustomerDirectory,
     L: AttemptLimiter,
     G: LoginStore,
     S: SessionStore,
     W: RequestWriter,
+    M: Mailer,
     C: Clock,
 {
     async fn login(&self, caller: &Caller) -> Result<LoginRecord, AccountError> {
@@ -152,23 +163,33 @@ where
         caller: &Caller,
         who: &Identification,
     ) -> Result<AccountView, AccountError> {
+        if self.policy.proof.needs_bill() && who.bill.is_none() {
+            return Err(AccountError::BillNumberRequired);
+        }
         let claim = partner_claim(&who.customer);
-        let (allowed, partner, holder, login) = futures::join!(
-            take_attempt(&self.limiter, &self.clock, who, &self.limits),
+        let (allowed, partner, holder, login, bill) = futures::join!(
+            take_attempt(&self.limiter, &self.clock, who, &self.policy.limits),
             self.directory.partner(&who.customer),
             self.logins.by_claim(&claim),
             self.login(caller),
+            bill_shows(&self.directory, self.policy.proof, who),
         );
-        let (partner, slots) = decide(who, allowed, partner)?;
+        let (partner, slots) = decide_with_bill(who, allowed, partner, bill)?;
         succeeded(&self.limiter, slots).await;
         let mut login = login?;
+        if self.policy.proof == RegistrationProof::CrmEmail
+            && !partner.email.as_deref().is_some_and(|e| same_address(e, &login.email))
+        {
+            return Err(AccountError::EmailNotOnFile);
+        }
         if login.partner_numbers.contains(&partner.partner_number) {
             return Ok(login.into());
         }
         if holder?.is_some_and(|h| h.status != LoginStatus::Deleted && h.login_id != login.login_id) {
             return Err(AccountError::AlreadyRegistered);
         }
-        let mut r = request(RequestKind::CustomerNumberAdded, &partner.partner_number, &login, self.clock.now());
+        let now = self.clock.now();
+        let mut r = request(RequestKind::CustomerNumberAdded, &partner.partner_number, &login, now);
         r.activities = vec![Activity {
             owner: ActivityOwner::Customer(partner.partner_number.clone()),
             activity_type: "PORTAL_CUSTOMER_NUMBER_ADDED",
@@ -182,6 +203,8 @@ where
             },
         ];
         self.writer.commit(r).await.map_err(write_error)?;
+        let event = Event::NumberAdded { username: &login.username, at: now };
+        tell_crm_address(&self.mailer, &partner, &login.email, event, &self.policy.customer_service).await;
         // Open sessions see the new customer number at once: the session check reads it
         // from the login.
         login.partner_numbers.push(partner.partner_number);
@@ -202,11 +225,19 @@ mod tests {
     use super::*;
     use crate::clock::FixedClock;
     use crate::identity::SessionRecord;
-    use crate::memory::{MemoryDirectory, MemoryLimiter, MemoryLogins, MemorySessions, MemoryWriter};
+    use crate::memory::{MemoryDirectory, MemoryLimiter, MemoryLogins, MemoryMailer, MemorySessions, MemoryWriter};
+    use crate::identification::BillNumber;
     use crate::testkit::{NOW, caller, customer, demo, login, run};
 
-    type Service =
-        AccountService<MemoryDirectory, MemoryLimiter, MemoryLogins, MemorySessions, MemoryWriter, FixedClock>;
+    type Service = AccountService<
+        MemoryDirectory,
+        MemoryLimiter,
+        MemoryLogins,
+        MemorySessions,
+        MemoryWriter,
+        MemoryMailer,
+        FixedClock,
+    >;
 
     fn service(logins: &[LoginRecord]) -> Service {
         let store = MemoryLogins::default();
@@ -219,8 +250,9 @@ mod tests {
             logins: store,
             sessions: MemorySessions::default(),
             writer: MemoryWriter::default(),
+            mailer: MemoryMailer::default(),
             clock: FixedClock(NOW),
-            limits: IdentificationLimits::default(),
+            policy: RegistrationPolicy::default(),
         }
     }
 
@@ -302,7 +334,7 @@ mod tests {
     }
 
     fn weber() -> Identification {
-        Identification { customer: customer("1000004"), name: "Weber".into(), source: Default::default() }
+        Identification { customer: customer("1000004"), name: "Weber".into(), source: Default::default(), bill: None }
     }
 
     #[test]
@@ -324,6 +356,53 @@ mod tests {
             ]
         );
         assert_eq!(s.limiter.total(), 0, "a successful identification gives its slot back");
+    }
+
+    #[test]
+    fn the_crms_address_of_an_added_customer_number_is_told() {
+        let s = service(&[login(&["1000002"], "j@example.org")]);
+        run(s.add_customer_number(&caller(&["1000002"]), &weber())).unwrap();
+        assert_eq!(
+            s.mailer.sent(),
+            [("k.weber@example.org".to_owned(), "Ihre Kundennummer wurde einem Portalzugang hinzugefügt".to_owned())]
+        );
+        let text = &s.mailer.texts()[0];
+        assert!(text.contains("Kundennummer 1000004 einem Zugang zum Kundenportal hinzugefügt"), "{text}");
+        assert!(text.contains("(Benutzername jmueller)"), "{text}");
+    }
+
+    #[test]
+    fn with_meter_or_account_a_further_number_needs_one_of_its_bill() {
+        let mut s = service(&[login(&["1000002"], "j@example.org")]);
+        s.policy.proof = RegistrationProof::MeterOrAccount;
+        let me = caller(&["1000002"]);
+        let r = run(s.add_customer_number(&me, &weber()));
+        assert!(matches!(r, Err(AccountError::BillNumberRequired)), "{:?}", r.err());
+        assert_eq!(s.limiter.total(), 0, "refused before any attempt");
+        let meter = |m: &str| Some(BillNumber::Meter(crate::ids::MeterNumber::parse(m).unwrap()));
+        let account = |a: &str| Some(BillNumber::Account(crate::ids::AccountNumber::parse(a).unwrap()));
+        // Erika's meter and account are not Weber's: a failed identification (its slots kept).
+        for bill in [meter("1EMH0012345678"), account("800000001")] {
+            let r = run(s.add_customer_number(&me, &weber().with_bill(bill)));
+            assert!(matches!(r, Err(AccountError::NotIdentified)), "{:?}", r.err());
+        }
+        assert!(s.limiter.total() > 0);
+        assert!(s.writer.committed().is_empty());
+        run(s.add_customer_number(&me, &weber().with_bill(account("800000005")))).unwrap();
+        assert_eq!(s.writer.committed().len(), 1);
+    }
+
+    #[test]
+    fn with_crm_email_a_number_is_added_only_to_a_login_with_the_crms_address() {
+        let mut s = service(&[login(&["1000002"], "j@example.org")]);
+        s.policy.proof = RegistrationProof::CrmEmail;
+        let r = run(s.add_customer_number(&caller(&["1000002"]), &weber()));
+        assert!(matches!(r, Err(AccountError::EmailNotOnFile)), "{:?}", r.err());
+        assert!(s.writer.committed().is_empty());
+        let mut s = service(&[login(&["1000002"], "K.Weber@Example.org")]);
+        s.policy.proof = RegistrationProof::CrmEmail;
+        run(s.add_customer_number(&caller(&["1000002"]), &weber())).unwrap();
+        assert!(s.mailer.sent().is_empty(), "the CRM's address is the login's own");
     }
 
     #[test]
@@ -350,7 +429,7 @@ mod tests {
         let wrong = Identification { name: "Webber".into(), ..weber() };
         assert!(matches!(run(s.add_customer_number(&caller(&["1000002"]), &wrong)), Err(AccountError::NotIdentified)));
         s.writer.refuse_next_commit(WriteError::ClaimTaken("PARTNER#1000005".into()));
-        let petra = Identification { customer: customer("1000005"), name: "Schulz".into(), source: Default::default() };
+        let petra = Identification { customer: customer("1000005"), name: "Schulz".into(), source: Default::default(), bill: None };
         assert!(matches!(
             run(s.add_customer_number(&caller(&["1000002"]), &petra)),
             Err(AccountError::AlreadyRegistered)

@@ -9,6 +9,7 @@
 pub mod access;
 pub mod account;
 pub mod credentials;
+pub mod notices;
 pub mod registration;
 pub mod sessions;
 
@@ -181,6 +182,12 @@ pub struct Mail {
 
 pub trait Mailer: Send + Sync {
     fn send(&self, mail: Mail) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Where the request path hands a password-reset request (the username or e-mail address as
+/// typed) to the worker that looks the login up and mails it.
+pub trait ResetQueue: Send + Sync {
+    fn enqueue(&self, username_or_email: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 #[cfg(test)]

@@ -12,7 +12,8 @@ use super::{
 use crate::clock::Clock;
 use crate::entities::LoginStatus;
 use crate::identification::{
-    Identification, IdentificationError, IdentificationLimits, decide, succeeded, take_attempt,
+    Identification, IdentificationError, IdentificationLimits, RegistrationProof, bill_shows, decide_with_bill,
+    same_address, succeeded, take_attempt,
 };
 use crate::ids::{CustomerNumber, IdempotencyKey};
 use crate::ports::{AttemptLimiter, CustomerDirectory, RequestWriter, StoreError};
@@ -24,23 +25,29 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use time::{Duration, OffsetDateTime};
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct RegistrationPolicy {
     /// Identification attempts per customer number, source address and deployment.
     pub limits: IdentificationLimits,
+    /// What proves the customer besides customer number and name (`RegistrationProof`).
+    pub proof: RegistrationProof,
     /// New logins wait in status AUSSTEHEND until the CRM approves them.
     pub requires_approval: bool,
     pub token_lifetime: Duration,
     pub initial_password_lifetime: Duration,
+    /// How to reach customer service, named in the notice to the CRM's address.
+    pub customer_service: String,
 }
 
 impl Default for RegistrationPolicy {
     fn default() -> Self {
         Self {
             limits: IdentificationLimits::default(),
+            proof: RegistrationProof::Name,
             requires_approval: false,
             token_lifetime: Duration::minutes(30),
             initial_password_lifetime: Duration::hours(72),
+            customer_service: super::notices::DEFAULT_CUSTOMER_SERVICE.to_owned(),
         }
     }
 }
@@ -49,6 +56,9 @@ impl Default for RegistrationPolicy {
 pub enum RegistrationError {
     #[error("customer number and name do not match")]
     NotIdentified,
+    /// The deployment asks for a meter or contract account number, and none was given.
+    #[error("a meter number or contract account number is required")]
+    BillNumberRequired,
     #[error("too many attempts")]
     TooManyAttempts { retry_after: Duration },
     /// The customer already has a portal login (active or pending).
@@ -115,13 +125,17 @@ where
 {
     /// Step 1: customer number and name. Returns a short-lived registration token.
     pub async fn verify(&self, who: &Identification) -> Result<VerifiedCustomer, RegistrationError> {
+        if self.policy.proof.needs_bill() && who.bill.is_none() {
+            return Err(RegistrationError::BillNumberRequired);
+        }
         let claim = partner_claim(&who.customer);
-        let (allowed, partner, existing) = futures::join!(
+        let (allowed, partner, existing, bill) = futures::join!(
             take_attempt(&self.limiter, &self.clock, who, &self.policy.limits),
             self.directory.partner(&who.customer),
             self.logins.by_claim(&claim),
+            bill_shows(&self.directory, self.policy.proof, who),
         );
-        let (partner, slots) = decide(who, allowed, partner)?;
+        let (partner, slots) = decide_with_bill(who, allowed, partner, bill)?;
         succeeded(&self.limiter, slots).await;
         if holds(&existing?) {
             return Err(RegistrationError::AlreadyRegistered);
@@ -180,7 +194,10 @@ where
         }
 
         let password = initial_password();
-        let status = if self.policy.requires_approval { LoginStatus::Pending } else { LoginStatus::Active };
+        // With `CRM_EMAIL`, an address the CRM does not have for the customer waits for approval.
+        let address_on_file = partner.email.as_deref().is_some_and(|e| same_address(e, r.email.as_str()));
+        let unproven = self.policy.proof == RegistrationProof::CrmEmail && !address_on_file;
+        let status = if self.policy.requires_approval || unproven { LoginStatus::Pending } else { LoginStatus::Active };
         let login = LoginRecord {
             login_id: LoginRecord::new_login_id(),
             username: r.username.as_str().to_owned(),
@@ -258,6 +275,15 @@ where
             // The login exists; the customer can get a password by reset once it is active.
             tracing::error!(login_id = %login.login_id, error = %e, "initial password mail not sent");
         }
+        // The customer hears of it at the address the CRM has, if that is another one.
+        super::notices::tell_crm_address(
+            &self.mailer,
+            &partner,
+            &login.email,
+            super::notices::Event::Registered { username: &login.username, at: now },
+            &self.policy.customer_service,
+        )
+        .await;
         Ok(answer)
     }
 }
@@ -268,6 +294,7 @@ mod tests {
     use crate::clock::FixedClock;
     use crate::identity::credentials::verify_password;
     use crate::memory::{MemoryDirectory, MemoryLimiter, MemoryLogins, MemoryMailer, MemoryTokens, MemoryWriter};
+    use crate::identification::BillNumber;
     use crate::testkit::{NOW, customer, demo, login, run};
 
     type Service = RegistrationService<
@@ -294,7 +321,7 @@ mod tests {
     }
 
     fn petra() -> Identification {
-        Identification { customer: customer("1000005"), name: "schulz".into(), source: Default::default() }
+        Identification { customer: customer("1000005"), name: "schulz".into(), source: Default::default(), bill: None }
     }
 
     fn registration(token: &SecretString, username: &str, key: Option<(&str, &str)>) -> Registration {
@@ -331,6 +358,52 @@ mod tests {
         }
         s.logins.insert(LoginRecord { status: LoginStatus::Deleted, ..login(&["1000005"], "p@example.org") });
         assert!(run(s.verify(&petra())).is_ok());
+    }
+
+    #[test]
+    fn a_registration_with_another_address_is_told_to_the_crms_address() {
+        let s = service();
+        let token = run(s.verify(&petra())).unwrap().registration_token;
+        let stranger =
+            Registration { email: EmailAddress::parse("fremd@example.net").unwrap(), ..registration(&token, "fremd", None) };
+        let answer = run(s.register(stranger)).unwrap();
+        assert_eq!(answer["status"], "AKTIV", "customer number and name are enough by default");
+        let to: Vec<String> = s.mailer.sent().into_iter().map(|(to, _)| to).collect();
+        assert_eq!(to, ["fremd@example.net", "petra.schulz@example.org"]);
+        let notice = &s.mailer.texts()[1];
+        assert!(notice.contains("Kundennummer 1000005 ein Zugang zum Kundenportal registriert"), "{notice}");
+        assert!(notice.contains("(Benutzername fremd)") && !notice.contains("Initialpasswort"), "{notice}");
+    }
+
+    #[test]
+    fn with_crm_email_only_the_crms_address_makes_an_active_login() {
+        let mut s = service();
+        s.policy.proof = RegistrationProof::CrmEmail;
+        let token = run(s.verify(&petra())).unwrap().registration_token;
+        let stranger =
+            Registration { email: EmailAddress::parse("fremd@example.net").unwrap(), ..registration(&token, "fremd", None) };
+        assert_eq!(run(s.register(stranger)).unwrap()["status"], "AUSSTEHEND", "waits for the CRM");
+
+        let mut s = service();
+        s.policy.proof = RegistrationProof::CrmEmail;
+        let token = run(s.verify(&petra())).unwrap().registration_token;
+        // The CRM's address in another case.
+        assert_eq!(run(s.register(registration(&token, "pschulz", None))).unwrap()["status"], "AKTIV");
+        assert_eq!(s.mailer.sent().len(), 1, "the initial password only: the address is the CRM's");
+    }
+
+    #[test]
+    fn with_meter_or_account_verifying_needs_a_number_of_the_customers_bill() {
+        let mut s = service();
+        s.policy.proof = RegistrationProof::MeterOrAccount;
+        assert!(matches!(run(s.verify(&petra())), Err(RegistrationError::BillNumberRequired)));
+        let meter = |m: &str| Some(BillNumber::Meter(crate::ids::MeterNumber::parse(m).unwrap()));
+        let account = |a: &str| Some(BillNumber::Account(crate::ids::AccountNumber::parse(a).unwrap()));
+        for bill in [meter("1EMH0012345678"), account("800000001")] {
+            assert!(matches!(run(s.verify(&petra().with_bill(bill))), Err(RegistrationError::NotIdentified)));
+        }
+        assert!(run(s.verify(&petra().with_bill(meter("1EBZ0012398765")))).is_ok());
+        assert!(run(s.verify(&petra().with_bill(account("800000006")))).is_ok());
     }
 
     #[test]
