@@ -98,9 +98,18 @@ start_docs() {
   wait_until 100 "The docs server" ".local/docs-$1.log" curl -fs -o /dev/null "http://127.0.0.1:$1/docs"
 }
 
+# Runs the password-resets worker over the reset queue every two seconds (no SQS event
+# source runs locally): reset mails arrive as on AWS. ENV_FILE as for start_api.
+start_reset_worker() {
+  ( set -a; . "$1"; set +a
+    while sleep 2; do "$ROOT/target/debug/password-resets" --poll > /dev/null || true; done
+  ) > "$ROOT/.local/password-resets.log" 2>&1 &
+  RESETS_PID=$!
+}
+
 # Stops what this script started (the process group of each background job).
 stop_started() {
-  for pid in $DOCS_PID $WATCH_PID $EMULATOR_PID; do
+  for pid in $DOCS_PID $WATCH_PID $RESETS_PID $EMULATOR_PID; do
     kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
   done
   wait 2>/dev/null || true

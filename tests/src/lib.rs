@@ -79,9 +79,7 @@ pub async fn isolated_stack() -> Stack {
                 | "REQUESTS_DLQ_URL"
                 | "INBOUND_QUEUE_URL"
                 | "INBOUND_DLQ_URL"
-                | "PASSWORD_RESET_QUEUE_URL" => {
-                    v.replace(default_account, &format!("/{account}/"))
-                }
+                | "PASSWORD_RESET_QUEUE_URL" => v.replace(default_account, &format!("/{account}/")),
                 // Bucket names are global: the template names them with the account.
                 "DOCUMENTS_BUCKET" => v.replace("123456789012", &account),
                 _ => v.clone(),
@@ -375,8 +373,8 @@ pub async fn reset_mails_to(to: &str, at_least: usize) -> Vec<String> {
 /// for driving a function's handler in the test process (the local HTTP server gives every
 /// request the source address 127.0.0.1).
 pub fn apigw_post(path: &str, body: &Value, source_ip: &str) -> lambda_http::Request {
-    let mut e: Value = serde_json::from_str(include_str!("../../functions/meter-readings/tests/fixtures/apigw-v2-post.json"))
-        .unwrap();
+    let mut e: Value =
+        serde_json::from_str(include_str!("../../functions/meter-readings/tests/fixtures/apigw-v2-post.json")).unwrap();
     e["rawPath"] = json!(path);
     e["routeKey"] = json!(format!("POST {path}"));
     e["requestContext"]["http"]["path"] = json!(path);

@@ -136,7 +136,12 @@ where
 
     async fn lookup(&self, req: &Request, id: &str) -> Result<Response<Body>, Problem> {
         let (body, _) = read_json::<LookupBody>(req, &self.lookup_schema)?;
-        let who = Identification { customer: body.customer_number, name: body.last_name, source: source_address(req), bill: None };
+        let who = Identification {
+            customer: body.customer_number,
+            name: body.last_name,
+            source: source_address(req),
+            bill: None,
+        };
         let view = self.service.lookup(&who).await.map_err(|e| problem(e, id))?;
         Ok(json_response(StatusCode::OK, &view, id))
     }

@@ -463,9 +463,11 @@ mod tests {
         assert_eq!(set["pendingChange"], json!(r.request_id));
         assert!(!set.contains_key("bankAccount") && !set.contains_key("payoutAccount"));
         assert_eq!(expect["pendingChange"], Value::Null);
+        // Told to the login's address and to the CRM's for the customer.
+        let subject = "Ihre Bankverbindung wurde geändert".to_owned();
         assert_eq!(
             s.mailer.sent(),
-            [("login@example.org".to_owned(), "Ihre Bankverbindung wurde geändert".to_owned())]
+            [("login@example.org".to_owned(), subject.clone()), ("erika.mustermann@example.org".to_owned(), subject)]
         );
         assert!(
             s.mailer.texts()[0].contains("Die Zahlungsart für Ihr Vertragskonto 800000001"),
@@ -530,7 +532,7 @@ mod tests {
         assert!(pending(clear).1.contains_key("payoutAccount"));
         let texts = s.mailer.texts();
         assert!(texts[0].contains("Das Auszahlungskonto (IBAN endet auf 2051)"), "{texts:?}");
-        assert!(texts[1].contains("Die Zahlungsart"), "{texts:?}");
+        assert!(texts[2].contains("Die Zahlungsart"), "{texts:?} (two addresses each)");
     }
 
     #[test]
@@ -639,7 +641,7 @@ mod tests {
         assert_eq!(first, again);
         let other = run(s.change(&c, &account("800000001"), transfer(), None, key("k", "other")));
         assert!(matches!(other, Err(ChangeError::IdempotencyKeyReused)), "{other:?}");
-        assert_eq!((s.writer.committed().len(), s.mailer.sent().len()), (1, 1));
+        assert_eq!((s.writer.committed().len(), s.mailer.sent().len()), (1, 2), "one change, told to two addresses");
         let revoke = run(s.revoke_mandate(&c, &account("800000001"), None, key("k2", "fp")));
         assert!(matches!(revoke, Err(ChangeError::ReauthenticationRequired)), "{revoke:?}");
     }

@@ -506,7 +506,11 @@ mod tests {
         assert_eq!(set["pendingTermination"]["requestId"], json!(r.request_id));
         assert_eq!(set["pendingTermination"]["terminationDate"], "2026-12-31");
         assert_eq!(expect["pendingTermination"], Value::Null);
-        assert_eq!(s.mailer.sent(), [("login@example.org".to_owned(), "Ihre Kündigung ist eingegangen".to_owned())]);
+        let subject = "Ihre Kündigung ist eingegangen".to_owned();
+        assert_eq!(
+            s.mailer.sent(),
+            [("login@example.org".to_owned(), subject.clone()), ("erika.mustermann@example.org".to_owned(), subject)]
+        );
         assert!(s.mailer.texts()[0].contains("Vertrags 5000001 zum 2026-12-31"));
     }
 

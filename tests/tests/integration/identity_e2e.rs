@@ -179,7 +179,8 @@ async fn a_password_is_reset_by_a_mailed_single_use_code() {
 
     let (_, before) = login("jmueller", "Demo-Passwort-2026").await;
     let open_session = token(&before);
-    let mail = integration_tests::reset_mails_to("j.mueller@example.org", earlier + 1).await.pop().expect("a reset mail");
+    let mail =
+        integration_tests::reset_mails_to("j.mueller@example.org", earlier + 1).await.pop().expect("a reset mail");
     let code = mail_field(&mail, "Ihr Code zum Zurücksetzen:").expect("a code in the mail");
     // A refused password does not use the code up.
     let (status, _, weak) = call(

@@ -38,8 +38,13 @@ fn registration(stack: &Stack, at: OffsetDateTime) -> Service {
 }
 
 fn who(customer: &str, name: &str) -> Identification {
-    Identification { customer: CustomerNumber::parse(customer).unwrap(), name: name.into(), source: Default::default(), bill: None }
+    Identification {
+        customer: CustomerNumber::parse(customer).unwrap(),
+        name: name.into(),
+        source: Default::default(),
+        bill: None,
     }
+}
 
 async fn register(
     service: &Service,
@@ -222,7 +227,6 @@ fn access(
         lockout: LockoutPolicy::default(),
         limiter: live.limiter(),
         budgets: Default::default(),
-        resets_per_name_per_hour: 3,
     }
 }
 
@@ -271,7 +275,7 @@ async fn an_initial_password_expires_after_72_hours_and_a_pending_login_cannot_l
 
 fn account(
     stack: &Stack,
-) -> AccountService<DynamoDirectory, DynamoLimiter, DynamoLogins, DynamoSessions, WritePath, FixedClock> {
+) -> AccountService<DynamoDirectory, DynamoLimiter, DynamoLogins, DynamoSessions, WritePath, SesMailer, FixedClock> {
     let live = stack.live();
     AccountService {
         directory: live.directory(),
@@ -279,8 +283,9 @@ fn account(
         logins: live.logins(),
         sessions: live.sessions(),
         writer: live.writer(),
+        mailer: live.mailer(),
         clock: FixedClock(NOW),
-        limits: Default::default(),
+        policy: Default::default(),
     }
 }
 

@@ -105,7 +105,6 @@ async fn a_deleted_login_reactivated_through_an_inbound_message_can_log_in() {
         lockout: LockoutPolicy::default(),
         limiter: live.limiter(),
         budgets: Default::default(),
-        resets_per_name_per_hour: 3,
     };
     let password = SecretString::from("Demo-Passwort-2026");
     assert!(access.login("kweber", &password, &Default::default()).await.is_err(), "deleted");

@@ -224,9 +224,9 @@ fn write_error(e: WriteError) -> AccountError {
 mod tests {
     use super::*;
     use crate::clock::FixedClock;
+    use crate::identification::BillNumber;
     use crate::identity::SessionRecord;
     use crate::memory::{MemoryDirectory, MemoryLimiter, MemoryLogins, MemoryMailer, MemorySessions, MemoryWriter};
-    use crate::identification::BillNumber;
     use crate::testkit::{NOW, caller, customer, demo, login, run};
 
     type Service = AccountService<
@@ -429,7 +429,12 @@ mod tests {
         let wrong = Identification { name: "Webber".into(), ..weber() };
         assert!(matches!(run(s.add_customer_number(&caller(&["1000002"]), &wrong)), Err(AccountError::NotIdentified)));
         s.writer.refuse_next_commit(WriteError::ClaimTaken("PARTNER#1000005".into()));
-        let petra = Identification { customer: customer("1000005"), name: "Schulz".into(), source: Default::default(), bill: None };
+        let petra = Identification {
+            customer: customer("1000005"),
+            name: "Schulz".into(),
+            source: Default::default(),
+            bill: None,
+        };
         assert!(matches!(
             run(s.add_customer_number(&caller(&["1000002"]), &petra)),
             Err(AccountError::AlreadyRegistered)

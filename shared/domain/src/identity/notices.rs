@@ -22,7 +22,14 @@ pub enum Event<'a> {
 
 /// `05.12.2026 um 07:12 Uhr (UTC)`.
 fn when(at: OffsetDateTime) -> String {
-    format!("{:02}.{:02}.{} um {:02}:{:02} Uhr (UTC)", at.day(), u8::from(at.month()), at.year(), at.hour(), at.minute())
+    format!(
+        "{:02}.{:02}.{} um {:02}:{:02} Uhr (UTC)",
+        at.day(),
+        u8::from(at.month()),
+        at.year(),
+        at.hour(),
+        at.minute()
+    )
 }
 
 /// The notice's subject and text.
@@ -90,9 +97,16 @@ mod tests {
         assert!(!run(tell_crm_address(&mailer, &petra, "petra.schulz@EXAMPLE.org", event, "Telefon 0800 1234")));
         petra.email = None;
         assert!(!run(tell_crm_address(&mailer, &petra, "angreifer@example.net", event, "Telefon 0800 1234")));
-        assert_eq!(mailer.sent(), [("Petra.Schulz@example.org".to_owned(), "Neuer Zugang zum Kundenportal für Ihre Kundennummer".to_owned())]);
+        assert_eq!(
+            mailer.sent(),
+            [("Petra.Schulz@example.org".to_owned(), "Neuer Zugang zum Kundenportal für Ihre Kundennummer".to_owned())]
+        );
         let text = &mailer.texts()[0];
-        assert!(text.contains("am 01.12.2026 um ") && text.contains("Kundennummer 1000005 ein Zugang zum Kundenportal registriert"), "{text}");
+        assert!(
+            text.contains("am 01.12.2026 um ")
+                && text.contains("Kundennummer 1000005 ein Zugang zum Kundenportal registriert"),
+            "{text}"
+        );
         assert!(text.contains("(Benutzername pschulz)") && text.contains("über Telefon 0800 1234:"), "{text}");
     }
 }

@@ -292,9 +292,9 @@ where
 mod tests {
     use super::*;
     use crate::clock::FixedClock;
+    use crate::identification::BillNumber;
     use crate::identity::credentials::verify_password;
     use crate::memory::{MemoryDirectory, MemoryLimiter, MemoryLogins, MemoryMailer, MemoryTokens, MemoryWriter};
-    use crate::identification::BillNumber;
     use crate::testkit::{NOW, customer, demo, login, run};
 
     type Service = RegistrationService<
@@ -364,8 +364,10 @@ mod tests {
     fn a_registration_with_another_address_is_told_to_the_crms_address() {
         let s = service();
         let token = run(s.verify(&petra())).unwrap().registration_token;
-        let stranger =
-            Registration { email: EmailAddress::parse("fremd@example.net").unwrap(), ..registration(&token, "fremd", None) };
+        let stranger = Registration {
+            email: EmailAddress::parse("fremd@example.net").unwrap(),
+            ..registration(&token, "fremd", None)
+        };
         let answer = run(s.register(stranger)).unwrap();
         assert_eq!(answer["status"], "AKTIV", "customer number and name are enough by default");
         let to: Vec<String> = s.mailer.sent().into_iter().map(|(to, _)| to).collect();
@@ -380,8 +382,10 @@ mod tests {
         let mut s = service();
         s.policy.proof = RegistrationProof::CrmEmail;
         let token = run(s.verify(&petra())).unwrap().registration_token;
-        let stranger =
-            Registration { email: EmailAddress::parse("fremd@example.net").unwrap(), ..registration(&token, "fremd", None) };
+        let stranger = Registration {
+            email: EmailAddress::parse("fremd@example.net").unwrap(),
+            ..registration(&token, "fremd", None)
+        };
         assert_eq!(run(s.register(stranger)).unwrap()["status"], "AUSSTEHEND", "waits for the CRM");
 
         let mut s = service();
@@ -514,7 +518,7 @@ mod tests {
             writer: s.writer.clone(),
             mailer: s.mailer.clone(),
             clock: FixedClock(NOW),
-            policy: s.policy,
+            policy: s.policy.clone(),
         }
     }
 
