@@ -6,6 +6,7 @@ EMULATOR_URL=http://127.0.0.1:4566
 EMULATOR_PID=""
 WATCH_PID=""
 DOCS_PID=""
+RESETS_PID=""
 mkdir -p "$ROOT/.local"
 
 # Pinned tools (moto server, cargo-lambda, cfn-lint, aws-sam-cli) in a project-local virtual

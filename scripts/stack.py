@@ -112,7 +112,9 @@ def main():
     env.update(LOCAL_ENV)
     env["PORTAL_STACK_NAME"] = stack_name
     env_file.parent.mkdir(parents=True, exist_ok=True)
-    env_file.write_text("".join(f"{k}={v}\n" for k, v in sorted(env.items())))
+    # Read by bash, cargo lambda and the tests: a value with spaces is double-quoted.
+    quoted = {k: f'"{v}"' if any(c.isspace() for c in str(v)) else v for k, v in env.items()}
+    env_file.write_text("".join(f"{k}={v}\n" for k, v in sorted(quoted.items())))
     kinds = [r["Type"] for r in template["Resources"].values()]
     print(f"stack {stack_name}: {kinds.count('AWS::DynamoDB::Table')} tables, "
           f"{kinds.count('AWS::SQS::Queue')} queues -> {env_file}")

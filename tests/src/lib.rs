@@ -22,7 +22,9 @@ pub fn test_env() -> HashMap<String, String> {
     let text = std::fs::read_to_string(&path).unwrap_or_else(|_| {
         panic!("{path} is missing: run the tests with scripts/test, which starts the emulator and writes it")
     });
-    text.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.to_owned(), v.to_owned())).collect()
+    // scripts/stack.py double-quotes a value with spaces.
+    let unquote = |v: &str| v.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(v).to_owned();
+    text.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.to_owned(), unquote(v))).collect()
 }
 
 pub type Service = MeterReadingService<DynamoDirectory, DynamoLimiter, WritePath, FixedClock>;

@@ -201,6 +201,28 @@ async fn a_password_is_reset_by_a_mailed_single_use_code() {
     assert_eq!((status, used["code"].as_str()), (422, Some("RESET_TOKEN_INVALID")));
 }
 
+/// Repeated resets cannot flood a mailbox: three requests per name and hour, then 429 with
+/// `Retry-After`, for a known name as for an unknown one (the answer tells nothing else).
+/// Before, every request of a known name mailed a new code.
+#[tokio::test]
+async fn repeated_reset_requests_for_one_name_are_limited() {
+    let name = format!("niemand-{}@example.org", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let body = json!({"usernameOrEmail": name});
+    for _ in 0..3 {
+        assert_eq!(call(Method::POST, "/v1/password-resets", Some(&body), None).await.0, 202);
+    }
+    let url = format!("{}/v1/password-resets", integration_tests::api_url());
+    let limited = reqwest::Client::new().post(url).json(&body).send().await.unwrap();
+    assert_eq!(limited.status().as_u16(), 429);
+    let seconds: i64 = limited.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=3600).contains(&seconds), "until the hour ends: {seconds}");
+    let problem: Value = limited.json().await.unwrap();
+    assert_eq!(problem["code"], "TOO_MANY_ATTEMPTS", "{problem}");
+    // The name in another case and with spaces is the same name.
+    let same = json!({"usernameOrEmail": format!("  {}", name.to_uppercase())});
+    assert_eq!(call(Method::POST, "/v1/password-resets", Some(&same), None).await.0, 429);
+}
+
 /// Deleting the login is confirmed like a sensitive change: a session whose login is older
 /// than ten minutes (left open on a shared computer) needs the current password; a wrong one
 /// is refused; the right one deletes the login and ends its sessions.
