@@ -229,8 +229,10 @@ async fn repeated_reset_requests_for_one_name_are_limited() {
 #[tokio::test]
 async fn deleting_the_login_needs_the_current_password_after_a_while() {
     let long_ago = time::OffsetDateTime::now_utc() - time::Duration::minutes(30);
+    // Weber's customer number: no other test of the served stack claims it (deleting releases
+    // the login's claims, and a claim another test's registration holds would conflict).
     let session =
-        integration_tests::login_with_password("L-TESTDELETE", &["1000005"], "Loeschen-Passwort-2026", long_ago).await;
+        integration_tests::login_with_password("L-TESTDELETE", &["1000004"], "Loeschen-Passwort-2026", long_ago).await;
 
     let (status, _, problem) = call(Method::DELETE, "/v1/me", None, Some(&session)).await;
     assert_eq!((status, problem["code"].as_str()), (403, Some("REAUTHENTICATION_REQUIRED")), "{problem}");
