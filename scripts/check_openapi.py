@@ -64,6 +64,7 @@ RATE_LIMITED = {
     "revokeDirectDebitMandate",
     "terminateContract",
     "sendMessage",
+    "requestPasswordReset",
 }
 # Answers of the functions that do not send X-Request-Id (yet): the file download.
 NO_REQUEST_ID: set = set()

@@ -167,7 +167,7 @@ def test_unused_grants_are_listed(template):
 def test_mail_goes_out_only_from_the_portal_sender(template):
     mail_from = names(template).parameters["MailFrom"]
     def send(sender):
-        return call("sessions", "ses", url="http://127.0.0.1:4566/v2/email/outbound-emails",
+        return call("password-resets", "ses", url="http://127.0.0.1:4566/v2/email/outbound-emails",
                     body={"FromEmailAddress": sender, "Destination": {"ToAddresses": ["x@example.org"]}})
     assert violations(template, [send(mail_from)]) == {}
     assert violations(template, [send(f"Portal <{mail_from}>")]) == {}

@@ -63,7 +63,7 @@ def test_the_issue_s_alarm_list_is_covered(template):
                    "Reputation.BounceRate", "Reputation.ComplaintRate"]:
         assert metric in watched, metric
     assert len(watched["ApproximateAgeOfOldestMessage"]) == 2, "requests and inbound queue"
-    assert len(watched["ApproximateNumberOfMessagesVisible"]) == 2, "both dead-letter queues"
+    assert len(watched["ApproximateNumberOfMessagesVisible"]) == 3, "the requests, inbound and password-reset dead-letter queues"
     # Every threshold but the dead-letter queues' "any message" is a parameter.
     for name, alarm in alarms.items():
         threshold = alarm["Properties"]["Threshold"]
@@ -73,7 +73,7 @@ def test_the_issue_s_alarm_list_is_covered(template):
 def test_every_function_logs_to_its_own_group_with_the_retention_parameter(template):
     resources = template["Resources"]
     functions = of_type(template, "AWS::Serverless::Function")
-    assert len(functions) == 16
+    assert len(functions) == 17
     for logical, function in functions.items():
         props = function["Properties"]
         group_ref = props["LoggingConfig"]["LogGroup"]["Ref"]
