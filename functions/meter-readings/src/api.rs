@@ -48,6 +48,8 @@ struct SubmitBody {
     #[serde(with = "iso_date")]
     reading_date: Date,
     values: Vec<ValueBody>,
+    #[serde(default)]
+    confirmed_implausible: bool,
 }
 
 #[derive(Deserialize)]
@@ -56,6 +58,8 @@ struct ReadingBody {
     #[serde(with = "iso_date")]
     reading_date: Date,
     values: Vec<ValueBody>,
+    #[serde(default)]
+    confirmed_implausible: bool,
 }
 
 #[derive(Deserialize)]
@@ -83,7 +87,7 @@ impl Api<DynamoDirectory, DynamoLimiter, WritePath, SystemClock, DynamoReads, Dy
             limiter: live.limiter(),
             writer: live.writer(),
             clock: SystemClock,
-            policy: AnonymousPolicy { limits: live.config.identification, ..AnonymousPolicy::default() },
+            policy: AnonymousPolicy { limits: live.config.identification, readings: live.config.readings },
         };
         Ok(Self::new(service, live.reads(), live.authenticator())?)
     }
@@ -183,6 +187,7 @@ where
             meter: body.meter_number,
             reading_date: body.reading_date,
             values: body.values.into_iter().map(|v| SubmittedValue { register: v.register, value: v.value }).collect(),
+            confirmed_implausible: body.confirmed_implausible,
             idempotency: key.map(|k| (k, fingerprint(&raw))),
         };
         let answer = self.service.submit(reading).await.map_err(|e| problem(e, id))?;
@@ -210,7 +215,14 @@ where
             body.values.into_iter().map(|v| SubmittedValue { register: v.register, value: v.value }).collect();
         let answer = self
             .service
-            .submit_as(&caller, &meter, body.reading_date, &values, key.map(|k| (k, fingerprint(&raw))))
+            .submit_as(
+                &caller,
+                &meter,
+                body.reading_date,
+                &values,
+                body.confirmed_implausible,
+                key.map(|k| (k, fingerprint(&raw))),
+            )
             .await
             .map_err(|e| match e {
                 MeterReadingError::MeterNotFound => Problem::not_found(),

@@ -4,12 +4,15 @@ use http::{Method, StatusCode};
 use jsonschema::Validator;
 use lambda_http::{Body, Request, Response};
 use portal_domain::clock::SystemClock;
+use portal_domain::contact::PhoneNumber;
 use portal_domain::entities::timestamp;
 use portal_domain::identity::credentials::{EmailAddress, Username};
-use portal_domain::identity::registration::{Registration, RegistrationError, RegistrationService};
+use portal_domain::identity::registration::{PersonalData, Registration, RegistrationError, RegistrationService};
 use portal_domain::requests::fingerprint;
 use portal_platform::dynamo::{DynamoDirectory, DynamoLimiter};
-use portal_platform::http::{IdentificationBody, Problem, idempotency_key, json_response, problems, read_json, serve};
+use portal_platform::http::{
+    FieldError, IdentificationBody, Problem, idempotency_key, json_response, problems, read_json, serve,
+};
 use portal_platform::identity::{DynamoLogins, DynamoTokens, SesMailer};
 use portal_platform::live::Live;
 use portal_platform::schemas;
@@ -25,6 +28,16 @@ struct RegisterBody {
     registration_token: SecretString,
     username: Username,
     email: EmailAddress,
+    salutation: String,
+    phone: Option<String>,
+    accepted_terms: AcceptedTerms,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AcceptedTerms {
+    terms_of_use: String,
+    privacy_notice: String,
 }
 
 pub type Service =
@@ -85,10 +98,26 @@ impl Api {
     async fn register(&self, req: &Request, id: &str) -> Result<Response<Body>, Problem> {
         let key = idempotency_key(req)?;
         let (body, raw) = read_json::<RegisterBody>(req, &self.register_schema)?;
+        let phone = match body.phone.as_deref() {
+            None => None,
+            Some(p) => Some(PhoneNumber::parse(p).map_err(|m| {
+                Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "PHONE_INVALID", m).with_errors(vec![FieldError {
+                    pointer: "/phone".into(),
+                    code: "PHONE_INVALID".into(),
+                    message: m.into(),
+                }])
+            })?),
+        };
         let registration = Registration {
             registration_token: body.registration_token,
             username: body.username,
             email: body.email,
+            personal: PersonalData {
+                salutation: body.salutation,
+                phone,
+                terms_of_use_version: body.accepted_terms.terms_of_use,
+                privacy_notice_version: body.accepted_terms.privacy_notice,
+            },
             idempotency: key.map(|k| (k, fingerprint(&raw))),
         };
         let answer = self.service.register(registration).await.map_err(|e| problem(e, id))?;

@@ -164,7 +164,7 @@ async fn main() -> Result<(), Error> {
             confirmation: live.confirmation(),
             mailer: live.mailer(),
             clock: SystemClock,
-            policy: TerminationPolicy::default(),
+            policy: TerminationPolicy { readings: live.config.readings, ..TerminationPolicy::default() },
         },
         auth: live.authenticator(),
         schema: schemas::compile("termination.request.schema.json")?,

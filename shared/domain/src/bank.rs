@@ -33,8 +33,16 @@ pub fn bic_is_valid(bic: &str) -> bool {
         && b[6..].iter().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
 }
 
+/// Countries of the European Economic Area (EU, Iceland, Liechtenstein, Norway): for their
+/// IBANs the SEPA rules need no BIC ("IBAN only").
+const EEA: [&str; 30] = [
+    "AT", "BE", "BG", "CY", "CZ", "DE", "DK", "EE", "ES", "FI", "FR", "GR", "HR", "HU", "IE", "IS", "IT", "LI", "LT",
+    "LU", "LV", "MT", "NL", "NO", "PL", "PT", "RO", "SE", "SI", "SK",
+];
+
 /// Checks an account: holder given, IBAN with the country's length and mod-97 check
-/// digits (ISO 13616), BIC well-formed — and required unless the IBAN is German.
+/// digits (ISO 13616), BIC well-formed — and required for an IBAN from outside the EEA
+/// (SEPA countries such as Switzerland or the United Kingdom), optional within it.
 /// `pointer` names the account in the request for the answer's field errors.
 pub fn checked_account(input: &AccountInput, pointer: &str) -> Result<BankAccount, ChangeError> {
     let holder = input.holder.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -62,11 +70,11 @@ pub fn checked_account(input: &AccountInput, pointer: &str) -> Result<BankAccoun
                 "the BIC has 8 or 11 characters: bank, country, location, optional branch",
             ));
         }
-        None if !iban.starts_with("DE") => {
+        None if !EEA.contains(&&iban[..2]) => {
             return Err(ChangeError::invalid(
                 &format!("{pointer}/bic"),
                 "BIC_REQUIRED",
-                "a BIC is required for an account outside Germany",
+                "a BIC is required for an account outside the European Economic Area",
             ));
         }
         _ => {}
@@ -327,8 +335,13 @@ mod tests {
         assert_eq!(code(input("DE89370400440532013001", None)), ("IBAN_INVALID", "/a/iban".into()));
         assert_eq!(code(input("DE8937040044053201300", None)), ("IBAN_INVALID", "/a/iban".into()), "too short");
         assert_eq!(code(input("DE89370400440532013000", Some("COBA DE FF"))), ("BIC_INVALID", "/a/bic".into()));
-        assert_eq!(code(input("AT611904300234573201", None)), ("BIC_REQUIRED", "/a/bic".into()));
-        assert_eq!(code(input("AT611904300234573201", Some("  "))), ("BIC_REQUIRED", "/a/bic".into()), "blank");
+        // IBAN only within the EEA; outside it (Switzerland, the United Kingdom) a BIC is needed.
+        for eea in ["AT611904300234573201", "NL91ABNA0417164300", "FR1420041010050500013M02606"] {
+            assert_eq!(checked_account(&input(eea, None), "/a").unwrap().bic, None, "{eea}");
+        }
+        assert_eq!(code(input("CH9300762011623852957", None)), ("BIC_REQUIRED", "/a/bic".into()));
+        assert_eq!(code(input("GB29NWBK60161331926819", Some("  "))), ("BIC_REQUIRED", "/a/bic".into()), "blank");
+        assert!(checked_account(&input("CH9300762011623852957", Some("UBSWCHZH80A")), "/a").is_ok());
         let at = checked_account(&input("AT611904300234573201", Some(" bkauatww ")), "/a").unwrap();
         assert_eq!(at.bic.as_deref(), Some("BKAUATWW"));
         assert_eq!(at.bank_name, None);

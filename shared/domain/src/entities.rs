@@ -299,6 +299,10 @@ pub struct Register {
     pub digits: u32,
     /// Decimal places the register shows.
     pub decimals: u32,
+    /// What the register is expected to count in a year (the CRM's forecast, in the meter's
+    /// unit): the base of the plausible range of a new reading.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_annual_consumption: Option<rust_decimal::Decimal>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

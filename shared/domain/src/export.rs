@@ -233,6 +233,17 @@ impl Snapshot {
             }
         }
 
+        // A register without the CRM's forecast gets one from its reading history.
+        for meter in meter_records.values_mut() {
+            let number = meter.meter.meter_number.clone();
+            for register in &mut meter.meter.registers {
+                if register.expected_annual_consumption.is_none() {
+                    let history = readings.iter().filter(|r| r.meter_number == number && r.register == register.code);
+                    register.expected_annual_consumption = annual_consumption(history.map(|r| (r.date, r.value)));
+                }
+            }
+        }
+
         let mut owned_plans = Vec::new();
         for p in plans {
             let owner = account_owner.get(&p.account_number).ok_or_else(|| {
@@ -382,6 +393,25 @@ pub fn check_contract(c: &Contract) -> Result<(), ImportError> {
 
 /// A reading fits its meter: a register of the meter, not negative, and no more digits or
 /// decimals than the register shows.
+/// The annual consumption a register's readings show: from the last reading back over the
+/// readings of the year before it (at least 90 days between the first and the last), scaled to
+/// 365 days. `None` for less history, or for a counter that went down in between (a rollover
+/// or an exchange: no reliable figure).
+pub fn annual_consumption(
+    history: impl Iterator<Item = (time::Date, rust_decimal::Decimal)>,
+) -> Option<rust_decimal::Decimal> {
+    use rust_decimal::Decimal;
+    let mut history: Vec<(time::Date, Decimal)> = history.collect();
+    history.sort_by_key(|(date, _)| *date);
+    let (last_date, last_value) = *history.last()?;
+    let window: Vec<&(time::Date, Decimal)> =
+        history.iter().filter(|(date, _)| (last_date - *date).whole_days() <= 366).collect();
+    let (first_date, first_value) = **window.first()?;
+    let days = (last_date - first_date).whole_days();
+    let rising = window.windows(2).all(|w| w[1].1 >= w[0].1);
+    (days >= 90 && rising).then(|| ((last_value - first_value) * Decimal::from(365) / Decimal::from(days)).round())
+}
+
 pub fn check_reading_value(meter: &Meter, r: &MeterReading) -> Result<(), ImportError> {
     let key = format!("{}/{}/{}", r.meter_number, r.register, iso_date::format(r.date));
     let Some(register) = meter.registers.iter().find(|g| g.code == r.register) else {
@@ -732,5 +762,29 @@ mod tests {
             d["contracts"][1].as_object_mut().unwrap().remove("contractNumber");
         });
         assert_eq!((e.entity, e.key.as_str()), ("contract", "#1"));
+    }
+}
+
+#[cfg(test)]
+mod forecast_tests {
+    use super::annual_consumption;
+    use rust_decimal::Decimal;
+    use time::macros::date;
+
+    #[test]
+    fn the_forecast_is_the_last_years_consumption_from_the_reading_history() {
+        let year = [(date!(2025 - 11 - 30), 26335), (date!(2026 - 05 - 31), 28240), (date!(2026 - 11 - 30), 29735)];
+        let history = |h: &[(time::Date, i64)]| h.iter().map(|(d, v)| (*d, Decimal::from(*v))).collect::<Vec<_>>();
+        assert_eq!(annual_consumption(history(&year).into_iter()), Some(Decimal::from(3400)));
+        // Older readings do not count; half a year is scaled to a year.
+        let half = [(date!(2020 - 01 - 01), 1), (date!(2026 - 05 - 31), 28240), (date!(2026 - 11 - 30), 29735)];
+        assert_eq!(annual_consumption(history(&half).into_iter()), Some(Decimal::from(2982)));
+        // Too little history, or a counter that went down: none.
+        assert_eq!(annual_consumption(history(&year[1..2]).into_iter()), None);
+        let short = [(date!(2026 - 10 - 31), 29372), (date!(2026 - 11 - 30), 29735)];
+        assert_eq!(annual_consumption(history(&short).into_iter()), None);
+        let exchanged = [(date!(2025 - 11 - 30), 26335), (date!(2026 - 05 - 31), 120), (date!(2026 - 11 - 30), 1615)];
+        assert_eq!(annual_consumption(history(&exchanged).into_iter()), None);
+        assert_eq!(annual_consumption(std::iter::empty()), None);
     }
 }

@@ -10,7 +10,7 @@ use crate::identity::sessions::Caller;
 use crate::ids::{
     ContractNumber, CustomerNumber, IdempotencyKey, InstallationId, MaloId, MeterNumber, RegisterCode, RequestId,
 };
-use crate::plausibility::{AcceptedValue, ReadingPolicy, RuleViolation, SubmittedValue, check_reading};
+use crate::plausibility::{AcceptedValue, ReadingPolicy, RuleViolation, SubmittedValue, check_reading_confirmed};
 use crate::ports::{AttemptLimiter, CustomerDirectory, RequestWriter, StoreError};
 use crate::requests::{Activity, ActivityOwner, Channel, CustomerRequest, IdempotencyClaim, MirrorUpdate, RequestKind};
 use rust_decimal::Decimal;
@@ -27,6 +27,8 @@ pub struct AnonymousReading {
     pub meter: MeterNumber,
     pub reading_date: Date,
     pub values: Vec<SubmittedValue>,
+    /// The customer confirms values outside the plausible range (`confirmedImplausible`).
+    pub confirmed_implausible: bool,
     /// The client's key and the fingerprint of the request body.
     pub idempotency: Option<(IdempotencyKey, String)>,
 }
@@ -89,6 +91,10 @@ pub struct RegisterView {
     pub digits: u32,
     pub decimals: u32,
     pub last_reading: Option<LastReadingView>,
+    /// The values plausible for a reading today (the anonymous lookup only; where the register
+    /// has a forecast and a last reading).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plausible_range: Option<crate::plausibility::AllowedRange>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -138,9 +144,21 @@ pub fn meter_view(m: &MeterRecord) -> MeterView {
                 digits: r.digits,
                 decimals: r.decimals,
                 last_reading: m.last_reading(&r.code).map(last_reading_view),
+                plausible_range: None,
             })
             .collect(),
     }
+}
+
+/// [`meter_view`] with each register's plausible range for a reading on `date`.
+pub fn meter_view_for_reading(m: &MeterRecord, date: Date, policy: &ReadingPolicy) -> MeterView {
+    let mut view = meter_view(m);
+    for (register, shown) in m.meter.registers.iter().zip(view.registers.iter_mut()) {
+        shown.plausible_range =
+            crate::plausibility::allowed_range(register, m.last_reading(&register.code), date, policy)
+                .map(|(_, _, range)| range);
+    }
+    view
 }
 
 const SUBMIT_OPERATION: &str = "anonymous-meter-reading";
@@ -185,7 +203,7 @@ impl<D: CustomerDirectory, L: AttemptLimiter, W: RequestWriter, C: Clock> MeterR
                 meters: meters
                     .iter()
                     .filter(|m| m.meter.installation_id == c.installation_id)
-                    .map(meter_view)
+                    .map(|m| meter_view_for_reading(m, today, &self.policy.readings))
                     .collect(),
             })
             .collect();
@@ -222,8 +240,7 @@ impl<D: CustomerDirectory, L: AttemptLimiter, W: RequestWriter, C: Clock> MeterR
             self.record(
                 &partner.partner_number,
                 meter,
-                reading.reading_date,
-                &reading.values,
+                (reading.reading_date, &reading.values, reading.confirmed_implausible),
                 claim,
                 Channel::PortalAnonymous
             )
@@ -239,6 +256,7 @@ impl<D: CustomerDirectory, L: AttemptLimiter, W: RequestWriter, C: Clock> MeterR
         meter: &MeterNumber,
         reading_date: Date,
         values: &[SubmittedValue],
+        confirmed_implausible: bool,
         idempotency: Option<(IdempotencyKey, String)>,
     ) -> Result<Value, MeterReadingError> {
         // The meter and the answer stored under the key, under each of the caller's customer
@@ -257,16 +275,16 @@ impl<D: CustomerDirectory, L: AttemptLimiter, W: RequestWriter, C: Clock> MeterR
             return Ok(answer);
         }
         let customer = record.partner_number.clone();
-        self.record(&customer, record, reading_date, values, claim, Channel::Portal).await
+        self.record(&customer, record, (reading_date, values, confirmed_implausible), claim, Channel::Portal).await
     }
 
-    /// Checks a reading of an identified customer's meter and writes it.
+    /// Checks a reading (date, values, confirmation of implausible values) of an identified
+    /// customer's meter and writes it.
     async fn record(
         &self,
         customer: &CustomerNumber,
         meter: MeterRecord,
-        reading_date: Date,
-        values: &[SubmittedValue],
+        (reading_date, values, confirmed): (Date, &[SubmittedValue], bool),
         claim: Option<IdempotencyClaim>,
         channel: Channel,
     ) -> Result<Value, MeterReadingError> {
@@ -274,7 +292,7 @@ impl<D: CustomerDirectory, L: AttemptLimiter, W: RequestWriter, C: Clock> MeterR
         if !meter.is_active_on(today) {
             return Err(MeterReadingError::MeterNotFound);
         }
-        let accepted = check_reading(&meter, reading_date, values, today, &self.policy.readings)
+        let accepted = check_reading_confirmed(&meter, reading_date, values, today, &self.policy.readings, confirmed)
             .map_err(MeterReadingError::Implausible)?;
         let request = reading_request(customer, &meter, reading_date, &accepted, claim, self.clock.now(), channel);
         Ok(changes::commit(&self.writer, request).await?)
@@ -318,6 +336,7 @@ pub fn reading_request(
                 "value": v.value,
                 "consumption": v.consumption,
                 "rollover": v.rollover,
+                "implausible": v.implausible,
             })
         })
         .collect();
@@ -328,6 +347,8 @@ pub fn reading_request(
         "readingDate": date,
         "unit": meter.meter.unit,
         "values": registers,
+        // Values outside the plausible range, confirmed by the customer: for the CRM to check.
+        "implausible": accepted.iter().any(|v| v.implausible),
     });
     let subject = format!("Zählerstandsmeldung {} zum {}", meter.meter.meter_number, date);
     let submitted_at = now.replace_nanosecond(now.nanosecond() / 1_000_000 * 1_000_000).unwrap_or(now);
@@ -425,6 +446,7 @@ mod tests {
                     value: Decimal::from_str(v).unwrap(),
                 })
                 .collect(),
+            confirmed_implausible: false,
             idempotency: key.map(|k| (IdempotencyKey::parse(k).unwrap(), format!("fp-{ht}-{nt}"))),
         }
     }
@@ -650,21 +672,28 @@ mod tests {
         let meter = MeterNumber::parse("1ESY1160012345").unwrap();
         let values = [SubmittedValue { register: RegisterCode::parse("SINGLE").unwrap(), value: Decimal::from(53600) }];
         let key = crate::testkit::key("k", "fp");
-        let first =
-            futures::executor::block_on(s.submit_as(&caller, &meter, date!(2026 - 12 - 01), &values, key.clone()))
-                .unwrap();
+        let first = futures::executor::block_on(s.submit_as(
+            &caller,
+            &meter,
+            date!(2026 - 12 - 01),
+            &values,
+            false,
+            key.clone(),
+        ))
+        .unwrap();
         let r = &s.writer.committed()[0];
         assert_eq!((r.customer.as_ref().unwrap().as_str(), r.channel), ("1000002", Channel::Portal));
         assert_eq!(r.idempotency.as_ref().unwrap().scope.as_str(), "meter-reading#1000002/1ESY1160012345#k");
         let again =
-            futures::executor::block_on(s.submit_as(&caller, &meter, date!(2026 - 12 - 01), &values, key)).unwrap();
+            futures::executor::block_on(s.submit_as(&caller, &meter, date!(2026 - 12 - 01), &values, false, key))
+                .unwrap();
         assert_eq!(first, again);
         assert_eq!(s.writer.committed().len(), 1);
         let other = crate::testkit::caller(&["1000001"]);
-        let r = futures::executor::block_on(s.submit_as(&other, &meter, date!(2026 - 12 - 01), &values, None));
+        let r = futures::executor::block_on(s.submit_as(&other, &meter, date!(2026 - 12 - 01), &values, false, None));
         assert!(matches!(r, Err(MeterReadingError::MeterNotFound)), "{r:?}");
         let low = [SubmittedValue { register: RegisterCode::parse("SINGLE").unwrap(), value: Decimal::from(1) }];
-        let r = futures::executor::block_on(s.submit_as(&caller, &meter, date!(2026 - 12 - 01), &low, None));
+        let r = futures::executor::block_on(s.submit_as(&caller, &meter, date!(2026 - 12 - 01), &low, false, None));
         assert!(matches!(r, Err(MeterReadingError::Implausible(_))), "{r:?}");
     }
 
@@ -687,17 +716,19 @@ mod tests {
         let key = crate::testkit::key("same-key", "same-body");
         let former = crate::testkit::caller(&["1000001"]);
         let first =
-            crate::testkit::run(s.submit_as(&former, &meter, date!(2026 - 12 - 01), &values, key.clone())).unwrap();
+            crate::testkit::run(s.submit_as(&former, &meter, date!(2026 - 12 - 01), &values, false, key.clone()))
+                .unwrap();
         let new_tenant = crate::testkit::caller(&["1000002"]);
         let second =
-            crate::testkit::run(s.submit_as(&new_tenant, &meter, date!(2026 - 12 - 01), &values, key.clone())).unwrap();
+            crate::testkit::run(s.submit_as(&new_tenant, &meter, date!(2026 - 12 - 01), &values, false, key.clone()))
+                .unwrap();
         assert_ne!(first["requestId"], second["requestId"], "not the former tenant's answer: {second}");
         let committed = s.writer.committed();
         assert_eq!(committed.len(), 2);
         assert_eq!(committed[1].customer.as_ref().unwrap().as_str(), "1000002");
         // Each one's own retry still replays its own answer.
         assert_eq!(
-            crate::testkit::run(s.submit_as(&former, &meter, date!(2026 - 12 - 01), &values, key)).unwrap(),
+            crate::testkit::run(s.submit_as(&former, &meter, date!(2026 - 12 - 01), &values, false, key)).unwrap(),
             first
         );
         assert_eq!(s.writer.committed().len(), 2);

@@ -5,6 +5,18 @@
 //! value shows more decimals than the register or more digits than the meter has, or when
 //! it is lower than the last reading and cannot be a rollover (a counter that passed
 //! 10^digits and started again at zero) with a plausible consumption.
+//!
+//! Where the CRM forecasts a register's annual consumption `E`, a reading must also lie in
+//! the plausible range of its date: with `d` days since the last reading `L`,
+//!
+//! ```text
+//! min = L + E / 365 × d × lower_factor
+//! max = L + E / 365 × max(d, min_days) × upper_factor
+//! ```
+//!
+//! (rounded outward to the register's decimals; past 10^digits the range wraps through zero).
+//! A value outside is refused as `READING_IMPLAUSIBLE` with the range, unless the customer
+//! confirms it: then it is accepted and marked `implausible` for the CRM to check.
 
 use crate::entities::{LastReading, MeterRecord};
 use crate::ids::RegisterCode;
@@ -18,12 +30,55 @@ pub struct ReadingPolicy {
     /// A lower value counts as a rollover only if the consumption it implies is at most
     /// this share of the meter's range (10^digits).
     pub rollover_max_share: Decimal,
+    /// The least consumption, as a share of the expected one, that is plausible
+    /// (`ReadingLowerFactor`; 0: none at all, a vacant flat).
+    pub lower_factor: Decimal,
+    /// The most consumption, as a multiple of the expected one (`ReadingUpperFactor`).
+    pub upper_factor: Decimal,
+    /// The upper bound allows at least this many days' consumption, so that a reading a day
+    /// after the last one is not held to one day's average (`ReadingMinDays`).
+    pub min_days: u32,
 }
 
 impl Default for ReadingPolicy {
     fn default() -> Self {
-        Self { rollover_max_share: Decimal::new(1, 1) }
+        Self {
+            rollover_max_share: Decimal::new(1, 1),
+            lower_factor: Decimal::ZERO,
+            upper_factor: Decimal::from(3),
+            min_days: 30,
+        }
     }
+}
+
+/// The values a register may plausibly show on a date. `max < min` when the range wraps
+/// through zero (the counter passes 10^digits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AllowedRange {
+    pub min: Decimal,
+    pub max: Decimal,
+}
+
+/// The plausible consumption of `register` from its last reading to `date`, and the values
+/// that range means; `None` without a forecast or a last reading (only the other rules hold).
+pub fn allowed_range(
+    register: &crate::entities::Register,
+    last: Option<&LastReading>,
+    date: Date,
+    policy: &ReadingPolicy,
+) -> Option<(Decimal, Decimal, AllowedRange)> {
+    let annual = register.expected_annual_consumption?;
+    let last = last?;
+    let days = Decimal::from((date - last.date).whole_days().max(0));
+    let per_day = annual / Decimal::from(365);
+    let low = (per_day * days * policy.lower_factor)
+        .round_dp_with_strategy(register.decimals, rust_decimal::RoundingStrategy::ToNegativeInfinity);
+    let high = (per_day * days.max(Decimal::from(policy.min_days)) * policy.upper_factor)
+        .round_dp_with_strategy(register.decimals, rust_decimal::RoundingStrategy::ToPositiveInfinity);
+    let range = Decimal::from(10u64.pow(register.digits));
+    let wrap = |v: Decimal| if v >= range { v % range } else { v };
+    Some((low, high, AllowedRange { min: wrap(last.value + low), max: wrap(last.value + high) }))
 }
 
 /// One value as submitted.
@@ -42,6 +97,9 @@ pub struct AcceptedValue {
     /// Consumption since the last reading (rollover taken into account).
     pub consumption: Option<Decimal>,
     pub rollover: bool,
+    /// Outside the plausible range and confirmed by the customer: for the CRM to check.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub implausible: bool,
     #[serde(skip)]
     pub previous: Option<LastReading>,
 }
@@ -57,13 +115,37 @@ pub enum Field {
 /// A rule the reading broke.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RuleViolation {
-    DateInFuture { today: Date },
-    DateBeforeLastReading { register: RegisterCode, last_date: Date },
-    RegisterSetMismatch { expected: Vec<RegisterCode> },
-    Negative { index: usize },
-    TooManyDecimals { index: usize, allowed: u32 },
-    ExceedsMeterDigits { index: usize, digits: u32 },
-    BelowLastReading { index: usize, last_value: Decimal },
+    DateInFuture {
+        today: Date,
+    },
+    DateBeforeLastReading {
+        register: RegisterCode,
+        last_date: Date,
+    },
+    RegisterSetMismatch {
+        expected: Vec<RegisterCode>,
+    },
+    Negative {
+        index: usize,
+    },
+    TooManyDecimals {
+        index: usize,
+        allowed: u32,
+    },
+    ExceedsMeterDigits {
+        index: usize,
+        digits: u32,
+    },
+    BelowLastReading {
+        index: usize,
+        last_value: Decimal,
+    },
+    /// Outside the plausible range of its date ([`allowed_range`]), not confirmed.
+    OutsideRange {
+        index: usize,
+        register: RegisterCode,
+        range: AllowedRange,
+    },
 }
 
 impl RuleViolation {
@@ -77,6 +159,7 @@ impl RuleViolation {
             Self::TooManyDecimals { .. } => "READING_TOO_MANY_DECIMALS",
             Self::ExceedsMeterDigits { .. } => "READING_EXCEEDS_METER_DIGITS",
             Self::BelowLastReading { .. } => "READING_BELOW_LAST_READING",
+            Self::OutsideRange { .. } => "READING_IMPLAUSIBLE",
         }
     }
 
@@ -87,7 +170,8 @@ impl RuleViolation {
             Self::Negative { index }
             | Self::TooManyDecimals { index, .. }
             | Self::ExceedsMeterDigits { index, .. }
-            | Self::BelowLastReading { index, .. } => Field::Value(*index),
+            | Self::BelowLastReading { index, .. }
+            | Self::OutsideRange { index, .. } => Field::Value(*index),
         }
     }
 
@@ -110,6 +194,11 @@ impl RuleViolation {
             Self::BelowLastReading { last_value, .. } => {
                 format!("the value is below the last reading ({last_value}) and is not a plausible meter rollover")
             }
+            Self::OutsideRange { register, range, .. } => format!(
+                "register {register} is expected between {} and {} on this date; check the value, or confirm it \
+                 (confirmedImplausible) if it is right",
+                range.min, range.max
+            ),
         }
     }
 }
@@ -121,6 +210,19 @@ pub fn check_reading(
     values: &[SubmittedValue],
     today: Date,
     policy: &ReadingPolicy,
+) -> Result<Vec<AcceptedValue>, Vec<RuleViolation>> {
+    check_reading_confirmed(meter, reading_date, values, today, policy, false)
+}
+
+/// [`check_reading`], where the customer may have confirmed values outside the plausible
+/// range: they are accepted and marked `implausible`.
+pub fn check_reading_confirmed(
+    meter: &MeterRecord,
+    reading_date: Date,
+    values: &[SubmittedValue],
+    today: Date,
+    policy: &ReadingPolicy,
+    confirmed_implausible: bool,
 ) -> Result<Vec<AcceptedValue>, Vec<RuleViolation>> {
     let mut violations = Vec::new();
     if reading_date > today {
@@ -175,11 +277,23 @@ pub fn check_reading(
                 }
             }
         };
+        let mut implausible = false;
+        if let (Some(used), Some((low, high, range))) =
+            (consumption, allowed_range(register, previous.as_ref(), reading_date, policy))
+            && (used < low || used > high)
+        {
+            if !confirmed_implausible {
+                violations.push(RuleViolation::OutsideRange { index, register: register.code.clone(), range });
+                continue;
+            }
+            implausible = true;
+        }
         accepted.push(AcceptedValue {
             register: register.code.clone(),
             value: submitted.value,
             consumption,
             rollover,
+            implausible,
             previous,
         });
     }
@@ -218,6 +332,7 @@ mod tests {
                         obis: "1-0:1.8.0".into(),
                         digits: *digits,
                         decimals: *decimals,
+                        expected_annual_consumption: None,
                     })
                     .collect(),
             },
@@ -243,6 +358,73 @@ mod tests {
 
     fn codes(r: Result<Vec<AcceptedValue>, Vec<RuleViolation>>) -> Vec<&'static str> {
         r.err().unwrap_or_default().iter().map(RuleViolation::code).collect()
+    }
+
+    /// Erika's HT/NT meter: last readings of 2026-11-30, forecasts as the import derives them
+    /// from a year of readings (HT 26335 → 29735, NT 17265 → 19613).
+    fn erikas_meter() -> MeterRecord {
+        let mut m = meter(&[("HT", 6, 0, Some("29735")), ("NT", 6, 0, Some("19613"))]);
+        m.meter.registers[0].expected_annual_consumption = Some(Decimal::from(3400));
+        m.meter.registers[1].expected_annual_consumption = Some(Decimal::from(2348));
+        m
+    }
+
+    #[test]
+    fn the_plausible_range_is_the_expected_consumption_of_the_days_since_times_the_factors() {
+        let m = erikas_meter();
+        let p = ReadingPolicy::default();
+        let range = |i: usize, date| allowed_range(&m.meter.registers[i], m.last_readings.get(i), date, &p).unwrap();
+        // One day later: at least 30 days count for the upper bound, 3400 / 365 × 30 × 3 = 838.36 → 839.
+        assert_eq!(
+            range(0, TODAY),
+            (Decimal::ZERO, Decimal::from(839), AllowedRange { min: Decimal::from(29735), max: Decimal::from(30574) })
+        );
+        assert_eq!(range(1, TODAY).2, AllowedRange { min: Decimal::from(19613), max: Decimal::from(20192) });
+        // 91 days later: 3400 / 365 × 91 × 3 = 2543.01 → 2544 (outward); with a lower factor of 0.2: 169.53 → 169.
+        let p = ReadingPolicy { lower_factor: Decimal::new(2, 1), ..p };
+        let later = date!(2027 - 03 - 01);
+        let (low, high, _) = allowed_range(&m.meter.registers[0], m.last_readings.first(), later, &p).unwrap();
+        assert_eq!((low, high), (Decimal::from(169), Decimal::from(2544)));
+        // Near the register's maximum the range wraps through zero.
+        let mut full = meter(&[("SINGLE", 5, 0, Some("99740"))]);
+        full.meter.registers[0].expected_annual_consumption = Some(Decimal::from(2900));
+        let wrapped =
+            allowed_range(&full.meter.registers[0], full.last_readings.first(), TODAY, &ReadingPolicy::default());
+        assert_eq!(wrapped.unwrap().2, AllowedRange { min: Decimal::from(99740), max: Decimal::from(456) });
+        // Without a forecast or a last reading: no range.
+        let plain = meter(&[("HT", 6, 0, Some("29735"))]);
+        assert!(allowed_range(&plain.meter.registers[0], plain.last_readings.first(), TODAY, &p).is_none());
+        assert!(allowed_range(&m.meter.registers[0], None, TODAY, &p).is_none());
+    }
+
+    #[test]
+    fn a_typo_outside_the_range_is_refused_with_it_unless_confirmed() {
+        let m = erikas_meter();
+        let p = ReadingPolicy::default();
+        let typo = values(&[("HT", "99810"), ("NT", "19650")]);
+        let refused = check_reading(&m, TODAY, &typo, TODAY, &p).unwrap_err();
+        assert_eq!(
+            refused,
+            [RuleViolation::OutsideRange {
+                index: 0,
+                register: code("HT"),
+                range: AllowedRange { min: Decimal::from(29735), max: Decimal::from(30574) }
+            }]
+        );
+        assert_eq!(refused[0].code(), "READING_IMPLAUSIBLE");
+        assert_eq!(refused[0].field(), Field::Value(0));
+        assert!(refused[0].message().contains("between 29735 and 30574"), "{}", refused[0].message());
+        // The correct reading passes; the edges of the range are inside it.
+        assert!(check_reading(&m, TODAY, &values(&[("HT", "29810"), ("NT", "19650")]), TODAY, &p).is_ok());
+        assert!(check_reading(&m, TODAY, &values(&[("HT", "30574"), ("NT", "19613")]), TODAY, &p).is_ok());
+        assert!(check_reading(&m, TODAY, &values(&[("HT", "30575"), ("NT", "19613")]), TODAY, &p).is_err());
+        // Confirmed: accepted, and marked for the CRM.
+        let accepted = check_reading_confirmed(&m, TODAY, &typo, TODAY, &p, true).unwrap();
+        assert_eq!((accepted[0].implausible, accepted[1].implausible), (true, false));
+        assert_eq!(accepted[0].consumption, Some(Decimal::from(70075)));
+        // A confirmation does not lift the other rules.
+        let below = values(&[("HT", "29000"), ("NT", "19650")]);
+        assert_eq!(codes(check_reading_confirmed(&m, TODAY, &below, TODAY, &p, true)), ["READING_BELOW_LAST_READING"]);
     }
 
     #[test]
@@ -400,7 +582,7 @@ mod tests {
             codes(check_reading(&m, TODAY, &values(&[("SINGLE", "9001")]), TODAY, &p)),
             ["READING_BELOW_LAST_READING"]
         );
-        let half = ReadingPolicy { rollover_max_share: Decimal::new(5, 1) };
+        let half = ReadingPolicy { rollover_max_share: Decimal::new(5, 1), ..ReadingPolicy::default() };
         assert!(check_reading(&m, TODAY, &values(&[("SINGLE", "9001")]), TODAY, &half).is_ok());
         // The same value again is no consumption, and no rollover.
         let same = check_reading(&m, TODAY, &values(&[("SINGLE", "99000")]), TODAY, &p).unwrap();

@@ -92,3 +92,13 @@ pub fn password_hash() -> String {
 pub fn password() -> SecretString {
     SecretString::from(PASSWORD)
 }
+
+/// The personal-data step as a registrant fills it in.
+pub fn personal() -> crate::identity::registration::PersonalData {
+    crate::identity::registration::PersonalData {
+        salutation: "Frau".into(),
+        phone: Some(crate::contact::PhoneNumber::parse("+49 351 4711").unwrap()),
+        terms_of_use_version: "2026-01".into(),
+        privacy_notice_version: "2026-03".into(),
+    }
+}

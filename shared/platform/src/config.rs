@@ -107,6 +107,9 @@ pub struct Config {
     /// What the documents inbox shows.
     pub inbox: portal_domain::documents::InboxPolicy,
     pub installments: portal_domain::installments::InstallmentPolicy,
+    /// The plausible range of a reading (`READING_LOWER_FACTOR`, `READING_UPPER_FACTOR`,
+    /// `READING_MIN_DAYS`).
+    pub readings: portal_domain::plausibility::ReadingPolicy,
     pub messages: portal_domain::messages::MessagePolicy,
 }
 
@@ -152,6 +155,19 @@ impl Config {
             let v = get(k).filter(|v| !v.trim().is_empty()).unwrap_or_else(|| default.to_owned());
             v.trim().parse().map_err(|_| ConfigError::Invalid(k, v))
         };
+        let defaults = portal_domain::plausibility::ReadingPolicy::default();
+        let readings = portal_domain::plausibility::ReadingPolicy {
+            lower_factor: amount("READING_LOWER_FACTOR", &defaults.lower_factor.to_string())?,
+            upper_factor: amount("READING_UPPER_FACTOR", &defaults.upper_factor.to_string())?,
+            min_days: match get("READING_MIN_DAYS").filter(|v| !v.trim().is_empty()) {
+                None => defaults.min_days,
+                Some(v) => v.trim().parse().map_err(|_| ConfigError::Invalid("READING_MIN_DAYS", v))?,
+            },
+            ..defaults
+        };
+        if readings.upper_factor <= readings.lower_factor {
+            return Err(ConfigError::Invalid("READING_UPPER_FACTOR", readings.upper_factor.to_string()));
+        }
         let installments = portal_domain::installments::InstallmentPolicy {
             min_amount: amount("INSTALLMENT_MIN_AMOUNT", "5.00")?,
             max_amount: amount("INSTALLMENT_MAX_AMOUNT", "5000.00")?,
@@ -221,6 +237,7 @@ impl Config {
             registration_proof,
             customer_service_contact,
             installments,
+            readings,
             messages,
         })
     }

@@ -34,11 +34,20 @@ pub struct Problem {
     pub errors: Vec<FieldError>,
     /// Seconds for a `Retry-After` header.
     pub retry_after: Option<i64>,
+    /// Further members of the problem (RFC 9457 extensions), e.g. a reading's allowed ranges.
+    pub extensions: serde_json::Map<String, Value>,
 }
 
 impl Problem {
     pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
-        Self { status, code, detail: detail.into(), errors: Vec::new(), retry_after: None }
+        Self {
+            status,
+            code,
+            detail: detail.into(),
+            errors: Vec::new(),
+            retry_after: None,
+            extensions: serde_json::Map::new(),
+        }
     }
 
     pub fn with_retry_after(mut self, seconds: i64) -> Self {
@@ -102,6 +111,9 @@ impl Problem {
         if !self.errors.is_empty() {
             body["errors"] = json!(self.errors);
         }
+        for (key, value) in &self.extensions {
+            body[key.as_str()] = value.clone();
+        }
         let mut response = respond(self.status, "application/problem+json", &body, request_id);
         if let Some(seconds) = self.retry_after
             && let Ok(value) = HeaderValue::from_str(&seconds.to_string())
@@ -136,6 +148,7 @@ pub mod problems {
     use http::StatusCode;
     use portal_domain::changes::ChangeError;
     use portal_domain::plausibility::{Field, RuleViolation};
+    use serde_json::{Value, json};
 
     pub fn customer_not_found() -> Problem {
         Problem::new(StatusCode::NOT_FOUND, "CUSTOMER_NOT_FOUND", "No customer matches this customer number and name.")
@@ -214,9 +227,24 @@ pub mod problems {
                 message: v.message(),
             })
             .collect();
+        // The values each register may show on the reading's date, for the customer to check.
+        let ranges: Vec<Value> = violations
+            .iter()
+            .filter_map(|v| match v {
+                RuleViolation::OutsideRange { register, range, .. } => {
+                    Some(json!({ "register": register, "min": range.min, "max": range.max }))
+                }
+                _ => None,
+            })
+            .collect();
         match violations.first() {
             Some(first) => {
-                Problem::new(StatusCode::UNPROCESSABLE_ENTITY, first.code(), first.message()).with_errors(errors)
+                let mut problem =
+                    Problem::new(StatusCode::UNPROCESSABLE_ENTITY, first.code(), first.message()).with_errors(errors);
+                if !ranges.is_empty() {
+                    problem.extensions.insert("allowedRanges".into(), Value::Array(ranges));
+                }
+                problem
             }
             None => {
                 Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "READING_IMPLAUSIBLE", "The reading is not plausible.")

@@ -100,6 +100,7 @@ async fn a_write_is_one_round_of_checks_one_transaction_and_one_message() {
                 value: rust_decimal::Decimal::from(*v),
             })
             .collect(),
+        confirmed_implausible: false,
         idempotency: Some((portal_domain::ids::IdempotencyKey::parse("cost-1").unwrap(), "fp".into())),
     };
     let answer = service.submit(reading).await.unwrap();

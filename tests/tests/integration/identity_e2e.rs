@@ -29,7 +29,10 @@ async fn petra_registers_changes_her_initial_password_and_manages_her_account() 
     assert!(schema.is_valid(&verified));
 
     // Steps 2 and 3: login data, confirmed.
-    let registration = json!({"registrationToken": verified["registrationToken"], "username": "pschulz", "email": "petra.schulz@example.org"});
+    let registration = json!({
+        "registrationToken": verified["registrationToken"], "username": "pschulz", "email": "petra.schulz@example.org",
+        "salutation": "Frau", "acceptedTerms": {"termsOfUse": "2026-01", "privacyNotice": "2026-03"},
+    });
     let (status, _, created) = call(Method::POST, "/v1/registrations", Some(&registration), None).await;
     assert_eq!(status, 201, "{created}");
     assert_eq!((created["status"].as_str(), created["username"].as_str()), (Some("AKTIV"), Some("pschulz")));

@@ -59,12 +59,22 @@ async fn register(
             registration_token: verified.registration_token,
             username: Username::parse(username).unwrap(),
             email: EmailAddress::parse(email).unwrap(),
+            personal: personal(),
             idempotency: None,
         })
         .await
 }
 
 const NOW: OffsetDateTime = datetime!(2026-12-01 09:00 UTC);
+
+fn personal() -> portal_domain::identity::registration::PersonalData {
+    portal_domain::identity::registration::PersonalData {
+        salutation: "Frau".into(),
+        phone: None,
+        terms_of_use_version: "2026-01".into(),
+        privacy_notice_version: "2026-03".into(),
+    }
+}
 
 #[tokio::test]
 async fn registration_writes_login_claims_activity_and_exactly_one_valid_message() {
@@ -86,6 +96,14 @@ async fn registration_writes_login_claims_activity_and_exactly_one_valid_message
     assert_eq!(messages.len(), 1);
     let schema = portal_platform::schemas::compile("events/portal-login-registered.schema.json").unwrap();
     assert!(schema.is_valid(&messages[0]), "{}", messages[0]);
+    // The personal-data step travels with it, and stays on the registration record.
+    let accepted = serde_json::json!({"termsOfUse": "2026-01", "privacyNotice": "2026-03", "acceptedAt": "2026-12-01T09:00:00.000Z"});
+    assert_eq!(
+        (&messages[0]["payload"]["salutation"], &messages[0]["payload"]["acceptedTerms"]),
+        (&serde_json::json!("Frau"), &accepted)
+    );
+    let record = stack.items(&t.portal_login_requests).await.pop().unwrap();
+    assert_eq!(s(&record, "salutation"), "Frau");
     // The initial password is in the mail, never in the message.
     let mail = mails_to(&email).await.pop().expect("initial password mail");
     let password = mail_field(&mail, "Initialpasswort:").unwrap();
@@ -110,6 +128,7 @@ async fn attempt(
         registration_token: token.clone(),
         username: Username::parse(name).unwrap(),
         email: EmailAddress::parse("someone@example.org").unwrap(),
+        personal: personal(),
         idempotency: None,
     };
     service.register(registration).await

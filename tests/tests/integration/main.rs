@@ -11,6 +11,7 @@ mod identity_e2e;
 mod identity_store;
 mod import;
 mod metrics;
+mod plausibility_e2e;
 mod reads_e2e;
 mod registration_proof_e2e;
 mod sync;

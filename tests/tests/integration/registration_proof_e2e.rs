@@ -37,7 +37,11 @@ async fn post(api: &Api, path: &str, body: Value) -> (u16, Option<String>, Value
 async fn register(api: &Api, identification: Value, username: &str, email: &str) -> (u16, Option<String>, Value) {
     let (status, code, verified) = post(api, "/v1/registrations/verify", identification).await;
     assert_eq!((status, code), (200, None), "{verified}");
-    let body = json!({"registrationToken": verified["registrationToken"], "username": username, "email": email});
+    let body = json!({
+        "registrationToken": verified["registrationToken"], "username": username, "email": email,
+        "salutation": "Frau", "phone": "+49 351 4711",
+        "acceptedTerms": {"termsOfUse": "2026-01", "privacyNotice": "2026-03"},
+    });
     post(api, "/v1/registrations", body).await
 }
 

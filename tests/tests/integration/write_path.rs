@@ -30,6 +30,7 @@ fn erika_reading(ht: &str, nt: &str, key: Option<&str>) -> AnonymousReading {
                 value: Decimal::from_str(v).unwrap(),
             })
             .collect(),
+        confirmed_implausible: false,
         idempotency: key.map(|k| (IdempotencyKey::parse(k).unwrap(), format!("fingerprint-{ht}-{nt}"))),
     }
 }

@@ -89,7 +89,34 @@ pub struct Registration {
     pub registration_token: SecretString,
     pub username: Username,
     pub email: EmailAddress,
+    pub personal: PersonalData,
     pub idempotency: Option<(IdempotencyKey, String)>,
+}
+
+/// The personal-data step of the registration: salutation, an optional phone number, and
+/// the versions of the terms of use and the privacy notice the customer accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersonalData {
+    /// `Frau`, `Herr`, `Divers` or `Firma` (the CRM's salutations).
+    pub salutation: String,
+    pub phone: Option<crate::contact::PhoneNumber>,
+    pub terms_of_use_version: String,
+    pub privacy_notice_version: String,
+}
+
+impl PersonalData {
+    /// What the record and the message hold, with when the terms were accepted.
+    fn record(&self, accepted_at: OffsetDateTime) -> Value {
+        json!({
+            "salutation": self.salutation,
+            "phone": self.phone,
+            "acceptedTerms": {
+                "termsOfUse": self.terms_of_use_version,
+                "privacyNotice": self.privacy_notice_version,
+                "acceptedAt": crate::entities::timestamp::format(accepted_at),
+            },
+        })
+    }
 }
 
 pub struct VerifiedCustomer {
@@ -218,15 +245,25 @@ where
             "customerNumbers": [customer],
             "initialPasswordSentTo": r.email.masked(),
         });
-        let details =
+        let mut details =
             json!({ "loginId": login.login_id, "username": login.username, "status": status, "email": login.email });
+        let personal = r.personal.record(now);
+        details.as_object_mut().into_iter().for_each(|d| d.extend(personal.as_object().cloned().unwrap_or_default()));
         let request = CustomerRequest {
             request_id: crate::ids::RequestId::new_random(),
             kind: RequestKind::PortalRegistration,
             customer: Some(customer.clone()),
             channel: Channel::Portal,
             submitted_at: now,
-            record: json!({ "loginId": login.login_id, "username": login.username, "loginStatus": status }),
+            record: {
+                let mut record =
+                    json!({ "loginId": login.login_id, "username": login.username, "loginStatus": status });
+                record
+                    .as_object_mut()
+                    .into_iter()
+                    .for_each(|d| d.extend(personal.as_object().cloned().unwrap_or_default()));
+                record
+            },
             activities: vec![Activity {
                 owner: ActivityOwner::Customer(customer.clone()),
                 activity_type: "PORTAL_REGISTRATION",
@@ -329,6 +366,7 @@ mod tests {
             registration_token: token.clone(),
             username: Username::parse(username).unwrap(),
             email: EmailAddress::parse("Petra.Schulz@Example.org").unwrap(),
+            personal: crate::testkit::personal(),
             idempotency: key.map(|(k, fp)| (IdempotencyKey::parse(k).unwrap(), fp.to_owned())),
         }
     }

@@ -1,0 +1,84 @@
+//! A reading's plausible range, through the meter-readings function's handler with API
+//! Gateway's events against the emulator's tables (an isolated stack: a confirmed typo
+//! becomes the meter's last reading).
+//!
+//! The defect: on meter 1EMH0012345678 (last HT 29735 on 2026-11-30) a typo 99810 was
+//! accepted as 70,000 kWh in a day, and then blocked the correct 29810 as below the last
+//! reading.
+
+use integration_tests::{answer_of, apigw_post, isolated_stack_with_demo};
+use meter_readings::api::Api;
+use portal_domain::clock::FixedClock;
+use portal_domain::meter_reading::{AnonymousPolicy, MeterReadingService};
+use serde_json::{Value, json};
+use time::macros::datetime;
+
+const FROM: &str = "198.51.100.40";
+
+fn reading(ht: &str, confirmed: Option<bool>) -> Value {
+    let mut body = json!({
+        "customerNumber": "1000001", "lastName": "Mustermann", "meterNumber": "1EMH0012345678",
+        "readingDate": "2026-12-01",
+        "values": [{"register": "HT", "value": ht}, {"register": "NT", "value": "19650"}],
+    });
+    if let Some(confirmed) = confirmed {
+        body["confirmedImplausible"] = json!(confirmed);
+    }
+    body
+}
+
+#[tokio::test]
+async fn a_typo_is_refused_with_the_allowed_range_and_accepted_when_confirmed() {
+    let stack = isolated_stack_with_demo().await;
+    let live = stack.live();
+    let service = MeterReadingService {
+        directory: live.directory(),
+        limiter: live.limiter(),
+        writer: live.writer(),
+        clock: FixedClock(datetime!(2026-12-01 09:00 UTC)),
+        policy: AnonymousPolicy::default(),
+    };
+    let auth = portal_domain::identity::sessions::Authenticator {
+        sessions: live.sessions(),
+        logins: live.logins(),
+        clock: FixedClock(datetime!(2026-12-01 09:00 UTC)),
+        policy: Default::default(),
+    };
+    let api = Api::new(service, live.reads(), auth).unwrap();
+    let post = |path: &str, body: Value| apigw_post(path, &body, FROM);
+
+    // The lookup shows each register's range for today (forecasts from the reading history).
+    let lookup = json!({"customerNumber": "1000001", "lastName": "Mustermann"});
+    let (status, _, view) = answer_of(api.handle(post("/v1/anonymous/meter-readings/lookup", lookup)).await.unwrap());
+    assert_eq!(status, 200, "{view}");
+    let registers = &view["consumptionPoints"][0]["meters"][0]["registers"];
+    assert_eq!(registers[0]["plausibleRange"], json!({"min": "29735", "max": "30574"}), "{registers}");
+    assert_eq!(registers[1]["plausibleRange"], json!({"min": "19613", "max": "20192"}), "{registers}");
+    let schema = portal_platform::schemas::compile("anonymous-meter-reading-lookup.response.schema.json").unwrap();
+    assert!(schema.is_valid(&view), "{view}");
+
+    // The typo: refused, with the range per register and a pointer to the value.
+    let path = "/v1/anonymous/meter-readings";
+    let (status, code, problem) = answer_of(api.handle(post(path, reading("99810", None))).await.unwrap());
+    assert_eq!((status, code.as_deref()), (422, Some("READING_IMPLAUSIBLE")), "{problem}");
+    assert_eq!(problem["allowedRanges"], json!([{"register": "HT", "min": "29735", "max": "30574"}]));
+    assert_eq!(problem["errors"][0]["pointer"], "/values/0/value");
+    let schema = portal_platform::schemas::compile("problem.schema.json").unwrap();
+    assert!(schema.is_valid(&problem), "{problem}");
+    assert!(stack.drain_queue().await.is_empty(), "nothing written");
+
+    // Confirmed by the customer: accepted, and marked for the CRM in the receipt and message.
+    let (status, _, receipt) = answer_of(api.handle(post(path, reading("99810", Some(true)))).await.unwrap());
+    assert_eq!(status, 202, "{receipt}");
+    assert_eq!(receipt["values"][0]["implausible"], true);
+    assert!(receipt["values"][1].get("implausible").is_none(), "only the value outside its range");
+    let messages = stack.drain_queue().await;
+    assert_eq!(messages.len(), 1);
+    let payload = &messages[0]["payload"];
+    assert_eq!(
+        (payload["implausible"].clone(), payload["values"][0]["implausible"].clone()),
+        (json!(true), json!(true))
+    );
+    let event = portal_platform::schemas::compile("events/meter-reading-submitted.schema.json").unwrap();
+    assert!(event.is_valid(&messages[0]), "{}", messages[0]);
+}
