@@ -3,7 +3,7 @@
 
 use http::{Method, StatusCode};
 use jsonschema::Validator;
-use lambda_http::{Body, Request, Response};
+use lambda_http::{Body, Request, RequestExt, Response};
 use portal_domain::clock::{Clock, SystemClock};
 use portal_domain::consumption::{consumption_view, readings_view};
 use portal_domain::entities::iso_date;
@@ -132,6 +132,9 @@ where
                 (Method::GET, p) if p.starts_with("/v1/meters/") && p.ends_with("/consumption") => {
                     self.consumption(&req, p, &id).await
                 }
+                (Method::GET, p) if p.starts_with("/v1/meters/") && p.ends_with("/reading-range") => {
+                    self.reading_range(&req, p, &id).await
+                }
                 _ => Err(Problem::not_found()),
             }
         })
@@ -172,6 +175,23 @@ where
     async fn consumption(&self, req: &Request, path: &str, id: &str) -> Result<Response<Body>, Problem> {
         let (meter, history) = self.own_meter(req, path, "/consumption", id).await?;
         Ok(json_response(StatusCode::OK, &consumption_view(&meter, &history), id))
+    }
+
+    /// The plausible values of the caller's meter for a reading on `date` (default today).
+    async fn reading_range(&self, req: &Request, path: &str, id: &str) -> Result<Response<Body>, Problem> {
+        let caller = authenticate(&self.auth, req, Access::Regular, id).await?;
+        let meter =
+            path_param(path, "/v1/meters/", "/reading-range", MeterNumber::parse).ok_or_else(Problem::not_found)?;
+        let date = match req.query_string_parameters_ref().and_then(|q| q.first("date")) {
+            None => self.service.clock.today(),
+            Some(v) => Date::parse(v, iso_date::FORMAT)
+                .map_err(|_| problems::invalid_query("date", "expected a date YYYY-MM-DD"))?,
+        };
+        let view = self.service.reading_range(&caller, &meter, date).await.map_err(|e| match e {
+            MeterReadingError::MeterNotFound => Problem::not_found(),
+            other => problem(other, id),
+        })?;
+        Ok(json_response(StatusCode::OK, &view, id))
     }
 
     async fn submit(&self, req: &Request, id: &str) -> Result<Response<Body>, Problem> {

@@ -116,6 +116,17 @@ pub struct ConsumptionPointView {
     pub meters: Vec<MeterView>,
 }
 
+/// The plausible values of a meter's registers on a date (`GET /v1/meters/{m}/reading-range`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReadingRangeView {
+    pub meter_number: MeterNumber,
+    #[serde(with = "iso_date")]
+    pub date: Date,
+    pub unit: String,
+    pub registers: Vec<RegisterView>,
+}
+
 /// What the lookup shows before the form is filled.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -246,6 +257,28 @@ impl<D: CustomerDirectory, L: AttemptLimiter, W: RequestWriter, C: Clock> MeterR
             )
         );
         recorded
+    }
+
+    /// The values each register of the caller's meter may plausibly show on `date` (today or
+    /// earlier), before a reading is typed: the pre-check of `POST /v1/meters/{m}/readings`.
+    pub async fn reading_range(
+        &self,
+        caller: &Caller,
+        meter: &MeterNumber,
+        date: Date,
+    ) -> Result<ReadingRangeView, MeterReadingError> {
+        let today = self.clock.today();
+        let found = futures::future::try_join_all(
+            caller.partner_numbers.iter().map(|customer| self.directory.meter(customer, meter)),
+        )
+        .await?;
+        let record =
+            found.into_iter().flatten().find(|m| m.is_active_on(today)).ok_or(MeterReadingError::MeterNotFound)?;
+        if date > today {
+            return Err(MeterReadingError::Implausible(vec![RuleViolation::DateInFuture { today }]));
+        }
+        let view = meter_view_for_reading(&record, date, &self.policy.readings);
+        Ok(ReadingRangeView { meter_number: view.meter_number, date, unit: view.unit, registers: view.registers })
     }
 
     /// A reading of a logged-in customer: the caller's meter, then the same rules and

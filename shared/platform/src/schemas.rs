@@ -73,6 +73,7 @@ pub const ALL: &[(&str, &str)] = &[
     ("code-list.response.schema.json", include_str!("../../../schemas/code-list.response.schema.json")),
     ("meter-readings.response.schema.json", include_str!("../../../schemas/meter-readings.response.schema.json")),
     ("consumption.response.schema.json", include_str!("../../../schemas/consumption.response.schema.json")),
+    ("reading-range.response.schema.json", include_str!("../../../schemas/reading-range.response.schema.json")),
     ("documents.response.schema.json", include_str!("../../../schemas/documents.response.schema.json")),
     (
         "document-upload-link.request.schema.json",

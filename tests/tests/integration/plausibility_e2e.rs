@@ -82,3 +82,36 @@ async fn a_typo_is_refused_with_the_allowed_range_and_accepted_when_confirmed() 
     let event = portal_platform::schemas::compile("events/meter-reading-submitted.schema.json").unwrap();
     assert!(event.is_valid(&messages[0]), "{}", messages[0]);
 }
+
+/// The pre-check before a reading is typed: per register the last reading and the values a
+/// reading on the date may show, from the served API with a session; another customer's
+/// meter is unknown, a future date is refused.
+#[tokio::test]
+async fn the_reading_range_is_shown_before_a_reading_is_typed() {
+    use integration_tests::{call, demo_session};
+    use reqwest::Method;
+    let erika = demo_session("L-TESTRANGE", &["1000001"], false).await;
+    let path = "/v1/meters/1EMH0012345678/reading-range";
+    let (status, _, view) = call(Method::GET, path, None, Some(&erika)).await;
+    assert_eq!(status, 200, "{view}");
+    let schema = portal_platform::schemas::compile("reading-range.response.schema.json").unwrap();
+    assert!(schema.is_valid(&view), "{view}");
+    for register in view["registers"].as_array().unwrap() {
+        // The range starts at the last reading (no least consumption by default) and reaches above it.
+        assert_eq!(register["plausibleRange"]["min"], register["lastReading"]["value"], "{register}");
+        let (min, max): (f64, f64) = (
+            register["plausibleRange"]["min"].as_str().unwrap().parse().unwrap(),
+            register["plausibleRange"]["max"].as_str().unwrap().parse().unwrap(),
+        );
+        assert!(max > min, "{register}");
+    }
+    let tomorrow = (time::OffsetDateTime::now_utc() + time::Duration::days(2)).date();
+    let future = format!("{path}?date={}", portal_domain::entities::iso_date::format(tomorrow));
+    let (status, _, problem) = call(Method::GET, &future, None, Some(&erika)).await;
+    assert_eq!((status, problem["code"].as_str()), (422, Some("READING_DATE_IN_FUTURE")), "{problem}");
+    let (status, _, problem) = call(Method::GET, &format!("{path}?date=01.12.2026"), None, Some(&erika)).await;
+    assert_eq!((status, problem["code"].as_str()), (400, Some("VALIDATION_FAILED")), "{problem}");
+    let others = "/v1/meters/7ELS8135012345/reading-range";
+    assert_eq!(call(Method::GET, others, None, Some(&erika)).await.0, 404, "Jürgen Müller's meter");
+    assert_eq!(call(Method::GET, path, None, None).await.0, 401);
+}
