@@ -154,7 +154,8 @@ def endpoint_cases(token):
              "paymentMethod": "SEPA_DIRECT_DEBIT",
              "bankAccount": {"holder": "Jürgen Müller-Lüdenscheidt", "iban": "DE89370400440532013000",
                              "bic": "COBADEFFXXX"},
-             "payoutAccount": None, "currentPassword": LOGIN["password"]}), 202),
+             "payoutAccount": None, "currentPassword": LOGIN["password"],
+             "sepaMandateAccepted": True, "sepaMandateTextVersion": "2026-01"}), 202),
     ]
     return cases
 

@@ -49,6 +49,10 @@ struct ChangeBody {
     #[serde(default, deserialize_with = "present")]
     payout_account: Option<Option<AccountBody>>,
     current_password: Option<SecretString>,
+    /// The customer accepted the SEPA mandate text of this version.
+    #[serde(default)]
+    sepa_mandate_accepted: bool,
+    sepa_mandate_text_version: Option<String>,
 }
 
 /// Tells an absent field (`None`) from an explicit `null` (`Some(None)`).
@@ -109,6 +113,7 @@ impl Api {
                 Some(None) => Change::Clear,
                 Some(Some(a)) => Change::Set(a.into()),
             },
+            sepa_mandate: body.sepa_mandate_text_version.filter(|_| body.sepa_mandate_accepted),
         };
         let answer = self
             .service

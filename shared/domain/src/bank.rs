@@ -6,7 +6,7 @@
 use crate::changes::{self, ChangeError, Confirmation, Draft};
 use crate::clock::Clock;
 use crate::contact::Change;
-use crate::entities::{BankAccount, BankDetails, PaymentMethod, SepaMandate};
+use crate::entities::{BankAccount, BankDetails, MandateRequest, PaymentMethod, SepaMandate};
 use crate::identity::sessions::Caller;
 use crate::identity::{LoginStore, LoginThrottle, Mailer};
 use crate::ids::{AccountNumber, IdempotencyKey, RequestId};
@@ -88,6 +88,9 @@ pub struct BankChange {
     pub payment_method: PaymentMethod,
     pub bank_account: Option<AccountInput>,
     pub payout_account: Change<AccountInput>,
+    /// The version of the SEPA mandate text the customer accepted (`sepaMandateAccepted`),
+    /// needed to debit a new account.
+    pub sepa_mandate: Option<String>,
 }
 
 /// An account as the downstream message and the record carry it: in full, for the CRM.
@@ -184,6 +187,26 @@ where
         if unchanged {
             return Err(ChangeError::invalid("", "NOTHING_TO_CHANGE", "the request changes nothing"));
         }
+        // Debiting an account the CRM holds no mandate for (a switch to direct debit, or
+        // another IBAN) needs the customer's mandate; a payout-only change does not.
+        let debits_new_account = debit
+            && (current.payment_method != PaymentMethod::SepaDirectDebit
+                || new_account
+                    .as_ref()
+                    .is_some_and(|a| current.bank_account.as_ref().is_none_or(|c| c.iban != a.iban)));
+        let now = self.clock.now();
+        let mandate_request = match (&change.sepa_mandate, debits_new_account) {
+            (_, false) => None,
+            (Some(version), true) => Some(MandateRequest { text_version: version.clone(), accepted_at: now }),
+            (None, true) => {
+                return Err(ChangeError::invalid(
+                    "/sepaMandateAccepted",
+                    "SEPA_MANDATE_REQUIRED",
+                    "debiting a new account needs the customer's SEPA mandate: show the mandate text and send \
+                     sepaMandateAccepted with its version (sepaMandateTextVersion)",
+                ));
+            }
+        };
         // Leaving direct debit ends the mandate.
         let mandate_revoked = !debit && current.payment_method == PaymentMethod::SepaDirectDebit;
 
@@ -205,6 +228,13 @@ where
         if mandate_revoked && let Some(m) = &current.mandate {
             set.insert("mandate".into(), json!(SepaMandate { status: "REVOKED".into(), ..m.clone() }));
         }
+        if let Some(request) = &mandate_request {
+            set.insert("mandateRequest".into(), json!(request));
+            // The mandate on file is shown as being replaced until the CRM confirms the new one.
+            if let Some(m) = current.mandate.as_ref().filter(|m| m.status == "ACTIVE") {
+                set.insert("mandate".into(), json!(SepaMandate { status: "BEING_REPLACED".into(), ..m.clone() }));
+            }
+        }
         let details = json!({
             "accountNumber": account,
             "paymentMethod": change.payment_method,
@@ -215,12 +245,14 @@ where
             },
             "payoutAccountChanged": !matches!(payout, Change::Keep),
             "mandateRevoked": mandate_revoked,
+            // The new mandate for the CRM to register (it assigns the reference).
+            "mandateRequest": mandate_request,
         });
         let request = Draft {
             request_id,
             kind: RequestKind::BankDetailsChange,
             customer: current.partner_number.clone(),
-            now: self.clock.now(),
+            now,
             activity_type: "BANK_DETAILS_CHANGED",
             subject: format!("Bankverbindung Vertragskonto {account} im Kundenportal geändert"),
             details,
@@ -409,7 +441,12 @@ mod tests {
     }
 
     fn change(method: PaymentMethod, bank: Option<AccountInput>, payout: Change<AccountInput>) -> BankChange {
-        BankChange { payment_method: method, bank_account: bank, payout_account: payout }
+        BankChange { payment_method: method, bank_account: bank, payout_account: payout, sepa_mandate: None }
+    }
+
+    /// A change with the customer's consent to the mandate text of version 2026-01.
+    fn with_mandate(change: BankChange) -> BankChange {
+        BankChange { sepa_mandate: Some("2026-01".into()), ..change }
     }
 
     fn new_account() -> AccountInput {
@@ -490,24 +527,36 @@ mod tests {
     }
 
     #[test]
-    fn a_new_account_for_the_direct_debit_keeps_the_mandate() {
+    fn a_new_account_to_debit_needs_the_customers_mandate_and_the_old_one_is_being_replaced() {
         let s = service(&["1000001"]);
-        run(s.change(
-            &caller(&["1000001"]),
-            &account("800000001"),
-            change(PaymentMethod::SepaDirectDebit, Some(new_account()), Change::Keep),
-            Some(&password()),
-            None,
-        ))
-        .unwrap();
+        let go = |change| run(s.change(&caller(&["1000001"]), &account("800000001"), change, Some(&password()), None));
+        let new_iban = || change(PaymentMethod::SepaDirectDebit, Some(new_account()), Change::Keep);
+        let refused = go(new_iban());
+        assert_eq!(code(refused), "SEPA_MANDATE_REQUIRED");
+        assert!(s.writer.committed().is_empty());
+        go(with_mandate(new_iban())).unwrap();
         let committed = s.writer.committed();
         let r = &committed[0];
         assert_eq!(r.record["mandateRevoked"], false);
         assert_eq!(r.record["bankAccount"]["iban"], "DE02120300000000202051");
+        assert_eq!(
+            r.record["mandateRequest"],
+            json!({"textVersion": "2026-01", "acceptedAt": "2026-12-01T09:00:00.000Z"}),
+            "for the CRM to register; it assigns the reference"
+        );
         let (_, set, _) = pending(r);
         assert_eq!(set["bankAccount"]["iban"], "DE02120300000000202051");
-        assert!(!set.contains_key("mandate"));
+        assert_eq!(set["mandateRequest"], r.record["mandateRequest"]);
+        assert_eq!(
+            (set["mandate"]["status"].as_str(), set["mandate"]["reference"].as_str()),
+            (Some("BEING_REPLACED"), Some("EVI-800000001-01"))
+        );
         assert!(s.mailer.texts()[0].contains("Die Bankverbindung (IBAN endet auf 2051)"));
+        // The IBAN already debited, or a payout account, needs no new mandate.
+        let same_iban = AccountInput { holder: "Max Mustermann".into(), ..erika_current() };
+        let r = go(change(PaymentMethod::SepaDirectDebit, Some(same_iban), Change::Keep));
+        assert!(r.is_ok(), "{r:?}");
+        assert_eq!(s.writer.committed()[1].record["mandateRequest"], Value::Null);
     }
 
     #[test]
@@ -571,8 +620,19 @@ mod tests {
         };
         assert_eq!(pointer, "/payoutAccount/iban");
         assert!(s.writer.committed().is_empty());
-        // With the account given, direct debit is a change; mandate nothing to revoke.
-        klaus(PaymentMethod::SepaDirectDebit, Some(new_account()), Change::Keep).unwrap();
+        // With the account given, direct debit is a change that needs the mandate; nothing to revoke.
+        assert_eq!(
+            code(klaus(PaymentMethod::SepaDirectDebit, Some(new_account()), Change::Keep)),
+            "SEPA_MANDATE_REQUIRED"
+        );
+        run(s.change(
+            &c,
+            &account("800000005"),
+            with_mandate(change(PaymentMethod::SepaDirectDebit, Some(new_account()), Change::Keep)),
+            Some(&password()),
+            None,
+        ))
+        .unwrap();
         let r = &s.writer.committed()[0];
         assert_eq!(r.record["mandateRevoked"], false);
         assert_eq!(r.record["paymentMethod"], "SEPA_DIRECT_DEBIT");

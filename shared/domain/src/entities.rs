@@ -211,6 +211,20 @@ pub struct BankDetails {
     /// values above already show it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_change: Option<RequestId>,
+    /// A new SEPA mandate the customer granted in the portal, until the CRM confirms it with
+    /// its reference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mandate_request: Option<MandateRequest>,
+}
+
+/// The mandate a customer granted in the portal: the version of the mandate text shown, and
+/// when it was accepted. The CRM assigns the reference.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MandateRequest {
+    pub text_version: String,
+    #[serde(with = "timestamp::serde")]
+    pub accepted_at: time::OffsetDateTime,
 }
 
 /// Contract account as mirrored: the account without its bank details.

@@ -379,6 +379,7 @@ pub fn split_account(a: ContractAccount) -> Result<(ContractAccountRecord, BankD
             payout_account: a.payout_account,
             mandate: a.mandate,
             pending_change: None,
+            mandate_request: None,
         },
     ))
 }

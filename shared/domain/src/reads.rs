@@ -218,6 +218,9 @@ pub struct BankDetailsView {
     /// A change not yet confirmed by the CRM (the values above show it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pending_change: Option<RequestId>,
+    /// The mandate the customer granted in the portal, until the CRM confirms it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mandate_request: Option<crate::entities::MandateRequest>,
 }
 
 impl From<BankDetails> for BankDetailsView {
@@ -233,6 +236,7 @@ impl From<BankDetails> for BankDetailsView {
                 signed_on: m.signed_on,
             }),
             pending_change: b.pending_change,
+            mandate_request: b.mandate_request,
         }
     }
 }

@@ -46,6 +46,7 @@ async fn a_bank_details_change_is_confirmed_checked_recorded_and_notified() {
         "paymentMethod": "SEPA_DIRECT_DEBIT",
         "bankAccount": {"holder": "Bäckerei Schmidt GmbH", "iban": "DE89 3704 0044 0532 0130 00", "bic": "COBADEFFXXX"},
         "payoutAccount": {"holder": "Bäckerei Schmidt GmbH", "iban": "DE64850503003120123456"},
+        "sepaMandateAccepted": true, "sepaMandateTextVersion": "2026-01",
     });
     let with_password = |password: &str| {
         let mut body = change.clone();
@@ -80,6 +81,13 @@ async fn a_bank_details_change_is_confirmed_checked_recorded_and_notified() {
     let (status, problem) = go(bad_iban, None).await;
     assert_eq!(problem["errors"][0]["pointer"], "/bankAccount/iban");
     refused((status, problem), (422, "IBAN_INVALID"), &before, TABLE, "1000003", "BANK_DETAILS_CHANGE").await;
+    // Debiting a new account without the customer's mandate is refused.
+    let mut no_mandate = with_password("Demo-Passwort-2026");
+    no_mandate.as_object_mut().unwrap().remove("sepaMandateAccepted");
+    no_mandate.as_object_mut().unwrap().remove("sepaMandateTextVersion");
+    let (status, problem) = go(no_mandate, None).await;
+    assert_eq!(problem["errors"][0]["pointer"], "/sepaMandateAccepted");
+    refused((status, problem), (422, "SEPA_MANDATE_REQUIRED"), &before, TABLE, "1000003", "BANK_DETAILS_CHANGE").await;
     let mut bad_bic = with_password("Demo-Passwort-2026");
     bad_bic["bankAccount"]["bic"] = json!("COBA1EFFXXX");
     refused(go(bad_bic, None).await, (422, "BIC_INVALID"), &before, TABLE, "1000003", "BANK_DETAILS_CHANGE").await;
@@ -114,6 +122,7 @@ async fn a_bank_details_change_is_confirmed_checked_recorded_and_notified() {
     assert!(sent, "the message went to the queue");
     assert_eq!(message["payload"]["bankAccount"]["iban"], "DE89370400440532013000", "the CRM gets the full IBAN");
     assert_eq!(message["payload"]["payoutAccountChanged"], true);
+    assert_eq!(message["payload"]["mandateRequest"]["textVersion"], "2026-01", "the new mandate for the CRM");
 
     let (_, _, shown) = call(Method::GET, path, None, Some(&bakery)).await;
     assert_eq!(shown["bankAccount"]["iban"], "******************3000");
