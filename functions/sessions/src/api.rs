@@ -133,6 +133,11 @@ fn problem(error: AccessError, request_id: &str) -> Problem {
         AccessError::InvalidCredentials => {
             Problem::new(StatusCode::UNAUTHORIZED, "INVALID_CREDENTIALS", "Username or password is wrong.")
         }
+        AccessError::PendingApproval => Problem::new(
+            StatusCode::FORBIDDEN,
+            "LOGIN_PENDING_APPROVAL",
+            "The login waits for customer service to approve it; you get an e-mail once it is active.",
+        ),
         AccessError::InitialPasswordExpired => Problem::new(
             StatusCode::UNAUTHORIZED,
             "INITIAL_PASSWORD_EXPIRED",

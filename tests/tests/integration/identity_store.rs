@@ -263,10 +263,15 @@ async fn an_initial_password_expires_after_72_hours_and_a_pending_login_cannot_l
     assert_eq!(answer["status"], "AUSSTEHEND");
     let initial = mail_field(&mails_to(&email).await.pop().unwrap(), "Initialpasswort:").unwrap();
 
-    // Pending: refused like a wrong password.
+    // Pending: the right password is told that the login waits for approval; a wrong one gets
+    // the generic answer (nothing about the login is told without its password).
     let refused =
         access(&stack, NOW + Duration::hours(1)).login("pschulz", &password(&initial), &Default::default()).await;
-    assert!(matches!(refused, Err(AccessError::InvalidCredentials)), "{:?}", refused.err());
+    assert!(matches!(refused, Err(AccessError::PendingApproval)), "{:?}", refused.err());
+    let wrong = access(&stack, NOW + Duration::hours(1))
+        .login("pschulz", &password("Falsch-2026-xyz"), &Default::default())
+        .await;
+    assert!(matches!(wrong, Err(AccessError::InvalidCredentials)), "{:?}", wrong.err());
 
     // The CRM approves it.
     stack

@@ -48,6 +48,9 @@ pub enum AccessError {
     InvalidCredentials,
     #[error("the initial password has expired")]
     InitialPasswordExpired,
+    /// The right password of a login that waits for the CRM's approval (AUSSTEHEND).
+    #[error("the login waits for approval")]
+    PendingApproval,
     #[error("too many failed logins; retry later")]
     TooManyAttempts { retry_after: Duration },
     #[error("the current password is wrong")]
@@ -200,8 +203,14 @@ impl<G: LoginStore, S: SessionStore, T: TokenStore, M: Mailer, H: LoginThrottle,
             })
             .await?;
         let login = login.filter(|_| ok).ok_or(AccessError::InvalidCredentials)?;
-        if login.status != LoginStatus::Active {
-            return Err(AccessError::InvalidCredentials);
+        match login.status {
+            LoginStatus::Active => {}
+            // The right password: the customer may know that the CRM has yet to approve.
+            LoginStatus::Pending => {
+                budgets::give_back(&self.limiter, slots).await;
+                return Err(AccessError::PendingApproval);
+            }
+            _ => return Err(AccessError::InvalidCredentials),
         }
         if login.must_change_password && login.password_expires_at.is_some_and(|end| self.clock.now() > end) {
             return Err(AccessError::InitialPasswordExpired);
@@ -493,7 +502,7 @@ mod tests {
             ("jmueller", "Falsch-2026!"),
             ("nobody", PASSWORD),
             ("kweber", PASSWORD),
-            ("pschulz", PASSWORD),
+            ("pschulz", "Falsch-2026!"),
             ("-x", PASSWORD),
         ] {
             let r = run(s.login(user, &pw(pass), &Default::default()));
@@ -610,6 +619,23 @@ mod tests {
         }
         let r = run(s.change_password(&caller, &password(), &pw("Neues-Passwort-2027")));
         assert!(matches!(r, Err(AccessError::TooManyAttempts { .. })), "{:?}", r.err());
+    }
+
+    #[test]
+    fn a_pending_login_with_the_right_password_is_told_it_waits_for_approval() {
+        let pending = LoginRecord { status: LoginStatus::Pending, ..jmueller() };
+        let s = service_at(NOW, &[pending]);
+        let r = run(s.login("jmueller", &password(), &Default::default()));
+        assert!(matches!(r, Err(AccessError::PendingApproval)), "{:?}", r.err());
+        let r = run(s.login("jmueller", &pw("Falsches-Passwort-1"), &Default::default()));
+        assert!(matches!(r, Err(AccessError::InvalidCredentials)), "a wrong password learns nothing: {:?}", r.err());
+        assert_eq!(s.limiter.total(), 2, "only the wrong password holds slots (the address's and the deployment's)");
+        // Deleted or locked: the generic answer, password or not.
+        for status in [LoginStatus::Deleted, LoginStatus::Locked] {
+            let s = service_at(NOW, &[LoginRecord { status, ..jmueller() }]);
+            let r = run(s.login("jmueller", &password(), &Default::default()));
+            assert!(matches!(r, Err(AccessError::InvalidCredentials)), "{status:?}: {:?}", r.err());
+        }
     }
 
     /// The code of the last reset mail.
