@@ -429,6 +429,18 @@ pub struct InstallmentPlan {
     pub pending_change: Option<PendingInstallmentChange>,
 }
 
+impl InstallmentPlan {
+    /// Why the plan cannot be changed now, if it cannot: the CRM's lock (with its reason), or,
+    /// as the module description has it, its last installment still being processed.
+    pub fn lock_reason(&self) -> Option<String> {
+        if self.change_locked {
+            return Some(self.change_locked_reason.clone().unwrap_or_else(|| "LOCKED".to_owned()));
+        }
+        let last = self.installments.iter().max_by_key(|i| i.due_date)?;
+        (last.status == InstallmentStatus::InProgress).then(|| "LAST_EXECUTION_IN_PROGRESS".to_owned())
+    }
+}
+
 /// Document (Dokument) in the customer's inbox; the file itself is not part of the record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -103,8 +103,7 @@ impl<R: ScopedReads, W: RequestWriter, C: Clock> InstallmentService<R, W, C> {
             return Ok(answer);
         }
         let plan = owned.entity;
-        if plan.change_locked {
-            let reason = plan.change_locked_reason.unwrap_or_else(|| "LOCKED".to_owned());
+        if let Some(reason) = plan.lock_reason() {
             return Err(ChangeError::not_possible(
                 "INSTALLMENT_CHANGE_LOCKED",
                 format!("the installment plan cannot be changed now ({reason})"),
@@ -362,6 +361,36 @@ mod tests {
         assert_eq!(expect["changeLocked"], json!(false));
         assert_eq!(expect["pendingChange"], Value::Null);
         assert!(matches!(r.activities[1].owner, ActivityOwner::Installation(_)));
+    }
+
+    #[test]
+    fn a_plan_whose_last_installment_is_being_processed_cannot_be_changed() {
+        // The bakery's plan: no lock flag from the CRM, but its last installment is IN_PROGRESS.
+        let s = service();
+        let refused = run(s.change(
+            &caller(&["1000003"]),
+            &account("800000004"),
+            Decimal::new(15000, 2),
+            date!(2026 - 12 - 15),
+            None,
+        ));
+        let Err(ChangeError::NotPossible { code, message }) = refused else { panic!("{refused:?}") };
+        assert_eq!(code, "INSTALLMENT_CHANGE_LOCKED");
+        assert!(message.contains("LAST_EXECUTION_IN_PROGRESS"), "{message}");
+        assert!(s.writer.committed().is_empty());
+        // Once the CRM reports it paid, the plan can be changed.
+        let mut snapshot = demo();
+        let plan = &mut snapshot.installment_plans[3].entity;
+        plan.installments.iter_mut().for_each(|i| i.status = crate::entities::InstallmentStatus::Paid);
+        let s = service_with(snapshot);
+        let r = run(s.change(
+            &caller(&["1000003"]),
+            &account("800000004"),
+            Decimal::new(15000, 2),
+            date!(2026 - 12 - 15),
+            None,
+        ));
+        assert!(r.is_ok(), "{r:?}");
     }
 
     #[test]

@@ -293,6 +293,7 @@ pub fn next_due_date(from: Date, due_day: u8) -> Date {
 
 pub fn installment_plan_view(plan: InstallmentPlan, today: Date) -> InstallmentPlanView {
     let sum = plan.installments.iter().map(|i| i.amount).sum();
+    let lock = plan.lock_reason();
     InstallmentPlanView {
         account_number: plan.account_number,
         amount: plan.amount,
@@ -301,12 +302,8 @@ pub fn installment_plan_view(plan: InstallmentPlan, today: Date) -> InstallmentP
         valid_from: plan.valid_from,
         sum,
         next_due_date: next_due_date(today.max(plan.valid_from), plan.due_day),
-        change_possible: !plan.change_locked && plan.pending_change.is_none(),
-        change_refused_reason: if plan.change_locked {
-            Some(plan.change_locked_reason.unwrap_or_else(|| "LOCKED".to_owned()))
-        } else {
-            plan.pending_change.as_ref().map(|_| "CHANGE_PENDING".to_owned())
-        },
+        change_possible: lock.is_none() && plan.pending_change.is_none(),
+        change_refused_reason: lock.or_else(|| plan.pending_change.as_ref().map(|_| "CHANGE_PENDING".to_owned())),
         installments: plan
             .installments
             .into_iter()
@@ -380,6 +377,13 @@ mod tests {
         let locked = installment_plan_view(plans[2].clone(), today);
         assert_eq!(
             (locked.change_possible, locked.change_refused_reason.as_deref()),
+            (false, Some("LAST_EXECUTION_IN_PROGRESS"))
+        );
+        // The last installment still being processed locks the plan, lock flag or not.
+        let processing = installment_plan_view(plans[3].clone(), today);
+        assert!(!plans[3].change_locked);
+        assert_eq!(
+            (processing.change_possible, processing.change_refused_reason.as_deref()),
             (false, Some("LAST_EXECUTION_IN_PROGRESS"))
         );
         let mut unexplained = plans[2].clone();
