@@ -560,7 +560,7 @@ for name, entries in (fixture.get("codeLists") or {}).items():
     if problem:
         fail(f"fixture code list name {name}: {problem}")
     for entry in entries:
-        for field in ("key", "label", "routeTo"):
+        for field in ("key", "label", "routeTo", "terminationRule"):
             fixture_values += 1
             problem = errors(validator_for(SCHEMAS / "code-list.response.schema.json", f"{CODES}/{field}"),
                              entry.get(field))

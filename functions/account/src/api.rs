@@ -7,6 +7,7 @@ use portal_domain::changes::Confirmation;
 use portal_domain::clock::SystemClock;
 use portal_domain::identity::account::{AccountError, AccountService};
 use portal_domain::identity::sessions::Access;
+use portal_platform::data_export::DynamoExport;
 use portal_platform::dynamo::{DynamoDirectory, DynamoLimiter};
 use portal_platform::http::{
     IdentificationBody, Problem, authenticate, json_response, no_content, problems, read_json, serve,
@@ -31,6 +32,7 @@ type Service =
 
 pub struct Api {
     service: Service,
+    export: DynamoExport,
     auth: LiveAuthenticator,
     confirmation: Confirmation<DynamoLogins, DynamoThrottle, SystemClock>,
     add_schema: Validator,
@@ -52,6 +54,7 @@ impl Api {
         };
         Ok(Self {
             service,
+            export: live.export(),
             auth: live.authenticator(),
             confirmation: live.confirmation(),
             add_schema: schemas::compile("customer-identification.request.schema.json")?,
@@ -64,11 +67,34 @@ impl Api {
             match (method, path.as_str()) {
                 (Method::GET, "/v1/me") => self.me(&req, &id).await,
                 (Method::DELETE, "/v1/me") => self.delete(&req, &id).await,
+                (Method::GET, "/v1/me/export") => self.data_export(&req, &id).await,
                 (Method::POST, "/v1/me/customer-numbers") => self.add_customer_number(&req, &id).await,
                 _ => Err(Problem::not_found()),
             }
         })
         .await
+    }
+
+    /// Everything the backend holds about the login and its customers (GDPR Art. 15/20),
+    /// as a download. Like a sensitive change it needs a fresh login: a GET carries no
+    /// body, and a password in a URL or header would stay in logs and caches, so the portal
+    /// signs in again (`POST /v1/sessions`) after the confirmation window.
+    async fn data_export(&self, req: &Request, id: &str) -> Result<Response<Body>, Problem> {
+        let caller = authenticate(&self.auth, req, Access::Regular, id).await?;
+        self.confirmation.confirm(&caller, None).await.map_err(|e| problems::change(e, id))?;
+        let unexpected = |e: portal_domain::ports::StoreError| Problem::unexpected(id, &e);
+        let (login, customers) =
+            futures::try_join!(self.export.login(&caller), self.export.customers(&caller)).map_err(unexpected)?;
+        let now = time::OffsetDateTime::now_utc();
+        let generated_at = portal_domain::entities::timestamp::format(now);
+        let document = portal_domain::data_export::document(login, customers, &generated_at);
+        let mut response = json_response(StatusCode::OK, &document, id);
+        let file = format!("attachment; filename=\"evi-portal-export-{}.json\"", caller.login_id);
+        if let Ok(value) = http::HeaderValue::from_str(&file) {
+            response.headers_mut().insert(http::header::CONTENT_DISPOSITION, value);
+        }
+        response.headers_mut().insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-store"));
+        Ok(response)
     }
 
     async fn me(&self, req: &Request, id: &str) -> Result<Response<Body>, Problem> {

@@ -42,7 +42,7 @@ impl Api {
             return Err(Problem::not_found());
         }
         let entries: Vec<_> =
-            values.into_iter().map(|v| json!({ "key": v.key, "label": v.label, "routeTo": v.route_to })).collect();
+            values.into_iter().map(|v| json!({ "key": v.key, "label": v.label, "routeTo": v.route_to, "terminationRule": v.termination_rule })).collect();
         Ok(json_response(StatusCode::OK, &json!({ "name": name, "values": entries }), id))
     }
 }

@@ -1,11 +1,14 @@
-//! Customer data (capability 4): `GET /v1/customers/{customerNumber}`, and the
-//! contact-data change `PATCH /v1/customers/{customerNumber}/contact`.
+//! Customer data (capability 4): `GET /v1/customers/{customerNumber}`, the contact-data
+//! change `PATCH /v1/customers/{customerNumber}/contact` and the customer-data change
+//! (names, salutation, title, postal address) `PATCH /v1/customers/{customerNumber}`.
 
 use http::{Method, StatusCode};
 use jsonschema::Validator;
 use lambda_http::{Body, Error, Request, Response, run, service_fn};
 use portal_domain::clock::SystemClock;
 use portal_domain::contact::{Change, ContactChange, ContactService, PhoneNumber};
+use portal_domain::customer_data::{CustomerDataService, DataChange};
+use portal_domain::entities::Address;
 use portal_domain::identity::credentials::EmailAddress;
 use portal_domain::identity::sessions::Access;
 use portal_domain::ids::CustomerNumber;
@@ -20,14 +23,50 @@ use portal_platform::reads::DynamoReads;
 use portal_platform::schemas;
 use portal_platform::write_path::WritePath;
 use secrecy::SecretString;
+use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 use std::convert::Infallible;
 
 struct Api {
     reads: DynamoReads,
     contact: ContactService<DynamoReads, WritePath, DynamoLogins, DynamoThrottle, SesMailer, SystemClock>,
+    data: CustomerDataService<DynamoReads, WritePath, SystemClock>,
     auth: LiveAuthenticator,
     contact_schema: Validator,
+    data_schema: Validator,
+}
+
+/// The customer-data change as sent: absent fields stay, a `null` title is removed.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DataChangeBody {
+    salutation: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    title: Option<Option<String>>,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    address: Option<Address>,
+}
+
+/// A field that is present, `null` or not.
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+impl From<DataChangeBody> for DataChange {
+    fn from(b: DataChangeBody) -> Self {
+        Self {
+            salutation: b.salutation,
+            title: match b.title {
+                None => Change::Keep,
+                Some(None) => Change::Clear,
+                Some(Some(t)) => Change::Set(t),
+            },
+            first_name: b.first_name,
+            last_name: b.last_name,
+            address: b.address,
+        }
+    }
 }
 
 /// A field rule refused: the same 422 as every change's.
@@ -69,6 +108,7 @@ impl Api {
             match (method, path) {
                 (Method::GET, path) if path.starts_with("/v1/customers/") => self.customer(&req, &path, &id).await,
                 (Method::PATCH, path) if path.ends_with("/contact") => self.change_contact(&req, &path, &id).await,
+                (Method::PATCH, path) if path.starts_with("/v1/customers/") => self.change_data(&req, &path, &id).await,
                 _ => Err(Problem::not_found()),
             }
         })
@@ -97,6 +137,19 @@ impl Api {
             .map_err(|e| problems::change(e, id))?;
         Ok(json_response(StatusCode::ACCEPTED, &answer, id))
     }
+
+    async fn change_data(&self, req: &Request, path: &str, id: &str) -> Result<Response<Body>, Problem> {
+        let caller = authenticate(&self.auth, req, Access::Regular, id).await?;
+        let customer = path_param(path, "/v1/customers/", "", CustomerNumber::parse).ok_or_else(Problem::not_found)?;
+        let key = idempotency_key(req)?;
+        let (body, raw) = read_json::<DataChangeBody>(req, &self.data_schema)?;
+        let answer = self
+            .data
+            .change(&caller, &customer, body.into(), key.map(|k| (k, fingerprint_unconfirmed(&raw))))
+            .await
+            .map_err(|e| problems::change(e, id))?;
+        Ok(json_response(StatusCode::ACCEPTED, &answer, id))
+    }
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -112,8 +165,10 @@ async fn main() -> Result<(), Error> {
             mailer: live.mailer(),
             clock: SystemClock,
         },
+        data: CustomerDataService { reads: live.reads(), writer: live.writer(), clock: SystemClock },
         auth: live.authenticator(),
         contact_schema: schemas::compile("contact-change.request.schema.json")?,
+        data_schema: schemas::compile("customer-data-change.request.schema.json")?,
     };
     run(service_fn(|req| api.handle(req))).await
 }

@@ -37,7 +37,7 @@ struct TerminationBody {
     #[serde(default, with = "iso_date::option")]
     move_out_date: Option<Date>,
     final_bill_address: AddressChoice,
-    reading: Option<ReadingBody>,
+    readings: Vec<ReadingBody>,
     final_bill_payment: PaymentChoice,
     current_password: Option<SecretString>,
 }
@@ -74,6 +74,8 @@ struct ReadingBody {
     #[serde(with = "iso_date")]
     reading_date: Date,
     values: Vec<ValueBody>,
+    #[serde(default)]
+    confirmed_implausible: bool,
 }
 
 #[derive(Deserialize)]
@@ -92,11 +94,20 @@ impl From<TerminationBody> for Termination {
                 AddressChoice::Current => FinalBillAddress::Current,
                 AddressChoice::Other { name, address } => FinalBillAddress::Other { name, address },
             },
-            reading: b.reading.map(|r| FinalReading {
-                meter: r.meter_number,
-                reading_date: r.reading_date,
-                values: r.values.into_iter().map(|v| SubmittedValue { register: v.register, value: v.value }).collect(),
-            }),
+            readings: b
+                .readings
+                .into_iter()
+                .map(|r| FinalReading {
+                    meter: r.meter_number,
+                    reading_date: r.reading_date,
+                    values: r
+                        .values
+                        .into_iter()
+                        .map(|v| SubmittedValue { register: v.register, value: v.value })
+                        .collect(),
+                    confirmed_implausible: r.confirmed_implausible,
+                })
+                .collect(),
             payment: match b.final_bill_payment {
                 PaymentChoice::Keep => FinalBillPayment::Keep,
                 PaymentChoice::New { payment_method, bank_account } => FinalBillPayment::New {
@@ -121,6 +132,7 @@ impl Api {
         serve(req, |req, method, path, id| async move {
             match (method, path) {
                 (Method::POST, path) if path.ends_with("/terminations") => self.terminate(&req, &path, &id).await,
+                (Method::GET, path) if path.ends_with("/termination-options") => self.options(&req, &path, &id).await,
                 _ => Err(Problem::not_found()),
             }
         })
@@ -144,12 +156,16 @@ impl Api {
                 key.map(|k| (k, fingerprint_unconfirmed(&raw))),
             )
             .await
-            .map_err(|e| match e {
-                // The reading's rule violations point into the reading.
-                portal_domain::changes::ChangeError::Implausible(v) => problems::implausible(&v, "/reading"),
-                other => problems::change(other, id),
-            })?;
+            .map_err(|e| problems::change(e, id))?;
         Ok(json_response(StatusCode::ACCEPTED, &answer, id))
+    }
+
+    async fn options(&self, req: &Request, path: &str, id: &str) -> Result<Response<Body>, Problem> {
+        let caller = authenticate(&self.auth, req, Access::Regular, id).await?;
+        let contract = path_param(path, "/v1/contracts/", "/termination-options", ContractNumber::parse)
+            .ok_or_else(Problem::not_found)?;
+        let answer = self.service.options(&caller, &contract).await.map_err(|e| problems::change(e, id))?;
+        Ok(json_response(StatusCode::OK, &answer, id))
     }
 }
 

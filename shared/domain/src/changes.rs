@@ -35,6 +35,9 @@ pub enum ChangeError {
     /// A meter reading broke the plausibility rules (422).
     #[error("the reading is not plausible")]
     Implausible(Vec<RuleViolation>),
+    /// A reading inside a larger request broke them; `prefix` points at it (422).
+    #[error("the reading at {prefix} is not plausible")]
+    ImplausibleAt { prefix: String, violations: Vec<RuleViolation> },
     /// A sensitive change without the current password, long after the login (403).
     #[error("confirm the change with the current password")]
     ReauthenticationRequired,

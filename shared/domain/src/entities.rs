@@ -140,6 +140,22 @@ pub struct BusinessPartner {
     /// confirmed yet: the values above already show it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_contact_change: Option<crate::ids::RequestId>,
+    /// A change of name, salutation, title or address the customer requested in the
+    /// portal: the values above stay the CRM's until it confirms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_data_change: Option<PendingDataChange>,
+}
+
+/// A customer-data change waiting for the CRM: the request and the values it asks for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PendingDataChange {
+    pub request_id: crate::ids::RequestId,
+    #[serde(with = "time::serde::rfc3339")]
+    pub submitted_at: OffsetDateTime,
+    /// The requested values by field (`salutation`, `title`, `firstName`, `lastName`,
+    /// `address`); `null` removes a title.
+    pub changes: serde_json::Map<String, serde_json::Value>,
 }
 
 impl BusinessPartner {
@@ -486,6 +502,20 @@ pub struct CodeValue {
     /// Department a message with this reason is routed to (message reasons only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub route_to: Option<String>,
+    /// The dates a termination with this reason allows (termination reasons only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub termination_rule: Option<TerminationRule>,
+}
+
+/// The notice rule of a termination reason, as the CRM keeps it on the code list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TerminationRule {
+    /// The earliest termination date, in days from today: positive for a notice period,
+    /// negative for a reason that may be reported late (a move, a death).
+    pub earliest_days_from_today: i64,
+    /// The termination needs the move-out date and ends on it.
+    pub move_out_date_required: bool,
 }
 
 /// Status of a portal login as EVI knows it.

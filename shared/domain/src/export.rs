@@ -243,6 +243,28 @@ impl Snapshot {
                 }
             }
         }
+        // Neither the CRM's forecast nor enough history (a new meter): the typical consumption
+        // of the product's customer type.
+        let product_of_installation: HashMap<&InstallationId, &Product> = owned_contracts
+            .iter()
+            .filter_map(|c: &Owned<Contract>| {
+                Some((&c.entity.installation_id, products.iter().find(|p| p.product_id == c.entity.product_id)?))
+            })
+            .collect();
+        for meter in meter_records.values_mut() {
+            let Some(product) = product_of_installation.get(&meter.meter.installation_id) else { continue };
+            let registers = meter.meter.registers.len();
+            for register in &mut meter.meter.registers {
+                if register.expected_annual_consumption.is_none() {
+                    register.expected_annual_consumption = typical_annual_consumption(
+                        product.commodity,
+                        &product.customer_type,
+                        register.code.as_str(),
+                        registers,
+                    );
+                }
+            }
+        }
 
         let mut owned_plans = Vec::new();
         for p in plans {
@@ -321,6 +343,8 @@ fn code_lists(doc: &Value) -> Result<Vec<CodeValue>, ImportError> {
         label: String,
         #[serde(default)]
         route_to: Option<String>,
+        #[serde(default)]
+        termination_rule: Option<TerminationRule>,
     }
     let Some(lists) = doc.get("codeLists") else {
         return Ok(Vec::new());
@@ -337,7 +361,13 @@ fn code_lists(doc: &Value) -> Result<Vec<CodeValue>, ImportError> {
             if e.key.trim().is_empty() || e.label.trim().is_empty() {
                 return Err(ImportError::new("codeList", name, "key", "empty key or label"));
             }
-            values.push(CodeValue { list_name: name.clone(), key: e.key, label: e.label, route_to: e.route_to });
+            values.push(CodeValue {
+                list_name: name.clone(),
+                key: e.key,
+                label: e.label,
+                route_to: e.route_to,
+                termination_rule: e.termination_rule,
+            });
         }
     }
     Ok(values)
@@ -382,6 +412,33 @@ pub fn split_account(a: ContractAccount) -> Result<(ContractAccountRecord, BankD
             mandate_request: None,
         },
     ))
+}
+
+/// The typical annual consumption of a register by the product's commodity and customer type,
+/// in the meter's unit, for a register with neither the CRM's forecast nor a year of history:
+/// electricity 3,500 kWh (PRIVATE) or 15,000 kWh (BUSINESS); gas 2,000 m³ (PRIVATE, about
+/// 20,000 kWh) or 6,000 m³ (BUSINESS). Of a two-tariff meter HT takes 60 % and NT 40 %;
+/// several other registers share it evenly. `None` for another customer type.
+pub fn typical_annual_consumption(
+    commodity: Commodity,
+    customer_type: &str,
+    register: &str,
+    registers: usize,
+) -> Option<rust_decimal::Decimal> {
+    use rust_decimal::Decimal;
+    let total = match (commodity, customer_type) {
+        (Commodity::Electricity, "PRIVATE") => 3_500,
+        (Commodity::Electricity, "BUSINESS") => 15_000,
+        (Commodity::Gas, "PRIVATE") => 2_000,
+        (Commodity::Gas, "BUSINESS") => 6_000,
+        _ => return None,
+    };
+    let total = Decimal::from(total);
+    Some(match (register, registers) {
+        ("HT", 2) => total * Decimal::new(6, 1),
+        ("NT", 2) => total * Decimal::new(4, 1),
+        (_, n) => (total / Decimal::from(n.max(1))).round(),
+    })
 }
 
 /// The rules of a contract on its own.
@@ -768,7 +825,8 @@ mod tests {
 
 #[cfg(test)]
 mod forecast_tests {
-    use super::annual_consumption;
+    use super::{annual_consumption, parse_export, typical_annual_consumption};
+    use crate::entities::Commodity;
     use rust_decimal::Decimal;
     use time::macros::date;
 
@@ -787,5 +845,38 @@ mod forecast_tests {
         let exchanged = [(date!(2025 - 11 - 30), 26335), (date!(2026 - 05 - 31), 120), (date!(2026 - 11 - 30), 1615)];
         assert_eq!(annual_consumption(history(&exchanged).into_iter()), None);
         assert_eq!(annual_consumption(std::iter::empty()), None);
+    }
+
+    #[test]
+    fn without_forecast_or_history_the_products_customer_type_gives_the_typical_consumption() {
+        let t = |c, ty, r, n| typical_annual_consumption(c, ty, r, n).map(|d| d.normalize().to_string());
+        assert_eq!(t(Commodity::Electricity, "PRIVATE", "SINGLE", 1).as_deref(), Some("3500"));
+        assert_eq!(t(Commodity::Electricity, "PRIVATE", "HT", 2).as_deref(), Some("2100"));
+        assert_eq!(t(Commodity::Electricity, "PRIVATE", "NT", 2).as_deref(), Some("1400"));
+        assert_eq!(t(Commodity::Electricity, "BUSINESS", "SINGLE", 1).as_deref(), Some("15000"));
+        assert_eq!(t(Commodity::Gas, "PRIVATE", "SINGLE", 1).as_deref(), Some("2000"));
+        assert_eq!(t(Commodity::Gas, "AGRICULTURE", "SINGLE", 1), None);
+
+        // The demo export with the bakery's meter (business electricity) new: no readings,
+        // no forecast from the CRM.
+        let mut doc: serde_json::Value = serde_json::from_str(include_str!("../../../fixtures/crm-demo.json")).unwrap();
+        doc["meterReadings"].as_array_mut().unwrap().retain(|r| r["meterNumber"] != "1APA0098765432");
+        for m in doc["meters"].as_array_mut().unwrap() {
+            for r in m["registers"].as_array_mut().unwrap() {
+                r.as_object_mut().unwrap().remove("expectedAnnualConsumption");
+            }
+        }
+        let s = parse_export(&doc.to_string()).unwrap();
+        let bakery = s.meters.iter().find(|m| m.meter.meter_number.as_str() == "1APA0098765432").unwrap();
+        let forecasts: Vec<String> = bakery
+            .meter
+            .registers
+            .iter()
+            .map(|r| r.expected_annual_consumption.unwrap().normalize().to_string())
+            .collect();
+        assert_eq!(forecasts, ["9000", "6000"]);
+        // A meter with history keeps the figure its readings show.
+        let erika = s.meters.iter().find(|m| m.meter.meter_number.as_str() == "1EMH0012345678").unwrap();
+        assert_eq!(erika.meter.registers[0].expected_annual_consumption.unwrap().normalize().to_string(), "3400");
     }
 }

@@ -244,6 +244,10 @@ impl crate::reads::ScopedReads for MemoryDirectory {
         Ok(Some((d.clone(), bytes)))
     }
 
+    async fn meters(&self, caller: &Caller) -> Result<Vec<MeterRecord>, StoreError> {
+        Ok(self.0.meters.iter().filter(|m| caller.owns(&m.partner_number)).cloned().collect())
+    }
+
     async fn meter_readings(
         &self,
         caller: &Caller,

@@ -60,6 +60,8 @@ pub trait ScopedReads: Send + Sync {
         caller: &Caller,
         document: &DocumentId,
     ) -> impl Future<Output = Result<Option<(Document, Vec<u8>)>, StoreError>> + Send;
+    /// The meters of all the caller's customer numbers (without reading history).
+    fn meters(&self, caller: &Caller) -> impl Future<Output = Result<Vec<MeterRecord>, StoreError>> + Send;
     /// A meter with its reading history, if the meter is the caller's.
     fn meter_readings(
         &self,
@@ -92,6 +94,9 @@ pub struct CustomerView {
     pub notification_consent: bool,
     /// A contact-data change not yet confirmed by the CRM (the values above include it).
     pub pending_contact_change: Option<crate::ids::RequestId>,
+    /// A requested change of name or address not yet confirmed by the CRM (the values
+    /// above do not include it).
+    pub pending_data_change: Option<crate::entities::PendingDataChange>,
 }
 
 impl From<BusinessPartner> for CustomerView {
@@ -110,6 +115,7 @@ impl From<BusinessPartner> for CustomerView {
             email: p.email,
             notification_consent: p.notification_consent,
             pending_contact_change: p.pending_contact_change,
+            pending_data_change: p.pending_data_change,
         }
     }
 }

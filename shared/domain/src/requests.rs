@@ -27,6 +27,8 @@ pub enum RequestKind {
     CustomerNumberAdded,
     /// Kommunikationsdatenänderung.
     ContactDataChange,
+    /// Kundendatenänderung: salutation, title, names, postal address.
+    CustomerDataChange,
     /// Bankverbindung ändern: payment method, payment account, payout account.
     BankDetailsChange,
     /// Revocation of the SEPA direct-debit mandate.
@@ -51,6 +53,7 @@ impl RequestKind {
             Self::AccountDeletion => "ACCOUNT_DELETION",
             Self::CustomerNumberAdded => "CUSTOMER_NUMBER_ADDED",
             Self::ContactDataChange => "CONTACT_DATA_CHANGE",
+            Self::CustomerDataChange => "CUSTOMER_DATA_CHANGE",
             Self::BankDetailsChange => "BANK_DETAILS_CHANGE",
             Self::MandateRevocation => "MANDATE_REVOCATION",
             Self::BillingAddressChange => "BILLING_ADDRESS_CHANGE",
@@ -69,6 +72,7 @@ impl RequestKind {
             Self::AccountDeletion => "portal-login.deleted",
             Self::CustomerNumberAdded => "portal-login.customer-number-added",
             Self::ContactDataChange => "customer.contact-data-changed",
+            Self::CustomerDataChange => "customer.data-change-requested",
             Self::BankDetailsChange => "bank-details.changed",
             Self::MandateRevocation => "direct-debit-mandate.revoked",
             Self::BillingAddressChange => "contract-account.billing-address-changed",
@@ -378,6 +382,7 @@ mod tests {
             (RequestKind::AccountDeletion, "ACCOUNT_DELETION", "portal-login.deleted"),
             (RequestKind::CustomerNumberAdded, "CUSTOMER_NUMBER_ADDED", "portal-login.customer-number-added"),
             (RequestKind::ContactDataChange, "CONTACT_DATA_CHANGE", "customer.contact-data-changed"),
+            (RequestKind::CustomerDataChange, "CUSTOMER_DATA_CHANGE", "customer.data-change-requested"),
             (RequestKind::BankDetailsChange, "BANK_DETAILS_CHANGE", "bank-details.changed"),
             (RequestKind::MandateRevocation, "MANDATE_REVOCATION", "direct-debit-mandate.revoked"),
             (RequestKind::BillingAddressChange, "BILLING_ADDRESS_CHANGE", "contract-account.billing-address-changed"),

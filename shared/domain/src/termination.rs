@@ -1,17 +1,24 @@
 //! Contract termination (Kündigung, capability 13): reason from the code list, a date the
-//! reason allows, the final bill's address, an optional final reading (same plausibility
-//! as every reading) and how the final bill is paid (keep the bank details, or give new
-//! ones under the bank-details rules). Sensitive like a bank-details change.
+//! reason's notice rule allows, the final bill's address, the final reading of every meter
+//! of the contract (same plausibility as every reading) and how the final bill is paid
+//! (keep the bank details, or give new ones under the bank-details rules). Sensitive like
+//! a bank-details change.
+//!
+//! The notice rules come from the CRM: each termination reason of the code list carries
+//! its `terminationRule` (earliest date in days from today, whether a move-out date is
+//! needed); a reason without one is an ordinary termination with the configured notice.
 
 use crate::bank::{AccountInput, checked_account};
 use crate::billing::checked_address;
 use crate::changes::{self, ChangeError, Confirmation, Draft};
 use crate::clock::Clock;
-use crate::entities::{Address, PaymentMethod, PendingTermination, iso_date};
+use crate::entities::{
+    Address, CodeValue, Contract, MeterRecord, PaymentMethod, PendingTermination, TerminationRule, iso_date,
+};
 use crate::identity::sessions::Caller;
 use crate::identity::{LoginStore, LoginThrottle, Mailer};
 use crate::ids::{ContractNumber, IdempotencyKey, MeterNumber, RequestId};
-use crate::plausibility::{ReadingPolicy, SubmittedValue, check_reading};
+use crate::plausibility::{ReadingPolicy, SubmittedValue, check_reading_confirmed};
 use crate::ports::RequestWriter;
 use crate::reads::{Catalog, ScopedReads};
 use crate::requests::{Activity, ActivityOwner, MirrorObject, MirrorUpdate, RequestKind};
@@ -38,6 +45,8 @@ pub struct FinalReading {
     pub meter: MeterNumber,
     pub reading_date: Date,
     pub values: Vec<SubmittedValue>,
+    /// The customer insists on values outside the plausible range.
+    pub confirmed_implausible: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -46,56 +55,53 @@ pub struct Termination {
     pub termination_date: Date,
     pub move_out_date: Option<Date>,
     pub final_bill_address: FinalBillAddress,
-    pub reading: Option<FinalReading>,
+    /// The final reading of every meter of the contract.
+    pub readings: Vec<FinalReading>,
     pub payment: FinalBillPayment,
 }
 
-/// The dates each reason allows (configuration).
+/// The limits the CRM's rules do not set (configuration).
 #[derive(Debug, Clone, Copy)]
 pub struct TerminationPolicy {
-    /// Notice for an ordinary termination (supplier change, other reasons).
+    /// Notice for a reason whose code list entry carries no rule.
     pub notice_days: i64,
-    /// How long after moving out the move may still be reported.
-    pub move_out_late_days: i64,
-    /// How far back a termination because of a death may reach.
-    pub death_late_days: i64,
     pub max_days_ahead: i64,
     pub readings: ReadingPolicy,
 }
 
 impl Default for TerminationPolicy {
     fn default() -> Self {
-        Self {
-            notice_days: 30,
-            move_out_late_days: 42,
-            death_late_days: 90,
-            max_days_ahead: 366,
-            readings: ReadingPolicy::default(),
-        }
+        Self { notice_days: 30, max_days_ahead: 366, readings: ReadingPolicy::default() }
     }
 }
 
 impl TerminationPolicy {
-    /// The earliest termination date for a reason; a reason without rules of its own is
-    /// an ordinary termination with notice.
-    pub fn earliest(&self, reason: &str, today: Date) -> Date {
-        match reason {
-            "MOVE_OUT" => today - Duration::days(self.move_out_late_days),
-            "DEATH" => today - Duration::days(self.death_late_days),
-            "PRICE_CHANGE" => today,
-            _ => today + Duration::days(self.notice_days),
-        }
+    /// The reason's rule from the CRM, or an ordinary termination with notice.
+    pub fn rule(&self, reason: &CodeValue) -> TerminationRule {
+        reason
+            .termination_rule
+            .unwrap_or(TerminationRule { earliest_days_from_today: self.notice_days, move_out_date_required: false })
+    }
+
+    /// The earliest and latest termination date a rule allows for a contract: not before
+    /// the contract starts, and (for a contract that ends anyway) before its end.
+    pub fn window(&self, rule: TerminationRule, contract: &Contract, today: Date) -> (Date, Date) {
+        let earliest = (today + Duration::days(rule.earliest_days_from_today)).max(contract.start_date);
+        let latest = today + Duration::days(self.max_days_ahead);
+        let latest = contract.end_date.map_or(latest, |end| latest.min(end - Duration::days(1)));
+        (earliest, latest)
     }
 }
 
 /// The date rules, without storage.
 pub fn check_dates(
     policy: &TerminationPolicy,
+    rule: TerminationRule,
     t: &Termination,
     contract_start: Date,
     today: Date,
 ) -> Result<(), ChangeError> {
-    if t.reason == "MOVE_OUT" {
+    if rule.move_out_date_required {
         let Some(moved) = t.move_out_date else {
             return Err(ChangeError::invalid("/moveOutDate", "MOVE_OUT_DATE_REQUIRED", "give the date you move out"));
         };
@@ -107,7 +113,7 @@ pub fn check_dates(
             ));
         }
     }
-    let earliest = policy.earliest(&t.reason, today).max(contract_start);
+    let earliest = (today + Duration::days(rule.earliest_days_from_today)).max(contract_start);
     if t.termination_date < earliest {
         return Err(ChangeError::invalid(
             "/terminationDate",
@@ -123,6 +129,77 @@ pub fn check_dates(
         ));
     }
     Ok(())
+}
+
+/// The meters a termination needs a final reading of: the contract's meters still in use.
+fn meters_to_read(meters: Vec<MeterRecord>, contract: &Contract, today: Date) -> Vec<MeterRecord> {
+    let mut meters: Vec<MeterRecord> = meters
+        .into_iter()
+        .filter(|m| m.meter.installation_id == contract.installation_id && m.is_active_on(today))
+        .collect();
+    meters.sort_by(|a, b| a.meter.meter_number.cmp(&b.meter.meter_number));
+    meters
+}
+
+/// Every meter's final reading, each once and under the reading rules.
+pub fn check_final_readings(
+    meters: &[MeterRecord],
+    readings: &[FinalReading],
+    today: Date,
+    policy: &ReadingPolicy,
+) -> Result<Vec<Value>, ChangeError> {
+    let mut accepted = Vec::with_capacity(readings.len());
+    for (index, r) in readings.iter().enumerate() {
+        let pointer = format!("/readings/{index}/meterNumber");
+        let Some(meter) = meters.iter().find(|m| m.meter.meter_number == r.meter) else {
+            return Err(ChangeError::invalid(
+                &pointer,
+                "METER_NOT_OF_CONTRACT",
+                "the meter does not belong to this contract",
+            ));
+        };
+        if readings[..index].iter().any(|earlier| earlier.meter == r.meter) {
+            return Err(ChangeError::invalid(&pointer, "FINAL_READING_TWICE", "give each meter's final reading once"));
+        }
+        let values = check_reading_confirmed(meter, r.reading_date, &r.values, today, policy, r.confirmed_implausible)
+            .map_err(|violations| ChangeError::ImplausibleAt { prefix: format!("/readings/{index}"), violations })?;
+        let implausible = values.iter().any(|v| v.implausible);
+        let mut reading = json!({
+            "meterNumber": r.meter,
+            "readingDate": iso_date::format(r.reading_date),
+            "values": values,
+        });
+        if implausible {
+            reading["implausible"] = Value::Bool(true);
+        }
+        accepted.push(reading);
+    }
+    if let Some(missing) = meters.iter().find(|m| !readings.iter().any(|r| r.meter == m.meter.meter_number)) {
+        let registers: Vec<&str> = missing.meter.registers.iter().map(|r| r.code.as_str()).collect();
+        return Err(ChangeError::invalid(
+            "/readings",
+            "FINAL_READING_REQUIRED",
+            format!("give the final reading of meter {} ({})", missing.meter.meter_number, registers.join(", ")),
+        ));
+    }
+    Ok(accepted)
+}
+
+/// Why a contract cannot be terminated now, if it cannot.
+fn blocked(contract: &Contract, until: Date) -> Option<ChangeError> {
+    // A contract that ends anyway can still be ended earlier (a move before a fixed end).
+    if let Some(end) = contract.end_date.filter(|end| *end <= until) {
+        return Some(ChangeError::not_possible(
+            "CONTRACT_ENDED",
+            format!("the contract ends on {} already", iso_date::format(end)),
+        ));
+    }
+    contract.pending_termination.as_ref().map(|pending| {
+        ChangeError::not_possible(
+            "TERMINATION_PENDING",
+            format!("a termination ({}) is already being processed", pending.request_id),
+        )
+    })
 }
 
 pub struct TerminationService<R, W, G, H, M, C> {
@@ -161,28 +238,19 @@ where
         self.confirmation.confirm(caller, password).await?;
 
         let today = self.clock.today();
-        // A contract that ends anyway can still be ended earlier (a move before a fixed end).
-        if let Some(end) = contract.end_date.filter(|end| *end <= t.termination_date.max(today)) {
-            return Err(ChangeError::not_possible(
-                "CONTRACT_ENDED",
-                format!("the contract ends on {} already", iso_date::format(end)),
-            ));
+        if let Some(refusal) = blocked(&contract, t.termination_date.max(today)) {
+            return Err(refusal);
         }
-        if let Some(pending) = &contract.pending_termination {
-            return Err(ChangeError::not_possible(
-                "TERMINATION_PENDING",
-                format!("a termination ({}) is already being processed", pending.request_id),
-            ));
-        }
-        let (reasons, account, bank) = futures::join!(
+        let (reasons, account, bank, meters) = futures::join!(
             self.reads.code_list("terminationReasons"),
             self.reads.account(caller, &contract.account_number),
             self.reads.bank_details(caller, &contract.account_number),
+            self.reads.meters(caller),
         );
-        if !reasons?.iter().any(|r| r.key == t.reason) {
-            return Err(ChangeError::invalid("/reason", "UNKNOWN_REASON", "not a termination reason of the code list"));
-        }
-        check_dates(&self.policy, &t, contract.start_date, today)?;
+        let reason = reasons?.into_iter().find(|r| r.key == t.reason).ok_or_else(|| {
+            ChangeError::invalid("/reason", "UNKNOWN_REASON", "not a termination reason of the code list")
+        })?;
+        check_dates(&self.policy, self.policy.rule(&reason), &t, contract.start_date, today)?;
         let account = account?.ok_or(ChangeError::NotFound)?;
 
         let (bill_name, bill_address) = match &t.final_bill_address {
@@ -195,26 +263,8 @@ where
             }
         };
 
-        let reading = match &t.reading {
-            None => Value::Null,
-            Some(r) => {
-                let (meter, _) = self
-                    .reads
-                    .meter_readings(caller, &r.meter)
-                    .await?
-                    .filter(|(m, _)| m.meter.installation_id == contract.installation_id)
-                    .ok_or_else(|| {
-                        ChangeError::invalid(
-                            "/reading/meterNumber",
-                            "METER_NOT_OF_CONTRACT",
-                            "the meter does not belong to this contract",
-                        )
-                    })?;
-                let accepted = check_reading(&meter, r.reading_date, &r.values, today, &self.policy.readings)
-                    .map_err(ChangeError::Implausible)?;
-                json!({ "meterNumber": r.meter, "readingDate": iso_date::format(r.reading_date), "values": accepted })
-            }
-        };
+        let meters = meters_to_read(meters?, &contract, today);
+        let readings = check_final_readings(&meters, &t.readings, today, &self.policy.readings)?;
 
         let payment = match &t.payment {
             FinalBillPayment::Keep => {
@@ -266,7 +316,7 @@ where
                     "name": bill_name,
                     "address": bill_address,
                 },
-                "reading": reading,
+                "readings": readings,
                 "finalBillPayment": payment,
             }),
             mirror_updates: vec![MirrorUpdate::Pending {
@@ -299,6 +349,64 @@ where
         changes::notify(&self.mailer, &to, "Ihre Kündigung ist eingegangen", text).await;
         Ok(answer)
     }
+
+    /// What a termination of the contract needs, before the customer fills it in: per
+    /// reason of the code list the window of possible dates and whether a move-out date is
+    /// needed, and the meters whose final reading it takes. A contract that cannot be
+    /// terminated now says why (`blocked`) and offers no reason.
+    pub async fn options(&self, caller: &Caller, contract_number: &ContractNumber) -> Result<Value, ChangeError> {
+        let (contract, reasons, meters) = futures::join!(
+            self.reads.contract(caller, contract_number),
+            self.reads.code_list("terminationReasons"),
+            self.reads.meters(caller),
+        );
+        let contract = contract?.ok_or(ChangeError::NotFound)?;
+        let today = self.clock.today();
+        let blocked = blocked(&contract, today).map(|refusal| match refusal {
+            ChangeError::NotPossible { code, message } => json!({ "code": code, "detail": message }),
+            other => json!({ "code": "NOT_POSSIBLE", "detail": other.to_string() }),
+        });
+        let reasons: Vec<Value> = if blocked.is_some() {
+            Vec::new()
+        } else {
+            reasons?
+                .iter()
+                .filter_map(|reason| {
+                    let rule = self.policy.rule(reason);
+                    let (earliest, latest) = self.policy.window(rule, &contract, today);
+                    (earliest <= latest).then(|| {
+                        json!({
+                            "reason": reason.key,
+                            "label": reason.label,
+                            "earliestDate": iso_date::format(earliest),
+                            "latestDate": iso_date::format(latest),
+                            "moveOutDateRequired": rule.move_out_date_required,
+                        })
+                    })
+                })
+                .collect()
+        };
+        let final_readings: Vec<Value> = meters_to_read(meters?, &contract, today)
+            .iter()
+            .map(|m| {
+                json!({
+                    "meterNumber": m.meter.meter_number,
+                    "registers": m.meter.registers.iter().map(|r| r.code.as_str()).collect::<Vec<_>>(),
+                    "lastReadings": m.last_readings.iter().map(|l| json!({
+                        "register": l.register,
+                        "date": iso_date::format(l.date),
+                        "value": l.value,
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        Ok(json!({
+            "contractNumber": contract_number,
+            "blocked": blocked,
+            "reasons": reasons,
+            "finalReadings": final_readings,
+        }))
+    }
 }
 
 #[cfg(test)]
@@ -319,9 +427,19 @@ mod tests {
             termination_date: date,
             move_out_date: move_out,
             final_bill_address: FinalBillAddress::Current,
-            reading: None,
+            readings: vec![reading("1EMH0012345678", 29800, 19700)],
             payment: FinalBillPayment::Keep,
         }
+    }
+
+    /// The rule of a reason as the demo CRM keeps it (the configured notice for others).
+    fn rule(reason: &str) -> TerminationRule {
+        let reasons = demo().code_values;
+        let policy = TerminationPolicy::default();
+        reasons
+            .iter()
+            .find(|c| c.list_name == "terminationReasons" && c.key == reason)
+            .map_or(policy.rule(&CodeValue { termination_rule: None, ..reasons[0].clone() }), |c| policy.rule(c))
     }
 
     const TODAY: Date = date!(2026 - 12 - 01);
@@ -337,6 +455,7 @@ mod tests {
     fn dates(reason: &str, date: Date, move_out: Option<Date>) -> &'static str {
         code_of(check_dates(
             &TerminationPolicy::default(),
+            rule(reason),
             &termination(reason, date, move_out),
             date!(2021 - 03 - 01),
             TODAY,
@@ -381,7 +500,8 @@ mod tests {
     fn a_contract_cannot_end_before_it_starts_and_the_answer_names_the_earliest_date() {
         let p = TerminationPolicy::default();
         let start = TODAY + Duration::days(5);
-        let check = |date: Date| check_dates(&p, &termination("PRICE_CHANGE", date, None), start, TODAY);
+        let check =
+            |date: Date| check_dates(&p, rule("PRICE_CHANGE"), &termination("PRICE_CHANGE", date, None), start, TODAY);
         assert_eq!(code_of(check(start)), "OK");
         let Err(ChangeError::Invalid { code, pointer, message }) = check(start - Duration::days(1)) else { panic!() };
         assert_eq!((code, pointer.as_str()), ("TERMINATION_DATE_TOO_EARLY", "/terminationDate"));
@@ -391,13 +511,31 @@ mod tests {
     }
 
     #[test]
-    fn the_earliest_date_per_reason() {
+    fn the_notice_rules_come_from_the_crms_code_list() {
         let p = TerminationPolicy::default();
-        assert_eq!(p.earliest("MOVE_OUT", TODAY), date!(2026 - 10 - 20));
-        assert_eq!(p.earliest("DEATH", TODAY), date!(2026 - 09 - 02));
-        assert_eq!(p.earliest("PRICE_CHANGE", TODAY), TODAY);
-        assert_eq!(p.earliest("SUPPLIER_CHANGE", TODAY), date!(2026 - 12 - 31));
-        assert_eq!(p.earliest("ANYTHING", TODAY), date!(2026 - 12 - 31));
+        let mut c = demo().contracts[0].entity.clone();
+        let window = |reason: &str, c: &Contract| {
+            let (a, b) = p.window(rule(reason), c, TODAY);
+            (iso_date::format(a), iso_date::format(b))
+        };
+        assert_eq!(window("MOVE_OUT", &c), ("2026-10-20".into(), "2027-12-02".into()));
+        assert_eq!(window("DEATH", &c).0, "2026-09-02");
+        assert_eq!(window("PRICE_CHANGE", &c).0, "2026-12-01");
+        assert_eq!(window("SUPPLIER_CHANGE", &c).0, "2026-12-31");
+        // A reason without a rule of its own: the configured notice.
+        assert_eq!(window("ANYTHING", &c).0, "2026-12-31");
+        // Not before the contract starts, and before its end.
+        c.start_date = date!(2026 - 11 - 01);
+        c.end_date = Some(date!(2027 - 02 - 01));
+        assert_eq!(window("MOVE_OUT", &c), ("2026-11-01".into(), "2027-01-31".into()));
+        // Another CRM's rule is followed as it is.
+        let mut strict = demo().code_values.into_iter().find(|v| v.key == "MOVE_OUT").unwrap();
+        strict.termination_rule = Some(TerminationRule { earliest_days_from_today: 14, move_out_date_required: true });
+        let t = termination("MOVE_OUT", TODAY + Duration::days(13), Some(TODAY + Duration::days(13)));
+        let start = date!(2021 - 03 - 01);
+        assert_eq!(code_of(check_dates(&p, p.rule(&strict), &t, start, TODAY)), "TERMINATION_DATE_TOO_EARLY");
+        let t = termination("MOVE_OUT", TODAY + Duration::days(14), None);
+        assert_eq!(code_of(check_dates(&p, p.rule(&strict), &t, start, TODAY)), "MOVE_OUT_DATE_REQUIRED");
     }
 
     proptest! {
@@ -423,7 +561,7 @@ mod tests {
                 "OK"
             };
             let t = termination(reason, date, Some(date));
-            prop_assert_eq!(code_of(check_dates(&TerminationPolicy::default(), &t, start, TODAY)), expected);
+            prop_assert_eq!(code_of(check_dates(&TerminationPolicy::default(), rule(reason), &t, start, TODAY)), expected);
         }
     }
 
@@ -518,7 +656,8 @@ mod tests {
     fn the_final_bill_goes_to_the_bill_recipient_or_another_address() {
         let s = service_with(demo(), &["1000002"]);
         let c = caller(&["1000002"]);
-        run(s.terminate(&c, &contract("5000003"), supplier_change(), Some(&password()), None)).unwrap();
+        let gas = Termination { readings: vec![single("7ELS8135012345", "5540.5")], ..supplier_change() };
+        run(s.terminate(&c, &contract("5000003"), gas, Some(&password()), None)).unwrap();
         let r = &s.writer.committed()[0];
         assert_eq!(r.record["finalBillAddress"]["name"], "Hausverwaltung Elbblick GmbH");
         assert_eq!(r.record["finalBillAddress"]["address"]["street"], "Postfach");
@@ -549,37 +688,158 @@ mod tests {
             meter: MeterNumber::parse(meter).unwrap(),
             reading_date: TODAY,
             values: vec![value("HT", ht), value("NT", nt)],
+            confirmed_implausible: false,
         }
+    }
+
+    fn single(meter: &str, value: &str) -> FinalReading {
+        FinalReading {
+            meter: MeterNumber::parse(meter).unwrap(),
+            reading_date: TODAY,
+            values: vec![SubmittedValue {
+                register: RegisterCode::parse("SINGLE").unwrap(),
+                value: value.parse().unwrap(),
+            }],
+            confirmed_implausible: false,
+        }
+    }
+
+    fn with_readings(readings: Vec<FinalReading>) -> Termination {
+        Termination { readings, ..supplier_change() }
     }
 
     #[test]
     fn a_final_reading_follows_the_reading_rules_on_a_meter_of_the_contract() {
-        let move_out = Termination {
-            reading: Some(reading("1EMH0012345678", 29800, 19700)),
-            ..termination("MOVE_OUT", TODAY, Some(TODAY))
-        };
-        let (s, r) = erika(move_out);
+        let (s, r) = erika(termination("MOVE_OUT", TODAY, Some(TODAY)));
         r.unwrap();
         let r = &s.writer.committed()[0];
         assert_eq!(r.record["moveOutDate"], "2026-12-01");
-        assert_eq!(r.record["reading"]["meterNumber"], "1EMH0012345678");
-        assert_eq!(r.record["reading"]["readingDate"], "2026-12-01");
-        assert_eq!(r.record["reading"]["values"][0]["register"], "HT");
-        assert_eq!(r.record["reading"]["values"][0]["value"], "29800");
+        assert_eq!(r.record["readings"][0]["meterNumber"], "1EMH0012345678");
+        assert_eq!(r.record["readings"][0]["readingDate"], "2026-12-01");
+        assert_eq!(r.record["readings"][0]["values"][0]["register"], "HT");
+        assert_eq!(r.record["readings"][0]["values"][0]["value"], "29800");
+        assert_eq!(r.record["readings"][0].get("implausible"), None);
 
-        let below = Termination { reading: Some(reading("1EMH0012345678", 100, 19700)), ..supplier_change() };
-        let (s, r) = erika(below);
-        let Err(ChangeError::Implausible(v)) = r else { panic!("{r:?}") };
-        assert_eq!(v[0].code(), "READING_BELOW_LAST_READING");
+        let (s, r) = erika(with_readings(vec![reading("1EMH0012345678", 100, 19700)]));
+        let Err(ChangeError::ImplausibleAt { prefix, violations }) = r else { panic!("{r:?}") };
+        assert_eq!((prefix.as_str(), violations[0].code()), ("/readings/0", "READING_BELOW_LAST_READING"));
         assert!(s.writer.committed().is_empty());
 
-        let foreign = Termination { reading: Some(reading("1ESY1160012345", 1, 1)), ..supplier_change() };
-        assert_eq!(code(erika(foreign).1), ("METER_NOT_OF_CONTRACT", "/reading/meterNumber".into()));
+        // A typo outside the plausible range, confirmed by the customer: accepted and marked.
+        let (_, r) = erika(with_readings(vec![reading("1EMH0012345678", 99800, 19700)]));
+        let Err(ChangeError::ImplausibleAt { violations, .. }) = r else { panic!("{r:?}") };
+        assert_eq!(violations[0].code(), "READING_IMPLAUSIBLE");
+        let confirmed = FinalReading { confirmed_implausible: true, ..reading("1EMH0012345678", 99800, 19700) };
+        let (s, r) = erika(with_readings(vec![confirmed]));
+        r.unwrap();
+        let r = &s.writer.committed()[0];
+        assert_eq!(
+            (&r.record["readings"][0]["implausible"], &r.record["readings"][0]["values"][0]["implausible"]),
+            (&json!(true), &json!(true))
+        );
+
+        let foreign = with_readings(vec![reading("1EMH0012345678", 29800, 19700), single("1ESY1160012345", "1")]);
+        assert_eq!(code(erika(foreign).1), ("METER_NOT_OF_CONTRACT", "/readings/1/meterNumber".into()));
+        let twice =
+            with_readings(vec![reading("1EMH0012345678", 29800, 19700), reading("1EMH0012345678", 29800, 19700)]);
+        assert_eq!(code(erika(twice).1), ("FINAL_READING_TWICE", "/readings/1/meterNumber".into()));
         // Jürgen's gas meter is his, but of another contract.
         let s = service_with(demo(), &["1000002"]);
-        let gas = Termination { reading: Some(reading("7ELS8135012345", 1, 1)), ..supplier_change() };
+        let gas = with_readings(vec![single("7ELS8135012345", "5540.5")]);
         let r = run(s.terminate(&caller(&["1000002"]), &contract("5000002"), gas, Some(&password()), None));
-        assert_eq!(code(r), ("METER_NOT_OF_CONTRACT", "/reading/meterNumber".into()));
+        assert_eq!(code(r), ("METER_NOT_OF_CONTRACT", "/readings/0/meterNumber".into()));
+    }
+
+    #[test]
+    fn every_meter_of_the_contract_needs_its_final_reading() {
+        let (s, r) = erika(with_readings(Vec::new()));
+        let Err(ChangeError::Invalid { code: refused, pointer, message }) = r else { panic!("{r:?}") };
+        assert_eq!((refused, pointer.as_str()), ("FINAL_READING_REQUIRED", "/readings"));
+        assert_eq!(message, "give the final reading of meter 1EMH0012345678 (HT, NT)");
+        assert!(s.writer.committed().is_empty());
+
+        // A second meter in the installation: both readings are needed, in any order.
+        let mut snapshot = demo();
+        let mut second =
+            snapshot.meters.iter().find(|m| m.meter.meter_number.as_str() == "1ESY1160012345").unwrap().clone();
+        second.partner_number = customer("1000001");
+        second.meter.installation_id = snapshot.contracts[0].entity.installation_id.clone();
+        snapshot.meters.push(second.clone());
+        let both = || {
+            let s = service_with(snapshot.clone(), &["1000001"]);
+            move |t: Termination| {
+                let r = run(s.terminate(&caller(&["1000001"]), &contract("5000001"), t, Some(&password()), None));
+                (r, s.writer.committed().len())
+            }
+        };
+        let (r, written) = both()(supplier_change());
+        assert_eq!((code(r).0, written), ("FINAL_READING_REQUIRED", 0));
+        let complete = with_readings(vec![single("1ESY1160012345", "53510"), reading("1EMH0012345678", 29800, 19700)]);
+        let (r, written) = both()(complete);
+        assert_eq!((r.is_ok(), written), (true, 1));
+
+        // A meter that left the installation before today needs none.
+        let mut ended = snapshot.clone();
+        ended.meters.last_mut().unwrap().contract_end_date = Some(TODAY - Duration::days(1));
+        let s = service_with(ended, &["1000001"]);
+        run(s.terminate(&caller(&["1000001"]), &contract("5000001"), supplier_change(), Some(&password()), None))
+            .unwrap();
+    }
+
+    #[test]
+    fn the_options_name_each_reasons_dates_and_the_meters_to_read() {
+        let s = service_with(demo(), &["1000001"]);
+        let c = caller(&["1000001"]);
+        let o = run(s.options(&c, &contract("5000001"))).unwrap();
+        assert_eq!(o["blocked"], Value::Null);
+        let reasons = o["reasons"].as_array().unwrap();
+        assert_eq!(reasons.len(), 5);
+        assert_eq!(
+            reasons[0],
+            json!({"reason": "MOVE_OUT", "label": "Auszug / Umzug", "earliestDate": "2026-10-20",
+                   "latestDate": "2027-12-02", "moveOutDateRequired": true})
+        );
+        let supplier = reasons.iter().find(|r| r["reason"] == "SUPPLIER_CHANGE").unwrap();
+        assert_eq!(
+            (&supplier["earliestDate"], &supplier["moveOutDateRequired"]),
+            (&json!("2026-12-31"), &json!(false))
+        );
+        assert_eq!(o["finalReadings"][0]["meterNumber"], "1EMH0012345678");
+        assert_eq!(o["finalReadings"][0]["registers"], json!(["HT", "NT"]));
+        assert_eq!(
+            o["finalReadings"][0]["lastReadings"][0],
+            json!({"register": "HT", "date": "2026-11-30", "value": "29735"})
+        );
+        // Every option's earliest date is accepted, the day before it refused.
+        for r in reasons {
+            let earliest = Date::parse(r["earliestDate"].as_str().unwrap(), iso_date::FORMAT).unwrap();
+            let reason = r["reason"].as_str().unwrap();
+            let at = |d: Date| termination(reason, d, Some(d));
+            assert!(erika(at(earliest)).1.is_ok(), "{reason}");
+            assert_eq!(code(erika(at(earliest - Duration::days(1))).1).0, "TERMINATION_DATE_TOO_EARLY", "{reason}");
+        }
+
+        // Another customer's contract: not found.
+        assert!(matches!(run(s.options(&c, &contract("5000002"))), Err(ChangeError::NotFound)));
+        // A pending termination blocks, and says so.
+        let mut snapshot = demo();
+        snapshot.contracts[0].entity.pending_termination = Some(PendingTermination {
+            request_id: RequestId::new_random(),
+            reason: "OTHER".into(),
+            termination_date: date!(2027 - 01 - 31),
+        });
+        let o = run(service_with(snapshot, &["1000001"]).options(&c, &contract("5000001"))).unwrap();
+        assert_eq!(
+            (o["blocked"]["code"].as_str(), o["reasons"].as_array().unwrap().len()),
+            (Some("TERMINATION_PENDING"), 0)
+        );
+        // A contract ending in ten days: only the reasons that can end it earlier.
+        let mut snapshot = demo();
+        snapshot.contracts[0].entity.end_date = Some(TODAY + Duration::days(10));
+        let o = run(service_with(snapshot, &["1000001"]).options(&c, &contract("5000001"))).unwrap();
+        let keys: Vec<&str> = o["reasons"].as_array().unwrap().iter().map(|r| r["reason"].as_str().unwrap()).collect();
+        assert_eq!(keys, ["MOVE_OUT", "PRICE_CHANGE", "DEATH"]);
+        assert_eq!(o["reasons"][0]["latestDate"], "2026-12-10");
     }
 
     fn new_payment(method: PaymentMethod, iban: Option<&str>) -> Termination {

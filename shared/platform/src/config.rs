@@ -51,7 +51,8 @@ impl Tables {
         match kind {
             K::MeterReadingSubmission => &self.meter_reading_submissions,
             K::PortalRegistration | K::AccountDeletion | K::CustomerNumberAdded => &self.portal_login_requests,
-            K::ContactDataChange => &self.contact_data_changes,
+            // The customer's own data: contact data, and name and address.
+            K::ContactDataChange | K::CustomerDataChange => &self.contact_data_changes,
             K::BankDetailsChange | K::MandateRevocation => &self.bank_details_changes,
             K::BillingAddressChange => &self.billing_address_changes,
             K::InstallmentChange => &self.installment_changes,

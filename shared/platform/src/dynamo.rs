@@ -68,9 +68,21 @@ pub(crate) async fn partition<T: DeserializeOwned>(
     key_name: &str,
     key: &str,
 ) -> Result<Vec<T>, StoreError> {
+    index_partition(client, table, None, key_name, key).await
+}
+
+/// All items of one partition of a table or of one of its indexes, every page.
+pub(crate) async fn index_partition<T: DeserializeOwned>(
+    client: &Client,
+    table: &str,
+    index: Option<&str>,
+    key_name: &str,
+    key: &str,
+) -> Result<Vec<T>, StoreError> {
     let items: Vec<Item> = client
         .query()
         .table_name(table)
+        .set_index_name(index.map(str::to_owned))
         .key_condition_expression("#k = :k")
         .expression_attribute_names("#k", key_name)
         .expression_attribute_values(":k", s(key))

@@ -213,7 +213,7 @@ pub mod problems {
     }
 
     /// 422 for a reading that breaks the plausibility rules; `prefix` locates the reading
-    /// in the request (`""`, or `/reading` inside a termination).
+    /// in the request (`""`, or `/readings/0` inside a termination).
     pub fn implausible(violations: &[RuleViolation], prefix: &str) -> Problem {
         let errors: Vec<FieldError> = violations
             .iter()
@@ -265,6 +265,7 @@ pub mod problems {
             }
             ChangeError::NotPossible { code, message } => Problem::new(StatusCode::CONFLICT, code, message),
             ChangeError::Implausible(violations) => implausible(&violations, ""),
+            ChangeError::ImplausibleAt { prefix, violations } => implausible(&violations, &prefix),
             ChangeError::ReauthenticationRequired => Problem::new(
                 StatusCode::FORBIDDEN,
                 "REAUTHENTICATION_REQUIRED",

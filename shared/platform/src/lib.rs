@@ -4,6 +4,7 @@
 
 pub mod aws;
 pub mod config;
+pub mod data_export;
 pub mod dynamo;
 pub mod files;
 pub mod http;

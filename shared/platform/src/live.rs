@@ -49,6 +49,10 @@ impl Live {
         )
     }
 
+    pub fn export(&self) -> crate::data_export::DynamoExport {
+        crate::data_export::DynamoExport::new(self.clients.dynamo.clone(), self.config.tables.clone())
+    }
+
     pub fn reads(&self) -> crate::reads::DynamoReads {
         crate::reads::DynamoReads::new(
             self.clients.dynamo.clone(),

@@ -33,6 +33,15 @@ impl DynamoReads {
         Self { client, tables, s3, bucket }
     }
 
+    /// The items of a table under every one of the caller's customer numbers, concurrently.
+    async fn of_every_customer<T: DeserializeOwned>(&self, caller: &Caller, table: &str) -> Result<Vec<T>, StoreError> {
+        let per_customer = try_join_all(
+            caller.partner_numbers.iter().map(|p| partition::<T>(&self.client, table, "partnerNumber", p.as_str())),
+        )
+        .await?;
+        Ok(per_customer.into_iter().flatten().collect())
+    }
+
     /// The item `(customer, id)` for the first of the caller's customers that has it.
     async fn owned<T: DeserializeOwned>(
         &self,
@@ -102,14 +111,7 @@ impl ScopedReads for DynamoReads {
     }
 
     async fn documents(&self, caller: &Caller) -> Result<Vec<Document>, StoreError> {
-        let per_customer = try_join_all(
-            caller
-                .partner_numbers
-                .iter()
-                .map(|p| partition::<Document>(&self.client, &self.tables.documents, "partnerNumber", p.as_str())),
-        )
-        .await?;
-        Ok(per_customer.into_iter().flatten().collect())
+        self.of_every_customer(caller, &self.tables.documents).await
     }
 
     async fn document_file(
@@ -123,6 +125,10 @@ impl ScopedReads for DynamoReads {
             Download::Inline(bytes) => Some((record, bytes)),
             Download::Link(_) => None,
         }))
+    }
+
+    async fn meters(&self, caller: &Caller) -> Result<Vec<MeterRecord>, StoreError> {
+        self.of_every_customer(caller, &self.tables.meters).await
     }
 
     async fn meter_readings(

@@ -65,6 +65,7 @@ pub const ALL: &[(&str, &str)] = &[
         include_str!("../../../schemas/events/portal-login-customer-number-added.schema.json"),
     ),
     ("customer.response.schema.json", include_str!("../../../schemas/customer.response.schema.json")),
+    ("data-export.response.schema.json", include_str!("../../../schemas/data-export.response.schema.json")),
     ("contract.response.schema.json", include_str!("../../../schemas/contract.response.schema.json")),
     ("account-contracts.response.schema.json", include_str!("../../../schemas/account-contracts.response.schema.json")),
     ("installment-plan.response.schema.json", include_str!("../../../schemas/installment-plan.response.schema.json")),
@@ -74,6 +75,10 @@ pub const ALL: &[(&str, &str)] = &[
     ("meter-readings.response.schema.json", include_str!("../../../schemas/meter-readings.response.schema.json")),
     ("consumption.response.schema.json", include_str!("../../../schemas/consumption.response.schema.json")),
     ("reading-range.response.schema.json", include_str!("../../../schemas/reading-range.response.schema.json")),
+    (
+        "termination-options.response.schema.json",
+        include_str!("../../../schemas/termination-options.response.schema.json"),
+    ),
     ("documents.response.schema.json", include_str!("../../../schemas/documents.response.schema.json")),
     (
         "document-upload-link.request.schema.json",
@@ -84,6 +89,14 @@ pub const ALL: &[(&str, &str)] = &[
         include_str!("../../../schemas/document-upload-link.response.schema.json"),
     ),
     ("contact-change.request.schema.json", include_str!("../../../schemas/contact-change.request.schema.json")),
+    (
+        "customer-data-change.request.schema.json",
+        include_str!("../../../schemas/customer-data-change.request.schema.json"),
+    ),
+    (
+        "events/customer-data-change-requested.schema.json",
+        include_str!("../../../schemas/events/customer-data-change-requested.schema.json"),
+    ),
     ("change-receipt.response.schema.json", include_str!("../../../schemas/change-receipt.response.schema.json")),
     (
         "events/customer-contact-data-changed.schema.json",

@@ -276,6 +276,7 @@ impl InboundSync {
         let t = &self.tables;
         let (table, sort, marker, path) = match kind {
             K::ContactDataChange => (&t.business_partners, None, "pendingContactChange", "#m"),
+            K::CustomerDataChange => (&t.business_partners, None, "pendingDataChange", "#m.requestId"),
             K::BankDetailsChange | K::MandateRevocation => {
                 (&t.bank_details, Some(("accountNumber", field("accountNumber"))), "pendingChange", "#m")
             }

@@ -5,7 +5,7 @@
 //!
 //! Each test works on objects no other test changes: bank details of 800000004 and
 //! 800000003, the plan of 800000006, the billing address of 800000001, contract 5000005,
-//! meter 1APA0098765432.
+//! meter 1APA0098765432, the name and address of 1000004.
 
 use integration_tests::{Ledger, call, demo_session, demo_session_signed_in, ledger, mails_to, message_of, send};
 use portal_domain::clock::{Clock, SystemClock};
@@ -91,6 +91,11 @@ async fn a_bank_details_change_is_confirmed_checked_recorded_and_notified() {
     let mut bad_bic = with_password("Demo-Passwort-2026");
     bad_bic["bankAccount"]["bic"] = json!("COBA1EFFXXX");
     refused(go(bad_bic, None).await, (422, "BIC_INVALID"), &before, TABLE, "1000003", "BANK_DETAILS_CHANGE").await;
+    // SEPA's IBAN-only rule ends at the EEA: a Swiss account needs its BIC.
+    let mut swiss = with_password("Demo-Passwort-2026");
+    swiss["bankAccount"]["iban"] = json!("CH9300762011623852957");
+    swiss["bankAccount"].as_object_mut().unwrap().remove("bic");
+    refused(go(swiss, None).await, (422, "BIC_REQUIRED"), &before, TABLE, "1000003", "BANK_DETAILS_CHANGE").await;
     // Another customer's account is unknown, password or not.
     let (status, _) = send(
         Method::PUT,
@@ -392,9 +397,28 @@ async fn a_termination_follows_the_rules_of_its_reason_and_is_recorded_once() {
         "reason": "SUPPLIER_CHANGE",
         "terminationDate": iso_date::format(date),
         "finalBillAddress": {"type": "OTHER", "name": "Karl Weber", "address": {"street": "Neue Straße", "houseNumber": "1", "postalCode": "80331", "city": "München", "country": "DE"}},
-        "reading": {"meterNumber": "1ITF0055501234", "readingDate": iso_date::format(today()), "values": [{"register": "SINGLE", "value": "80500"}]},
+        "readings": [{"meterNumber": "1ITF0055501234", "readingDate": iso_date::format(today()), "values": [{"register": "SINGLE", "value": "80500"}]}],
         "finalBillPayment": {"type": "NEW", "paymentMethod": "BANK_TRANSFER", "bankAccount": {"holder": "Karl Weber", "iban": "DE89370400440532013000"}},
     });
+
+    // Before the form: each reason's dates from the CRM's rules, and the meter to read.
+    let options_path = "/v1/contracts/5000005/termination-options";
+    let options_schema = portal_platform::schemas::compile("termination-options.response.schema.json").unwrap();
+    let (status, _, options) = call(Method::GET, options_path, None, Some(&weber)).await;
+    assert_eq!(status, 200, "{options}");
+    assert!(options_schema.is_valid(&options), "{options}");
+    assert_eq!(options["blocked"], Value::Null);
+    let supplier = options["reasons"].as_array().unwrap().iter().find(|r| r["reason"] == "SUPPLIER_CHANGE").unwrap();
+    assert_eq!(supplier["earliestDate"], iso_date::format(today() + time::Duration::days(30)), "{options}");
+    assert_eq!(supplier["moveOutDateRequired"], false);
+    let move_out = options["reasons"].as_array().unwrap().iter().find(|r| r["reason"] == "MOVE_OUT").unwrap();
+    assert_eq!(move_out["moveOutDateRequired"], true);
+    assert_eq!(options["finalReadings"][0]["meterNumber"], "1ITF0055501234");
+    assert_eq!(options["finalReadings"][0]["registers"], json!(["SINGLE"]));
+    let (status, _, _) = call(Method::GET, "/v1/contracts/5000004/termination-options", None, Some(&weber)).await;
+    assert_eq!(status, 404, "the bakery's contract");
+    let (status, _, _) = call(Method::GET, options_path, None, None).await;
+    assert_eq!(status, 401);
     let before = ledger(TABLE, "1000004", "CONTRACT_TERMINATION").await;
     let variant = |f: &dyn Fn(&mut Value)| {
         let mut body = termination.clone();
@@ -409,11 +433,19 @@ async fn a_termination_follows_the_rules_of_its_reason_and_is_recorded_once() {
         (variant(&|b| b["reason"] = json!("BORED")), (422, "UNKNOWN_REASON")),
         (variant(&|b| b["reason"] = json!("MOVE_OUT")), (422, "MOVE_OUT_DATE_REQUIRED")),
         (
-            variant(&|b| b["terminationDate"] = json!(iso_date::format(today() + time::Duration::days(5)))),
+            variant(&|b| b["terminationDate"] = json!(iso_date::format(today() + time::Duration::days(29)))),
             (422, "TERMINATION_DATE_TOO_EARLY"),
         ),
-        (variant(&|b| b["reading"]["values"][0]["value"] = json!("79000")), (422, "READING_BELOW_LAST_READING")),
-        (variant(&|b| b["reading"]["meterNumber"] = json!("1EMH0012345678")), (422, "METER_NOT_OF_CONTRACT")),
+        (variant(&|b| b["readings"] = json!([])), (422, "FINAL_READING_REQUIRED")),
+        (variant(&|b| b["readings"][0]["values"][0]["value"] = json!("79000")), (422, "READING_BELOW_LAST_READING")),
+        (variant(&|b| b["readings"][0]["meterNumber"] = json!("1EMH0012345678")), (422, "METER_NOT_OF_CONTRACT")),
+        (
+            variant(&|b| {
+                let first = b["readings"][0].clone();
+                b["readings"].as_array_mut().unwrap().push(first);
+            }),
+            (422, "FINAL_READING_TWICE"),
+        ),
         (
             variant(&|b| b["finalBillPayment"]["bankAccount"]["iban"] = json!("DE00370400440532013000")),
             (422, "IBAN_INVALID"),
@@ -438,13 +470,17 @@ async fn a_termination_follows_the_rules_of_its_reason_and_is_recorded_once() {
     );
     let (message, _) =
         message_of(receipt["requestId"].as_str().unwrap(), "events/contract-termination-requested.schema.json").await;
-    assert_eq!(message["payload"]["reading"]["values"][0]["consumption"], "1468");
+    assert_eq!(message["payload"]["readings"][0]["values"][0]["consumption"], "1468");
     let (_, _, contract) = call(Method::GET, "/v1/contracts/5000005", None, Some(&weber)).await;
     assert!(
         portal_platform::schemas::compile("contract.response.schema.json").unwrap().is_valid(&contract),
         "{contract}"
     );
     assert_eq!(contract["pendingTermination"]["terminationDate"], iso_date::format(date));
+    let (_, _, options) = call(Method::GET, options_path, None, Some(&weber)).await;
+    assert!(options_schema.is_valid(&options), "{options}");
+    assert_eq!(options["blocked"]["code"], "TERMINATION_PENDING");
+    assert_eq!(options["reasons"], json!([]));
     refused(
         go(termination.clone(), None).await,
         (409, "TERMINATION_PENDING"),
@@ -455,6 +491,70 @@ async fn a_termination_follows_the_rules_of_its_reason_and_is_recorded_once() {
     )
     .await;
     assert!(mails_to("k.weber@example.org").await.iter().any(|m| m.contains("5000005")));
+}
+
+#[tokio::test]
+async fn a_customer_data_change_waits_for_the_crm_and_is_recorded_once() {
+    const TABLE: &str = "TABLE_CONTACT_DATA_CHANGES";
+    const KIND: &str = "CUSTOMER_DATA_CHANGE";
+    let weber = demo_session("L-TEST0044", &["1000004"], false).await;
+    let path = "/v1/customers/1000004";
+    let change = json!({
+        "lastName": "Weber-Schmitz",
+        "address": {"street": "Domplatz", "houseNumber": "7", "postalCode": "50667", "city": "Köln", "country": "DE"},
+    });
+    let before = ledger(TABLE, "1000004", KIND).await;
+    let go = |body: Value, key: Option<&'static str>| {
+        let token = weber.clone();
+        async move { send(Method::PATCH, path, Some(&body), Some(&token), key).await }
+    };
+    let cases: Vec<(Value, (u16, &str))> = vec![
+        (json!({"lastName": "Weber"}), (422, "NOTHING_TO_CHANGE")),
+        (json!({"firstName": "K1aus"}), (422, "NAME_INVALID")),
+        (json!({"salutation": "Firma"}), (400, "VALIDATION_FAILED")),
+        (
+            json!({"address": {"street": "Domplatz", "houseNumber": "7", "postalCode": "5066", "city": "Köln", "country": "DE"}}),
+            (422, "POSTAL_CODE_INVALID"),
+        ),
+        (
+            json!({"address": {"street": " ", "houseNumber": "7", "postalCode": "50667", "city": "Köln", "country": "DE"}}),
+            (422, "ADDRESS_INCOMPLETE"),
+        ),
+        (json!({"lastName": "Weber\u{0}"}), (422, "CONTROL_CHARACTERS")),
+    ];
+    for (body, expected) in cases {
+        refused(go(body, None).await, expected, &before, TABLE, "1000004", KIND).await;
+    }
+    let (status, _) = send(Method::PATCH, "/v1/customers/1000003", Some(&change), Some(&weber), None).await;
+    assert_eq!(status, 404, "the bakery");
+
+    let (status, receipt) = go(change.clone(), Some("data-1")).await;
+    assert_eq!(status, 202, "{receipt}");
+    receipt_valid(&receipt);
+    assert_eq!(receipt["requestType"], KIND);
+    assert_eq!(go(change.clone(), Some("data-1")).await, (202, receipt.clone()));
+    let after = ledger(TABLE, "1000004", KIND).await;
+    assert_eq!(
+        after,
+        Ledger { records: before.records + 1, activities: before.activities + 1, outbox: before.outbox + 1 }
+    );
+    let (message, _) =
+        message_of(receipt["requestId"].as_str().unwrap(), "events/customer-data-change-requested.schema.json").await;
+    assert_eq!(message["payload"]["changes"]["lastName"], "Weber-Schmitz");
+    assert_eq!(message["payload"]["previous"]["lastName"], "Weber");
+    assert_eq!(message["payload"]["previous"]["address"]["city"], "Hamburg");
+
+    // The CRM's values stay until it confirms; the request shows as pending.
+    let (_, _, customer) = call(Method::GET, path, None, Some(&weber)).await;
+    assert!(
+        portal_platform::schemas::compile("customer.response.schema.json").unwrap().is_valid(&customer),
+        "{customer}"
+    );
+    assert_eq!(customer["lastName"], "Weber");
+    assert_eq!(customer["pendingDataChange"]["requestId"], receipt["requestId"]);
+    assert_eq!(customer["pendingDataChange"]["changes"]["address"]["street"], "Domplatz");
+    refused(go(json!({"firstName": "Karl"}), None).await, (409, "DATA_CHANGE_PENDING"), &after, TABLE, "1000004", KIND)
+        .await;
 }
 
 /// Text that travels downstream is clean: a subject with CR/LF (a header injection into the

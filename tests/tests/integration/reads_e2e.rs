@@ -416,3 +416,68 @@ async fn logins_set_pending_or_deleted_by_the_crm_reach_nothing() {
     }
     assert!(checked >= 2 * 20, "{checked} checks");
 }
+
+/// GDPR Art. 15/20: one document of everything held about the login and its customers, as
+/// a download, only for a fresh login, and with no secret in it.
+#[tokio::test]
+async fn the_data_export_holds_everything_of_the_customer_and_no_secret() {
+    let token = demo_session("L-0000001", &["1000002"], false).await;
+    // A request of this customer, to find in the export with its activity.
+    let message = serde_json::json!({"reason": "BILLING", "subject": "Frage zum Export", "text": "Guten Tag"});
+    let (status, _, receipt) = call(Method::POST, "/v1/messages", Some(&message), Some(&token)).await;
+    assert_eq!(status, 202, "{receipt}");
+
+    let res = reqwest::Client::new()
+        .get(format!("{}/v1/me/export", integration_tests::api_url()))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let disposition = res.headers()["content-disposition"].to_str().unwrap().to_owned();
+    assert!(disposition.starts_with("attachment; filename=\"evi-portal-export-L-0000001"), "{disposition}");
+    let text = res.text().await.unwrap();
+    let doc: Value = serde_json::from_str(&text).unwrap();
+    assert!(schemas::compile("data-export.response.schema.json").unwrap().is_valid(&doc), "{doc}");
+    assert_eq!(doc["login"]["username"], "jmueller");
+    let customers = doc["customers"].as_array().unwrap();
+    assert_eq!(customers.len(), 1);
+    let c = &customers[0];
+    assert_eq!(c["customerNumber"], "1000002");
+    assert_eq!(c["businessPartner"]["lastName"], "Müller-Lüdenscheidt");
+    let numbers = |list: &str, key: &str| -> Vec<String> {
+        c[list].as_array().unwrap().iter().map(|v| v[key].as_str().unwrap().to_owned()).collect()
+    };
+    assert!(numbers("contracts", "contractNumber").contains(&"5000003".to_owned()));
+    assert!(numbers("meters", "meterNumber").contains(&"7ELS8135012345".to_owned()));
+    assert!(!c["meterReadings"].as_array().unwrap().is_empty());
+    assert!(!c["bankDetails"].as_array().unwrap().is_empty());
+    let request_id = receipt["requestId"].as_str().unwrap();
+    let request = c["requests"].as_array().unwrap().iter().find(|r| r["requestId"] == request_id).unwrap();
+    assert_eq!(request["requestType"], "MESSAGE");
+    assert!(["RECEIVED", "SUBMITTED"].contains(&request["status"].as_str().unwrap()), "{request}");
+    assert!(c["activities"].as_array().unwrap().iter().any(|a| a.to_string().contains("Frage zum Export")), "{c}");
+    assert_eq!(c["consents"][0]["type"], "NOTIFICATIONS");
+    // No secret: neither the password hash, nor the session, nor a full IBAN.
+    for secret in ["passwordHash", "$argon2id", "tokenHash", "sessionGeneration", token.as_str()] {
+        assert!(!text.contains(secret), "{secret} in the export");
+    }
+    let full_iban = regex_lite_full_iban(&text);
+    assert!(full_iban.is_none(), "a full IBAN in the export: {full_iban:?}");
+
+    // A session older than the confirmation window signs in again first.
+    let old = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
+    let stale = integration_tests::demo_session_signed_in("L-0000001", &["1000002"], false, old).await;
+    let (status, _, problem) = call(Method::GET, "/v1/me/export", None, Some(&stale)).await;
+    assert_eq!((status, problem["code"].as_str()), (403, Some("REAUTHENTICATION_REQUIRED")));
+    assert_eq!(call(Method::GET, "/v1/me/export", None, None).await.0, 401);
+}
+
+/// The first run of "DE" and 20 digits in a text: a German IBAN unmasked.
+fn regex_lite_full_iban(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    (0..bytes.len().saturating_sub(21)).find_map(|i| {
+        (bytes[i] == b'D' && bytes[i + 1] == b'E' && bytes[i + 2..i + 22].iter().all(u8::is_ascii_digit))
+            .then(|| text[i..i + 22].to_owned())
+    })
+}
