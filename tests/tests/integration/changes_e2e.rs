@@ -555,6 +555,38 @@ async fn a_customer_data_change_waits_for_the_crm_and_is_recorded_once() {
     assert_eq!(customer["pendingDataChange"]["changes"]["address"]["street"], "Domplatz");
     refused(go(json!({"firstName": "Karl"}), None).await, (409, "DATA_CHANGE_PENDING"), &after, TABLE, "1000004", KIND)
         .await;
+
+    // The CRM confirms: the request is processed, and the business partner comes again with
+    // the new name and address. The view shows them, and nothing is pending any more.
+    let (sync, _, _) = integration_tests::served_sync().await;
+    let processed = json!({
+        "messageType": "crm.request-status-changed", "messageId": "data-change-processed",
+        "occurredAt": "2026-12-01T12:00:00Z", "requestId": receipt["requestId"], "requestType": KIND,
+        "status": "PROCESSED", "reason": null,
+    });
+    assert_eq!(sync.apply(&processed.to_string()).await.unwrap(), portal_platform::sync::Outcome::Applied);
+    let (_, _, customer) = call(Method::GET, path, None, Some(&weber)).await;
+    assert_eq!(customer["pendingDataChange"], Value::Null, "{customer}");
+    let confirmed = json!({
+        "messageType": "crm.entity-changed", "messageId": "data-change-confirmed", "occurredAt": "2026-12-01T12:00:01Z",
+        "entityType": "businessPartner", "version": 1_000_000,
+        "entity": {
+            "partnerNumber": "1000004", "partnerType": "PERSON", "salutation": "Herr", "title": "Dr.",
+            "firstName": "Klaus", "lastName": "Weber-Schmitz", "address": change["address"],
+            "phone": "+49 40 555 0101", "mobile": null, "fax": null, "email": "k.weber@example.org",
+            "notificationConsent": false, "accountManager": null
+        }
+    });
+    assert_eq!(sync.apply(&confirmed.to_string()).await.unwrap(), portal_platform::sync::Outcome::Applied);
+    let (_, _, customer) = call(Method::GET, path, None, Some(&weber)).await;
+    assert_eq!(
+        (customer["lastName"].as_str(), customer["address"]["street"].as_str()),
+        (Some("Weber-Schmitz"), Some("Domplatz"))
+    );
+    assert_eq!(customer["pendingDataChange"], Value::Null);
+    // The next change is possible again.
+    let (status, _) = go(json!({"firstName": "Karl"}), None).await;
+    assert_eq!(status, 202);
 }
 
 /// Text that travels downstream is clean: a subject with CR/LF (a header injection into the

@@ -37,6 +37,22 @@ async fn petra_registers_changes_her_initial_password_and_manages_her_account() 
     assert_eq!(status, 201, "{created}");
     assert_eq!((created["status"].as_str(), created["username"].as_str()), (Some("AKTIV"), Some("pschulz")));
     assert!(portal_platform::schemas::compile("registration.response.schema.json").unwrap().is_valid(&created));
+    // The personal-data step is stored on the registration record: the versions she accepted.
+    let records = integration_tests::stack_items("TABLE_PORTAL_LOGIN_REQUESTS").await;
+    let record = records
+        .iter()
+        .find(|i| {
+            integration_tests::s(i, "requestType") == "PORTAL_REGISTRATION"
+                && integration_tests::s(i, "username") == "pschulz"
+        })
+        .expect("the registration record");
+    let terms = record["acceptedTerms"].as_m().unwrap();
+    assert_eq!(
+        (terms["termsOfUse"].as_s().unwrap().as_str(), terms["privacyNotice"].as_s().unwrap().as_str()),
+        ("2026-01", "2026-03")
+    );
+    assert!(terms.contains_key("acceptedAt"));
+    assert_eq!(integration_tests::s(record, "salutation"), "Frau");
 
     // The initial password comes by mail.
     let mail = mails_to("petra.schulz@example.org").await.pop().expect("a mail to Petra");

@@ -449,6 +449,8 @@ async fn the_data_export_holds_everything_of_the_customer_and_no_secret() {
         c[list].as_array().unwrap().iter().map(|v| v[key].as_str().unwrap().to_owned()).collect()
     };
     assert!(numbers("contracts", "contractNumber").contains(&"5000003".to_owned()));
+    assert_eq!(numbers("contractAccounts", "accountNumber").len(), 2, "800000002 and 800000003");
+    assert!(numbers("contractAccounts", "accountNumber").contains(&"800000002".to_owned()));
     assert!(numbers("meters", "meterNumber").contains(&"7ELS8135012345".to_owned()));
     assert!(!c["meterReadings"].as_array().unwrap().is_empty());
     assert!(!c["bankDetails"].as_array().unwrap().is_empty());
