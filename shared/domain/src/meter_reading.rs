@@ -213,7 +213,7 @@ impl<D: CustomerDirectory, L: AttemptLimiter, W: RequestWriter, C: Clock> MeterR
                 address: c.consumption_point.address.clone(),
                 meters: meters
                     .iter()
-                    .filter(|m| m.meter.installation_id == c.installation_id)
+                    .filter(|m| m.meter.installation_id == c.installation_id && m.is_active_on(today))
                     .map(|m| meter_view_for_reading(m, today, &self.policy.readings))
                     .collect(),
             })
@@ -322,9 +322,9 @@ impl<D: CustomerDirectory, L: AttemptLimiter, W: RequestWriter, C: Clock> MeterR
         channel: Channel,
     ) -> Result<Value, MeterReadingError> {
         let today = self.clock.today();
-        if !meter.is_active_on(today) {
-            return Err(MeterReadingError::MeterNotFound);
-        }
+        // After the supply through the meter ended, the former customer may still report a
+        // reading dated up to its end (the move-out reading, late); a later date is refused
+        // (READING_AFTER_SUPPLY_END): the meter may supply someone else by then.
         let accepted = check_reading_confirmed(&meter, reading_date, values, today, &self.policy.readings, confirmed)
             .map_err(MeterReadingError::Implausible)?;
         let request = reading_request(customer, &meter, reading_date, &accepted, claim, self.clock.now(), channel);
@@ -505,7 +505,16 @@ mod tests {
         let view = futures::executor::block_on(s.lookup(&erika("Mustermann"))).unwrap();
         assert!(view.consumption_points.is_empty());
         let refused = futures::executor::block_on(s.submit(reading("29800", "19700", None))).unwrap_err();
-        assert!(matches!(refused, MeterReadingError::MeterNotFound), "{refused:?}");
+        let MeterReadingError::Implausible(v) = refused else { panic!("{refused:?}") };
+        assert_eq!(v[0].code(), "READING_AFTER_SUPPLY_END");
+        assert_eq!(
+            v[0].message(),
+            "your supply through this meter ended on 2026-11-30; a reading can be dated that day at the latest"
+        );
+        // The move-out reading, dated on the last day and reported late, is still taken.
+        let mut last_day = reading("29800", "19700", None);
+        last_day.reading_date = date!(2026 - 11 - 30);
+        futures::executor::block_on(s.submit(last_day)).unwrap();
     }
 
     #[test]

@@ -118,6 +118,10 @@ pub enum RuleViolation {
     DateInFuture {
         today: Date,
     },
+    /// After the day the customer's supply through this meter ended (a move-out, an exchange).
+    AfterSupplyEnd {
+        end: Date,
+    },
     DateBeforeLastReading {
         register: RegisterCode,
         last_date: Date,
@@ -153,6 +157,7 @@ impl RuleViolation {
     pub fn code(&self) -> &'static str {
         match self {
             Self::DateInFuture { .. } => "READING_DATE_IN_FUTURE",
+            Self::AfterSupplyEnd { .. } => "READING_AFTER_SUPPLY_END",
             Self::DateBeforeLastReading { .. } => "READING_DATE_BEFORE_LAST_READING",
             Self::RegisterSetMismatch { .. } => "REGISTER_SET_MISMATCH",
             Self::Negative { .. } => "READING_NEGATIVE",
@@ -165,7 +170,9 @@ impl RuleViolation {
 
     pub fn field(&self) -> Field {
         match self {
-            Self::DateInFuture { .. } | Self::DateBeforeLastReading { .. } => Field::ReadingDate,
+            Self::DateInFuture { .. } | Self::AfterSupplyEnd { .. } | Self::DateBeforeLastReading { .. } => {
+                Field::ReadingDate
+            }
             Self::RegisterSetMismatch { .. } => Field::Values,
             Self::Negative { index }
             | Self::TooManyDecimals { index, .. }
@@ -179,6 +186,12 @@ impl RuleViolation {
         use crate::entities::iso_date::format;
         match self {
             Self::DateInFuture { today } => format!("the reading date lies after today ({})", format(*today)),
+            Self::AfterSupplyEnd { end } => {
+                format!(
+                    "your supply through this meter ended on {}; a reading can be dated that day at the latest",
+                    format(*end)
+                )
+            }
             Self::DateBeforeLastReading { register, last_date } => {
                 format!("register {register} was last read on {}; a new reading cannot be older", format(*last_date))
             }
@@ -227,6 +240,9 @@ pub fn check_reading_confirmed(
     let mut violations = Vec::new();
     if reading_date > today {
         violations.push(RuleViolation::DateInFuture { today });
+    }
+    if let Some(end) = meter.contract_end_date.filter(|end| reading_date > *end) {
+        violations.push(RuleViolation::AfterSupplyEnd { end });
     }
 
     let registers = &meter.meter.registers;

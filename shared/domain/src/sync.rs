@@ -10,7 +10,7 @@ use crate::entities::{
     Product,
 };
 use crate::export::{ImportError, Owned, check_contract, check_document_content, split_account};
-use crate::ids::{CustomerNumber, RequestId};
+use crate::ids::{CustomerNumber, InstallationId, RequestId};
 use crate::requests::RequestKind;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -105,6 +105,9 @@ pub enum SyncWrite {
     File { owner: CustomerNumber, document: Box<Document>, bytes: Vec<u8> },
     /// A portal login's status, customer numbers and e-mail (never its password).
     Login(Box<PortalLogin>),
+    /// A contract's end reaches the meters of its installation: the customer is supplied
+    /// through them until then (readings dated later are refused, the views drop them).
+    SupplyEnd { owner: CustomerNumber, installation_id: InstallationId, end: Option<time::Date> },
     Status {
         request_id: RequestId,
         kind: RequestKind,
@@ -187,7 +190,13 @@ fn changed(t: EntityType, partner: Option<CustomerNumber>, value: Value) -> Resu
         EntityType::Contract => {
             let contract: Contract = entity(t, value)?;
             check_contract(&contract)?;
-            vec![put(Table::Contracts, item(&Owned { partner_number: owner(partner, t)?, entity: contract })?)]
+            let owner = owner(partner, t)?;
+            let supply_end = SyncWrite::SupplyEnd {
+                owner: owner.clone(),
+                installation_id: contract.installation_id.clone(),
+                end: contract.end_date,
+            };
+            vec![put(Table::Contracts, item(&Owned { partner_number: owner, entity: contract })?), supply_end]
         }
         EntityType::Installation => {
             let installation: Installation = entity(t, value)?;
@@ -296,6 +305,27 @@ mod tests {
         unknown["extra"] = json!(1);
         assert!(decide(&unknown.to_string()).is_err(), "and in the message");
         assert!(decide("{not json").is_err());
+
+        // A contract's end also reaches the meters of its installation.
+        let contract = json!({
+            "messageType": "crm.entity-changed", "messageId": "c-1", "occurredAt": "2026-12-01T10:00:00Z",
+            "entityType": "contract", "version": 4, "partnerNumber": "1000001",
+            "entity": {
+                "contractNumber": "5000001", "accountNumber": "800000001", "productId": "HEIZSTROM-HTNT",
+                "startDate": "2021-03-01", "endDate": "2026-11-30", "installationId": "A-7000001",
+                "consumptionPoint": {"maloId": "51234567895", "address": {"street": "Heidestraße", "houseNumber": "17", "postalCode": "51147", "city": "Köln", "country": "DE"}}
+            }
+        });
+        let d = decide(&contract.to_string()).unwrap();
+        let [SyncWrite::Put { table: Table::Contracts, .. }, SyncWrite::SupplyEnd { owner, installation_id, end }] =
+            &d.writes[..]
+        else {
+            panic!("{:?}", d.writes)
+        };
+        assert_eq!(
+            (owner.as_str(), installation_id.as_str(), end.map(crate::entities::iso_date::format)),
+            ("1000001", "A-7000001", Some("2026-11-30".to_owned()))
+        );
         assert!(decide(&json!({"messageType": "crm.entity-changed"}).to_string()).is_err());
     }
 

@@ -46,7 +46,9 @@ pub fn n(v: impl ToString) -> AttributeValue {
 
 /// Maps an item to its entity. The sync's bookkeeping (`syncVersion`) is not part of it.
 pub fn from_item<T: DeserializeOwned>(table: &str, mut item: Item) -> Result<T, StoreError> {
+    // The sync's bookkeeping, not part of the entity.
     item.remove("syncVersion");
+    item.remove("supplyEndVersion");
     serde_dynamo::from_item(item).map_err(|e| StoreError(format!("item of {table} does not map: {e}")))
 }
 

@@ -181,6 +181,9 @@ impl InboundSync {
                 }
             }
             SyncWrite::Reading { owner, reading } => self.reading(&owner, reading, version).await,
+            SyncWrite::SupplyEnd { owner, installation_id, end } => {
+                self.supply_end(&owner, &installation_id, end, version).await
+            }
             SyncWrite::File { owner, document, bytes } => {
                 // Only a newer document replaces the file (its record follows, conditionally).
                 let key = HashMap::from([
@@ -312,6 +315,45 @@ impl InboundSync {
             Err(e) if condition_failed(&e) => Ok(()),
             Err(e) => Err(store_error("UpdateItem", e).into()),
         }
+    }
+
+    /// A contract's end onto the meters of its installation, unless a newer contract
+    /// version set it already (`supplyEndVersion`); meters the mirror does not hold (yet)
+    /// are left alone.
+    async fn supply_end(
+        &self,
+        owner: &CustomerNumber,
+        installation: &portal_domain::ids::InstallationId,
+        end: Option<time::Date>,
+        version: u64,
+    ) -> Result<(), Skip> {
+        let meters: Vec<MeterRecord> =
+            crate::dynamo::partition(&self.dynamo, &self.tables.meters, "partnerNumber", owner.as_str()).await?;
+        let mut applied = false;
+        for meter in meters.iter().filter(|m| &m.meter.installation_id == installation) {
+            let update = self
+                .dynamo
+                .update_item()
+                .table_name(&self.tables.meters)
+                .key("partnerNumber", s(owner.as_str()))
+                .key("meterNumber", s(meter.meter.meter_number.as_str()))
+                .condition_expression(
+                    "attribute_exists(meterNumber) AND (attribute_not_exists(supplyEndVersion) OR supplyEndVersion < :v)",
+                )
+                .expression_attribute_values(":v", n(version));
+            let update = match end {
+                Some(end) => update
+                    .update_expression("SET contractEndDate = :end, supplyEndVersion = :v")
+                    .expression_attribute_values(":end", s(portal_domain::entities::iso_date::format(end))),
+                None => update.update_expression("REMOVE contractEndDate SET supplyEndVersion = :v"),
+            };
+            match update.send().await {
+                Ok(_) => applied = true,
+                Err(e) if condition_failed(&e) => {}
+                Err(e) => return Err(store_error("UpdateItem", e).into()),
+            }
+        }
+        if applied { Ok(()) } else { Err(Skip::Stale) }
     }
 
     /// A reading from the CRM: into the history, and the meter's last reading when it is

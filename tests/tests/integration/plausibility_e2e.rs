@@ -115,3 +115,59 @@ async fn the_reading_range_is_shown_before_a_reading_is_typed() {
     assert_eq!(call(Method::GET, others, None, Some(&erika)).await.0, 404, "Jürgen Müller's meter");
     assert_eq!(call(Method::GET, path, None, None).await.0, 401);
 }
+
+/// A contract the CRM ends (a move-out) ends the supply through its meters: the inbound
+/// sync carries the end onto the meter, the anonymous lookup no longer shows it, and a
+/// reading dated after the end is refused while the move-out reading is still taken. An
+/// older version of the contract changes nothing.
+#[tokio::test]
+async fn a_contract_end_from_the_crm_reaches_its_meter() {
+    let stack = isolated_stack_with_demo().await;
+    let live = stack.live();
+    let service = MeterReadingService {
+        directory: live.directory(),
+        limiter: live.limiter(),
+        writer: live.writer(),
+        clock: FixedClock(datetime!(2026-12-01 09:00 UTC)),
+        policy: AnonymousPolicy::default(),
+    };
+    let auth = portal_domain::identity::sessions::Authenticator {
+        sessions: live.sessions(),
+        logins: live.logins(),
+        clock: FixedClock(datetime!(2026-12-01 09:00 UTC)),
+        policy: Default::default(),
+    };
+    let api = Api::new(service, live.reads(), auth).unwrap();
+    let post = |path: &str, body: Value| apigw_post(path, &body, FROM);
+    let contract = |version: u64, end: Value| {
+        json!({
+            "messageType": "crm.entity-changed", "messageId": format!("contract-{version}"),
+            "occurredAt": "2026-12-01T08:00:00Z", "entityType": "contract", "version": version,
+            "partnerNumber": "1000001",
+            "entity": {
+                "contractNumber": "5000001", "accountNumber": "800000001", "productId": "HEIZSTROM-HTNT",
+                "startDate": "2021-03-01", "endDate": end, "installationId": "A-7000001",
+                "consumptionPoint": {"maloId": "51234567895", "address": {"street": "Heidestraße", "houseNumber": "17", "postalCode": "51147", "city": "Köln", "country": "DE"}}
+            }
+        })
+        .to_string()
+    };
+    let sync = stack.sync();
+    assert_eq!(sync.apply(&contract(5, json!("2026-11-30"))).await.unwrap(), portal_platform::sync::Outcome::Applied);
+    // A late, older version without the end does not bring the meter back.
+    assert_eq!(sync.apply(&contract(4, Value::Null)).await.unwrap(), portal_platform::sync::Outcome::Ignored);
+
+    let lookup = json!({"customerNumber": "1000001", "lastName": "Mustermann"});
+    let (status, _, view) = answer_of(api.handle(post("/v1/anonymous/meter-readings/lookup", lookup)).await.unwrap());
+    assert_eq!((status, view["consumptionPoints"].clone()), (200, json!([])), "{view}");
+
+    let path = "/v1/anonymous/meter-readings";
+    let (status, code, problem) = answer_of(api.handle(post(path, reading("29800", None))).await.unwrap());
+    assert_eq!((status, code.as_deref()), (422, Some("READING_AFTER_SUPPLY_END")), "{problem}");
+    assert_eq!(problem["errors"][0]["pointer"], "/readingDate");
+    assert!(stack.drain_queue().await.is_empty(), "nothing written");
+    let mut move_out = reading("29800", None);
+    move_out["readingDate"] = json!("2026-11-30");
+    let (status, _, receipt) = answer_of(api.handle(post(path, move_out)).await.unwrap());
+    assert_eq!(status, 202, "{receipt}");
+}
