@@ -158,6 +158,8 @@ impl Draft {
                 owner: ActivityOwner::Customer(self.customer.clone()),
                 activity_type: self.activity_type,
                 subject: self.subject,
+                text: None,
+                route_to: None,
             }],
             customer: Some(self.customer),
             channel: Channel::Portal,
@@ -469,6 +471,8 @@ mod tests {
                 owner: ActivityOwner::Customer(CustomerNumber::parse("1000001").unwrap()),
                 activity_type: "BILLING_ADDRESS_CHANGED",
                 subject: "Betreff".into(),
+                text: None,
+                route_to: None
             }]
         );
     }

@@ -151,6 +151,8 @@ where
                 owner: ActivityOwner::Customer(customer.clone()),
                 activity_type: "CONTACT_DATA_CHANGED",
                 subject: "Kommunikationsdaten im Kundenportal geändert".into(),
+                text: None,
+                route_to: None,
             }],
             mirror_updates: vec![MirrorUpdate::Pending {
                 object: MirrorObject::Partner(customer.clone()),

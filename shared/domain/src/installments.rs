@@ -156,6 +156,8 @@ impl<R: ScopedReads, W: RequestWriter, C: Clock> InstallmentService<R, W, C> {
             owner: ActivityOwner::Installation(i),
             activity_type: "INSTALLMENT_CHANGE_REQUESTED",
             subject: subject.clone(),
+            text: None,
+            route_to: None,
         }));
         changes::commit(&self.writer, request).await
     }

@@ -12,7 +12,7 @@ use crate::identity::sessions::Caller;
 use crate::ids::{CustomerNumber, IdempotencyKey, RequestId};
 use crate::ports::{AttemptLimiter, RequestWriter};
 use crate::reads::{Catalog, ScopedReads};
-use crate::requests::{Activity, ActivityOwner, Channel, CustomerRequest, RequestKind};
+use crate::requests::{Activity, ActivityOwner, Channel, CustomerRequest, Delegation, RequestKind};
 use serde_json::{Value, json};
 
 #[derive(Debug, Clone)]
@@ -29,6 +29,9 @@ pub struct MessageInput {
 /// Routing and limits (configuration).
 #[derive(Debug, Clone)]
 pub struct MessagePolicy {
+    /// Whether and how the message's activity is delegated (default: not at all).
+    pub delegation: Delegation,
+    /// The department of a reason without one of its own, when delegating by department.
     pub default_department: String,
     /// Anonymous messages per hour from one client address, and to one sender address.
     pub anonymous_per_hour: u32,
@@ -36,7 +39,7 @@ pub struct MessagePolicy {
 
 impl Default for MessagePolicy {
     fn default() -> Self {
-        Self { default_department: "kundenservice".into(), anonymous_per_hour: 5 }
+        Self { delegation: Delegation::None, default_department: "kundenservice".into(), anonymous_per_hour: 5 }
     }
 }
 
@@ -105,13 +108,9 @@ impl<R: ScopedReads + Catalog, L: AttemptLimiter, W: RequestWriter, C: Clock> Me
                 return Err(ChangeError::TooManyAttempts { retry_after: time::Duration::hours(1) });
             }
         }
-        let route = match customer.as_ref().and_then(|p| p.account_manager.clone()) {
-            Some(manager) => json!({ "kind": "ACCOUNT_MANAGER", "target": manager }),
-            None => json!({
-                "kind": "DEPARTMENT",
-                "target": reason.route_to.clone().unwrap_or_else(|| self.policy.default_department.clone()),
-            }),
-        };
+        let manager = customer.as_ref().and_then(|p| p.account_manager.as_deref());
+        let department = reason.route_to.as_deref().unwrap_or(&self.policy.default_department);
+        let route = self.policy.delegation.route(manager, Some(department));
         let request_id = RequestId::new_random();
         let now = self.clock.now();
         let at = now.replace_nanosecond(now.nanosecond() / 1_000_000 * 1_000_000).unwrap_or(now);
@@ -146,6 +145,8 @@ impl<R: ScopedReads + Catalog, L: AttemptLimiter, W: RequestWriter, C: Clock> Me
                 owner,
                 activity_type: "CUSTOMER_MESSAGE",
                 subject: format!("{}: {}", reason.label, input.subject),
+                text: Some(input.text.clone()),
+                route_to: route,
             }],
             mirror_updates: Vec::new(),
             payload: details,
@@ -161,6 +162,7 @@ mod tests {
     use super::*;
     use crate::clock::FixedClock;
     use crate::memory::{MemoryDirectory, MemoryLimiter, MemoryWriter};
+    use crate::requests::Route;
     use crate::testkit::{NOW, caller, customer, demo, key, run};
     use time::macros::datetime;
 
@@ -172,7 +174,7 @@ mod tests {
             limiter: MemoryLimiter::default(),
             writer: MemoryWriter::default(),
             clock: FixedClock(NOW),
-            policy: MessagePolicy::default(),
+            policy: MessagePolicy { delegation: Delegation::AccountManagerThenDepartment, ..MessagePolicy::default() },
         }
     }
 
@@ -217,6 +219,55 @@ mod tests {
         let r = run(s.send(Some(&caller(&[])), "1.2.3.4", input("BILLING", None, None), None));
         assert!(matches!(r, Err(ChangeError::NotFound)), "{r:?}");
         assert_eq!(code(run(s.send(Some(&c), "1.2.3.4", input("NOPE", None, None), None))), "UNKNOWN_REASON");
+    }
+
+    #[test]
+    fn by_default_a_message_is_not_delegated_and_each_mode_routes_as_configured() {
+        let manager = Some("vertrieb-gewerbe");
+        let department = Some("abrechnung");
+        let (m, d) = (Route::AccountManager("vertrieb-gewerbe".into()), Route::Department("abrechnung".into()));
+        assert_eq!(Delegation::default(), Delegation::None);
+        assert_eq!(Delegation::None.route(manager, department), None);
+        assert_eq!(Delegation::AccountManager.route(manager, department), Some(m.clone()));
+        assert_eq!(Delegation::AccountManager.route(None, department), None);
+        assert_eq!(Delegation::Department.route(manager, department), Some(d.clone()));
+        assert_eq!(Delegation::AccountManagerThenDepartment.route(manager, department), Some(m.clone()));
+        assert_eq!(Delegation::AccountManagerThenDepartment.route(None, department), Some(d.clone()));
+        assert_eq!(Delegation::DepartmentThenAccountManager.route(manager, department), Some(d));
+        assert_eq!(Delegation::DepartmentThenAccountManager.route(manager, None), Some(m));
+        for (raw, mode) in [
+            ("NONE", Delegation::None),
+            ("ACCOUNT_MANAGER", Delegation::AccountManager),
+            ("DEPARTMENT", Delegation::Department),
+            ("ACCOUNT_MANAGER_THEN_DEPARTMENT", Delegation::AccountManagerThenDepartment),
+            ("DEPARTMENT_THEN_ACCOUNT_MANAGER", Delegation::DepartmentThenAccountManager),
+        ] {
+            assert_eq!(Delegation::parse(raw), Some(mode));
+        }
+        assert_eq!(Delegation::parse("none"), None);
+
+        // The shipped default: the bakery's message (it has an account manager) is filed
+        // undelegated; the activity carries the text for the CRM.
+        let s = MessageService { policy: MessagePolicy::default(), ..service() };
+        run(s.send(Some(&caller(&["1000003"])), "1.2.3.4", input("BILLING", None, None), None)).unwrap();
+        let r = &s.writer.committed()[0];
+        assert_eq!(r.record["routeTo"], Value::Null);
+        assert_eq!((r.activities[0].route_to.clone(), r.activities[0].text.as_deref()), (None, Some("Text")));
+        let message = r.envelope();
+        assert_eq!(
+            message.activities[0],
+            json!({"type": "CUSTOMER_MESSAGE", "subject": "Frage zur Rechnung: Betreff", "text": "Text",
+                   "object": {"kind": "BUSINESS_PARTNER", "id": "1000003"}, "routeTo": null})
+        );
+        // Delegated by department: the reason's department, also for a customer with a manager.
+        let s = MessageService {
+            policy: MessagePolicy { delegation: Delegation::Department, ..MessagePolicy::default() },
+            ..service()
+        };
+        run(s.send(Some(&caller(&["1000003"])), "1.2.3.4", input("BILLING", None, None), None)).unwrap();
+        let r = &s.writer.committed()[0];
+        assert_eq!(r.record["routeTo"], json!({"kind": "DEPARTMENT", "target": "abrechnung"}));
+        assert_eq!(r.envelope().activities[0]["routeTo"], json!({"kind": "DEPARTMENT", "target": "abrechnung"}));
     }
 
     #[test]

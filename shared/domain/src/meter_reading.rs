@@ -416,11 +416,15 @@ pub fn reading_request(
                 owner: ActivityOwner::Customer(customer.clone()),
                 activity_type: "METER_READING_SUBMITTED",
                 subject: subject.clone(),
+                text: None,
+                route_to: None,
             },
             Activity {
                 owner: ActivityOwner::Installation(meter.meter.installation_id.clone()),
                 activity_type: "METER_READING_SUBMITTED",
                 subject,
+                text: None,
+                route_to: None,
             },
         ],
         mirror_updates: vec![MirrorUpdate::MeterLastReadings {

@@ -117,6 +117,80 @@ pub struct Activity {
     pub owner: ActivityOwner,
     pub activity_type: &'static str,
     pub subject: String,
+    /// The activity's text (a message's text); `None` where the subject says it all.
+    pub text: Option<String>,
+    /// Whom the CRM delegates the activity to; `None`: not delegated (the default).
+    pub route_to: Option<Route>,
+}
+
+/// A delegation target of an activity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "target", rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Route {
+    /// The customer's account manager (Kundenbetreuer).
+    AccountManager(String),
+    /// A department (by the message reason's routing).
+    Department(String),
+}
+
+/// Whether and how a message's activity is delegated (template parameter
+/// `MessageDelegation`). The module description: "Im Standard erfolgt keine Delegation";
+/// a deployment may delegate to the account manager, by message reason to a department, or
+/// try both in a set order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Delegation {
+    #[default]
+    None,
+    AccountManager,
+    Department,
+    AccountManagerThenDepartment,
+    DepartmentThenAccountManager,
+}
+
+impl Delegation {
+    pub fn parse(raw: &str) -> Option<Self> {
+        Some(match raw {
+            "NONE" => Self::None,
+            "ACCOUNT_MANAGER" => Self::AccountManager,
+            "DEPARTMENT" => Self::Department,
+            "ACCOUNT_MANAGER_THEN_DEPARTMENT" => Self::AccountManagerThenDepartment,
+            "DEPARTMENT_THEN_ACCOUNT_MANAGER" => Self::DepartmentThenAccountManager,
+            _ => return None,
+        })
+    }
+
+    /// The target for a customer's account manager (if any) and the department of the
+    /// message's reason (if it routes to one).
+    pub fn route(self, account_manager: Option<&str>, department: Option<&str>) -> Option<Route> {
+        let manager = || account_manager.map(|m| Route::AccountManager(m.to_owned()));
+        let department = || department.map(|d| Route::Department(d.to_owned()));
+        match self {
+            Self::None => None,
+            Self::AccountManager => manager(),
+            Self::Department => department(),
+            Self::AccountManagerThenDepartment => manager().or_else(department),
+            Self::DepartmentThenAccountManager => department().or_else(manager),
+        }
+    }
+}
+
+impl Activity {
+    /// The activity as the downstream message carries it, for the CRM to create as it is:
+    /// type, subject, text, the object it hangs on and the delegation.
+    pub fn message(&self) -> Value {
+        let (kind, id) = match &self.owner {
+            ActivityOwner::Customer(c) => ("BUSINESS_PARTNER", c.to_string()),
+            ActivityOwner::Installation(i) => ("INSTALLATION", i.to_string()),
+            ActivityOwner::Unassigned(r) => ("UNASSIGNED", r.to_string()),
+        };
+        serde_json::json!({
+            "type": self.activity_type,
+            "subject": self.subject,
+            "text": self.text,
+            "object": { "kind": kind, "id": id },
+            "routeTo": self.route_to,
+        })
+    }
 }
 
 /// The scope of an `Idempotency-Key`: the same key from another caller or for another
@@ -178,6 +252,8 @@ pub struct EventEnvelope {
     #[serde(with = "time::serde::rfc3339")]
     pub occurred_at: OffsetDateTime,
     pub payload: Value,
+    /// The activities the request created, for the CRM to create as they are.
+    pub activities: Vec<Value>,
 }
 
 /// A change of the mirror that commits together with the request.
@@ -285,6 +361,7 @@ impl CustomerRequest {
             channel: self.channel,
             occurred_at: self.submitted_at,
             payload: self.payload.clone(),
+            activities: self.activities.iter().map(Activity::message).collect(),
         }
     }
 
@@ -424,7 +501,7 @@ mod tests {
             json!({
                 "eventType": "message.received", "eventVersion": 1, "requestId": "b7c1e2d4-0f3a-4e5b-9c6d-7e8f9a0b1c2d",
                 "customerNumber": "1000001", "channel": "PORTAL_ANONYMOUS", "occurredAt": "2026-12-01T09:00:00Z",
-                "payload": {"p": 1},
+                "payload": {"p": 1}, "activities": [],
             })
         );
         let owners = [

@@ -336,6 +336,8 @@ where
             owner: ActivityOwner::Installation(contract.installation_id.clone()),
             activity_type: "CONTRACT_TERMINATION_REQUESTED",
             subject,
+            text: None,
+            route_to: None,
         });
         let answer = changes::commit(&self.writer, request).await?;
         let customer_email =

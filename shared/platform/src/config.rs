@@ -175,6 +175,11 @@ impl Config {
             ..Default::default()
         };
         let messages = portal_domain::messages::MessagePolicy {
+            delegation: match get("MESSAGE_DELEGATION") {
+                None => portal_domain::requests::Delegation::None,
+                Some(v) => portal_domain::requests::Delegation::parse(&v)
+                    .ok_or_else(|| ConfigError::Invalid("MESSAGE_DELEGATION", v.clone()))?,
+            },
             default_department: get("MESSAGE_DEFAULT_DEPARTMENT")
                 .filter(|v| !v.trim().is_empty())
                 .unwrap_or_else(|| "kundenservice".to_owned()),

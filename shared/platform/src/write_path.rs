@@ -227,6 +227,8 @@ impl WritePath {
                 "activityKey": format!("{at}#{request_id}#{i}"),
                 "activityType": a.activity_type,
                 "subject": a.subject,
+                "text": a.text,
+                "routeTo": a.route_to,
                 "requestId": request_id,
                 "requestType": r.kind.as_str(),
                 "channel": r.channel,

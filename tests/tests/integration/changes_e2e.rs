@@ -471,6 +471,14 @@ async fn a_termination_follows_the_rules_of_its_reason_and_is_recorded_once() {
     let (message, _) =
         message_of(receipt["requestId"].as_str().unwrap(), "events/contract-termination-requested.schema.json").await;
     assert_eq!(message["payload"]["readings"][0]["values"][0]["consumption"], "1468");
+    let objects: Vec<(&str, &str)> = message["activities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["object"]["kind"].as_str().unwrap(), a["object"]["id"].as_str().unwrap()))
+        .collect();
+    assert_eq!(objects, [("BUSINESS_PARTNER", "1000004"), ("INSTALLATION", "A-7000005")]);
+    assert_eq!(message["activities"][0]["type"], "CONTRACT_TERMINATION_REQUESTED");
     let (_, _, contract) = call(Method::GET, "/v1/contracts/5000005", None, Some(&weber)).await;
     assert!(
         portal_platform::schemas::compile("contract.response.schema.json").unwrap().is_valid(&contract),
@@ -633,6 +641,13 @@ async fn messages_land_at_the_customer_or_unassigned_routed_by_configuration() {
     let (event, _) = message_of(receipt["requestId"].as_str().unwrap(), "events/message-received.schema.json").await;
     assert_eq!(event["payload"]["routeTo"], json!({"kind": "ACCOUNT_MANAGER", "target": "vertrieb-gewerbe"}));
     assert_eq!(event["customerNumber"], "1000003");
+    // The message carries its activity for the CRM to create as it is, delegated like the message.
+    assert_eq!(
+        event["activities"],
+        json!([{"type": "CUSTOMER_MESSAGE", "subject": "Frage zur Rechnung: Frage", "text": "Guten Tag, ...",
+                "object": {"kind": "BUSINESS_PARTNER", "id": "1000003"},
+                "routeTo": {"kind": "ACCOUNT_MANAGER", "target": "vertrieb-gewerbe"}}])
+    );
 
     let (_, receipt) = send(Method::POST, "/v1/messages", Some(&message("METER")), Some(&jmueller), None).await;
     let (event, _) = message_of(receipt["requestId"].as_str().unwrap(), "events/message-received.schema.json").await;

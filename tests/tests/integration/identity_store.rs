@@ -167,6 +167,8 @@ async fn a_registration_token_is_single_use_and_a_taken_username_cancels_the_who
             owner: portal_domain::requests::ActivityOwner::Customer(CustomerNumber::parse("1000005").unwrap()),
             activity_type: "PORTAL_REGISTRATION",
             subject: "x".into(),
+            text: None,
+            route_to: None,
         }],
         mirror_updates: vec![
             portal_domain::requests::MirrorUpdate::Claim { key: username_claim("erika.m"), login_id: login_id.clone() },

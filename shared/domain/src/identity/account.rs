@@ -139,6 +139,8 @@ where
                 owner: ActivityOwner::Customer(p.clone()),
                 activity_type: "PORTAL_ACCOUNT_DELETED",
                 subject: format!("Benutzerkonto im Kundenportal gelöscht ({})", login.username),
+                text: None,
+                route_to: None,
             })
             .collect();
         r.mirror_updates = std::iter::once(MirrorUpdate::SetLoginStatus {
@@ -194,6 +196,8 @@ where
             owner: ActivityOwner::Customer(partner.partner_number.clone()),
             activity_type: "PORTAL_CUSTOMER_NUMBER_ADDED",
             subject: format!("Kundennummer zum Portalzugang {} hinzugefügt", login.username),
+            text: None,
+            route_to: None,
         }];
         r.mirror_updates = vec![
             MirrorUpdate::Claim { key: partner_claim(&partner.partner_number), login_id: login.login_id.clone() },

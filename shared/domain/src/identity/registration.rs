@@ -268,6 +268,8 @@ where
                 owner: ActivityOwner::Customer(customer.clone()),
                 activity_type: "PORTAL_REGISTRATION",
                 subject: format!("Registrierung im Kundenportal ({})", login.username),
+                text: None,
+                route_to: None,
             }],
             mirror_updates: vec![
                 MirrorUpdate::Claim { key: username_claim(&login.username), login_id: login.login_id.clone() },
