@@ -262,6 +262,7 @@ where
                 current.pending_change,
                 json!(request_id),
                 set,
+                &json!(current),
             )],
             claim,
             answer: Map::from_iter([("accountNumber".to_owned(), json!(account))]),
@@ -318,6 +319,7 @@ where
                 current.pending_change,
                 json!(request_id),
                 set,
+                &json!(current),
             )],
             claim,
             answer: Map::from_iter([("accountNumber".to_owned(), json!(account))]),
@@ -471,7 +473,7 @@ mod tests {
 
     fn pending(r: &crate::requests::CustomerRequest) -> (&MirrorObject, &Map<String, Value>, &Map<String, Value>) {
         match r.mirror_updates.as_slice() {
-            [MirrorUpdate::Pending { object, set, expect }] => (object, set, expect),
+            [MirrorUpdate::Pending { object, set, expect, .. }] => (object, set, expect),
             other => panic!("{other:?}"),
         }
     }

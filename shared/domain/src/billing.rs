@@ -109,6 +109,7 @@ impl<R: ScopedReads, W: RequestWriter, C: Clock> BillingService<R, W, C> {
                 current.pending_change,
                 json!(request_id),
                 set,
+                &json!(current),
             )],
             claim,
             answer: Map::from_iter([("accountNumber".to_owned(), json!(account))]),
@@ -229,7 +230,7 @@ mod tests {
         assert_eq!(r.activities[0].subject, "Rechnungsanschrift Vertragskonto 800000001 im Kundenportal geändert");
         assert_eq!(r.record["billingAddress"]["street"], "Rheinufer");
         assert_eq!(r.record["billRecipient"], Value::Null);
-        let [MirrorUpdate::Pending { object, set, expect }] = r.mirror_updates.as_slice() else { panic!() };
+        let [MirrorUpdate::Pending { object, set, expect, .. }] = r.mirror_updates.as_slice() else { panic!() };
         assert_eq!(*object, MirrorObject::Account(customer("1000001"), account()));
         assert_eq!((set["billingAddress"]["city"].as_str(), set["billRecipient"].clone()), (Some("Köln"), Value::Null));
         assert_eq!(set["pendingChange"], json!(r.request_id));

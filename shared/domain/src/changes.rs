@@ -175,17 +175,25 @@ impl Draft {
 
 /// The mirror update that shows a change at once and marks the object pending. `read` is
 /// the marker the rules saw: a change that committed meanwhile moved it, and then this one
-/// is refused (409) instead of being decided on stale data.
+/// is refused (409) instead of being decided on stale data. `before` is the object as the
+/// rules read it: its values of the changed fields come back if the CRM rejects the change.
 pub fn pending(
     object: MirrorObject,
     marker: &str,
     read: Option<RequestId>,
     marker_value: Value,
     mut set: Map<String, Value>,
+    before: &Value,
 ) -> MirrorUpdate {
+    let previous = previous_values(before, &set);
     set.insert(marker.to_owned(), marker_value);
     let expect = Map::from_iter([(marker.to_owned(), read.map_or(Value::Null, |r| json!(r)))]);
-    MirrorUpdate::Pending { object, set, expect }
+    MirrorUpdate::Pending { object, set, expect, previous }
+}
+
+/// The values the fields of `set` have in `before` (`null` for an absent one).
+pub fn previous_values(before: &Value, set: &Map<String, Value>) -> Map<String, Value> {
+    set.keys().map(|k| (k.clone(), before.get(k).cloned().unwrap_or(Value::Null))).collect()
 }
 
 /// How long after a login a sensitive change needs no password.
@@ -481,19 +489,25 @@ mod tests {
     fn a_pending_update_expects_the_marker_the_rules_read() {
         let object = MirrorObject::Partner(CustomerNumber::parse("1000001").unwrap());
         let read = RequestId::new_random();
-        let MirrorUpdate::Pending { object: o, set, expect } = pending(
+        let MirrorUpdate::Pending { object: o, set, expect, previous } = pending(
             object.clone(),
             "pendingChange",
             Some(read),
             json!("new"),
-            Map::from_iter([("a".to_owned(), json!(1))]),
+            Map::from_iter([("a".to_owned(), json!(1)), ("b".to_owned(), json!(2))]),
+            &json!({"a": 0, "c": 9}),
         ) else {
             panic!()
         };
         assert_eq!(o, object);
-        assert_eq!(Value::Object(set), json!({"a": 1, "pendingChange": "new"}));
+        assert_eq!(Value::Object(set), json!({"a": 1, "b": 2, "pendingChange": "new"}));
         assert_eq!(Value::Object(expect), json!({"pendingChange": read}));
-        let MirrorUpdate::Pending { expect, .. } = pending(object, "m", None, json!(1), Map::new()) else { panic!() };
+        // What a rejection puts back: the changed fields as they were (absent: null).
+        assert_eq!(Value::Object(previous), json!({"a": 0, "b": null}));
+        let MirrorUpdate::Pending { expect, .. } = pending(object, "m", None, json!(1), Map::new(), &Value::Null)
+        else {
+            panic!()
+        };
         assert_eq!(Value::Object(expect), json!({"m": null}));
     }
 

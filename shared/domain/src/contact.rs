@@ -166,6 +166,8 @@ where
                     "pendingContactChange".to_owned(),
                     partner.pending_contact_change.map_or(Value::Null, |r| json!(r)),
                 )]),
+                // What the view falls back to when the CRM rejects the change.
+                previous: previous.clone(),
             }],
             payload: json!({ "changes": set, "consent": consent }),
             idempotency: claim,
@@ -262,7 +264,7 @@ mod tests {
         );
         assert_eq!(r.payload, json!({"changes": r.record["changes"], "consent": r.record["consent"]}));
         assert_eq!((r.kind, r.activities[0].activity_type), (RequestKind::ContactDataChange, "CONTACT_DATA_CHANGED"));
-        let [MirrorUpdate::Pending { object, set, expect }] = r.mirror_updates.as_slice() else { panic!() };
+        let [MirrorUpdate::Pending { object, set, expect, .. }] = r.mirror_updates.as_slice() else { panic!() };
         assert_eq!(*object, MirrorObject::Partner(customer("1000001")));
         assert_eq!(set["pendingContactChange"], json!(r.request_id));
         assert_eq!(set["mobile"], "+49 171 7654321");

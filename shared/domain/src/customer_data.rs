@@ -153,6 +153,7 @@ impl<R: ScopedReads, W: RequestWriter, C: Clock> CustomerDataService<R, W, C> {
                 None,
                 json!(pending),
                 Map::new(),
+                &Value::Null,
             )],
             claim,
             answer: Map::from_iter([("pendingFields".to_owned(), json!(fields))]),
@@ -228,7 +229,7 @@ mod tests {
         assert_eq!(r.payload, r.record);
         assert_eq!(r.activities.len(), 1);
         assert_eq!(r.activities[0].activity_type, "CUSTOMER_DATA_CHANGE_REQUESTED");
-        let [MirrorUpdate::Pending { object, set, expect }] = r.mirror_updates.as_slice() else { panic!() };
+        let [MirrorUpdate::Pending { object, set, expect, .. }] = r.mirror_updates.as_slice() else { panic!() };
         assert_eq!(*object, MirrorObject::Partner(customer("1000001")));
         // Only the marker is set: the names and the address stay the CRM's until it confirms.
         assert_eq!(set.keys().collect::<Vec<_>>(), ["pendingDataChange"]);

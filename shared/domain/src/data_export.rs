@@ -14,7 +14,7 @@ use serde_json::{Map, Value, json};
 pub const FORMAT: &str = "evi-portal-export/1";
 
 /// Attributes that are never exported, at any depth.
-pub const WITHHELD: [&str; 12] = [
+pub const WITHHELD: [&str; 14] = [
     "passwordHash",
     "tokenHash",
     "codeHash",
@@ -27,6 +27,8 @@ pub const WITHHELD: [&str; 12] = [
     "idempotencyKey",
     "claimKey",
     "fileKey",
+    "supplyEndVersion",
+    "restoreOnRejection",
 ];
 
 /// A stored item as it may be exported: withheld attributes removed and IBANs masked, at

@@ -147,6 +147,7 @@ impl<R: ScopedReads, W: RequestWriter, C: Clock> InstallmentService<R, W, C> {
                     ("changeLocked".to_owned(), json!(false)),
                     ("pendingChange".to_owned(), Value::Null),
                 ]),
+                previous: Map::new(),
             }],
             claim,
             answer: Map::from_iter([("accountNumber".to_owned(), json!(account))]),
@@ -356,7 +357,7 @@ mod tests {
         let owners: Vec<String> = r.activities.iter().map(|a| a.owner.key()).collect();
         assert_eq!(owners, ["BP#1000001", "INST#A-7000001"]);
         assert!(r.activities.iter().all(|a| a.activity_type == "INSTALLMENT_CHANGE_REQUESTED"));
-        let [MirrorUpdate::Pending { object, set, expect }] = r.mirror_updates.as_slice() else { panic!() };
+        let [MirrorUpdate::Pending { object, set, expect, .. }] = r.mirror_updates.as_slice() else { panic!() };
         assert_eq!(*object, MirrorObject::InstallmentPlan(crate::testkit::customer("1000001"), account("800000001")));
         assert_eq!(set["pendingChange"]["requestId"], json!(r.request_id));
         assert_eq!(set["pendingChange"]["validFrom"], "2026-12-15");

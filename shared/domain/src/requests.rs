@@ -295,6 +295,9 @@ pub enum MirrorUpdate {
         object: MirrorObject,
         set: serde_json::Map<String, Value>,
         expect: serde_json::Map<String, Value>,
+        /// The values the fields of `set` (other than the marker) had before: put back when
+        /// the CRM rejects the request, so that the view falls back to the CRM's values.
+        previous: serde_json::Map<String, Value>,
     },
     /// A new item of a mirror table (an uploaded document in the inbox); its key must be new.
     Insert {

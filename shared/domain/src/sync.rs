@@ -256,6 +256,57 @@ fn deleted(t: EntityType, partner: Option<CustomerNumber>, key: String) -> Resul
     })
 }
 
+/// What the customer calls a request, in the outcome mail.
+fn request_name(kind: RequestKind) -> &'static str {
+    match kind {
+        RequestKind::MeterReadingSubmission => "Ihre Zählerstandsmeldung",
+        RequestKind::PortalRegistration => "Ihre Registrierung im Kundenportal",
+        RequestKind::AccountDeletion => "Die Löschung Ihres Benutzerkontos",
+        RequestKind::CustomerNumberAdded => "Die weitere Kundennummer für Ihren Zugang",
+        RequestKind::ContactDataChange => "Die Änderung Ihrer Kommunikationsdaten",
+        RequestKind::CustomerDataChange => "Die Änderung Ihrer Kundendaten",
+        RequestKind::BankDetailsChange => "Die Änderung Ihrer Bankverbindung",
+        RequestKind::MandateRevocation => "Der Widerruf Ihres SEPA-Mandats",
+        RequestKind::BillingAddressChange => "Die Änderung Ihrer Rechnungsanschrift",
+        RequestKind::InstallmentChange => "Ihre Abschlagsänderung",
+        RequestKind::ContractTermination => "Ihre Kündigung",
+        RequestKind::Message => "Ihre Nachricht",
+        RequestKind::DocumentUpload => "Ihr hochgeladenes Dokument",
+    }
+}
+
+/// The mail that tells a customer who consented to notifications what became of a request:
+/// subject and text, naming the request (type, number, date) and, for a rejection, the
+/// CRM's reason.
+pub fn outcome_mail(
+    kind: RequestKind,
+    request_id: &RequestId,
+    submitted_on: &str,
+    status: RequestStatus,
+    reason: Option<&str>,
+) -> (String, String) {
+    let name = request_name(kind);
+    let date = submitted_on.get(..10).unwrap_or(submitted_on);
+    match status {
+        RequestStatus::Processed => (
+            format!("{name} ist bearbeitet"),
+            format!(
+                "Guten Tag,\n\n{name} vom {date} (Vorgang {request_id}) ist bearbeitet.\n\n\
+                 Ihre Daten im Kundenportal zeigen den neuen Stand.\n"
+            ),
+        ),
+        RequestStatus::Rejected => (
+            format!("{name} konnte nicht ausgeführt werden"),
+            format!(
+                "Guten Tag,\n\n{name} vom {date} (Vorgang {request_id}) konnte nicht ausgeführt werden.\n\n\
+                 Grund: {}\n\nDas Kundenportal zeigt wieder Ihre bisherigen Daten. Bei Fragen antworten Sie \
+                 bitte über das Kontaktformular.\n",
+                reason.unwrap_or("ohne Angabe")
+            ),
+        ),
+    }
+}
+
 /// An example of each inbound message type (also in `schemas/events/`), for tests and docs.
 pub fn example_status(request_id: RequestId, kind: RequestKind) -> Value {
     json!({
@@ -272,6 +323,25 @@ pub fn example_status(request_id: RequestId, kind: RequestKind) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_outcome_mail_names_the_request_and_a_rejections_reason() {
+        let id = RequestId::new_random();
+        let (subject, text) = outcome_mail(
+            RequestKind::BankDetailsChange,
+            &id,
+            "2026-12-01T10:00:00.000Z",
+            RequestStatus::Rejected,
+            Some("Das Konto ist erloschen."),
+        );
+        assert_eq!(subject, "Die Änderung Ihrer Bankverbindung konnte nicht ausgeführt werden");
+        assert!(text.contains(&format!("vom 2026-12-01 (Vorgang {id})")), "{text}");
+        assert!(text.contains("Grund: Das Konto ist erloschen."), "{text}");
+        let (subject, text) =
+            outcome_mail(RequestKind::Message, &id, "2026-12-01T10:00:00.000Z", RequestStatus::Processed, None);
+        assert_eq!(subject, "Ihre Nachricht ist bearbeitet");
+        assert!(!text.contains("Grund"), "{text}");
+    }
 
     #[test]
     fn entity_changes_use_the_export_format_and_its_rules() {

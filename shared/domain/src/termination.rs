@@ -324,6 +324,7 @@ where
                 set: Map::from_iter([("pendingTermination".to_owned(), json!(pending))]),
                 // A termination submitted at the same time loses.
                 expect: Map::from_iter([("pendingTermination".to_owned(), Value::Null)]),
+                previous: Map::new(),
             }],
             claim,
             answer: Map::from_iter([
@@ -641,7 +642,7 @@ mod tests {
             r.record["finalBillPayment"],
             json!({"type": "KEEP", "paymentMethod": "SEPA_DIRECT_DEBIT", "bankAccount": null})
         );
-        let [MirrorUpdate::Pending { object, set, expect }] = r.mirror_updates.as_slice() else { panic!() };
+        let [MirrorUpdate::Pending { object, set, expect, .. }] = r.mirror_updates.as_slice() else { panic!() };
         assert_eq!(*object, MirrorObject::Contract(customer("1000001"), contract("5000001")));
         assert_eq!(set["pendingTermination"]["requestId"], json!(r.request_id));
         assert_eq!(set["pendingTermination"]["terminationDate"], "2026-12-31");

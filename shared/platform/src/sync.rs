@@ -52,6 +52,8 @@ pub struct InboundSync {
     tables: Arc<Tables>,
     bucket: String,
     dead_letter_url: String,
+    /// Tells customers who consented what became of their requests.
+    mailer: crate::identity::SesMailer,
 }
 
 /// Why a write was not made.
@@ -106,6 +108,7 @@ impl InboundSync {
             tables: config.tables.clone(),
             bucket: config.documents_bucket.clone(),
             dead_letter_url: config.inbound_dead_letter_url.clone(),
+            mailer: crate::identity::SesMailer::new(clients.ses.clone(), config.mail_from.clone()),
         }
     }
 
@@ -220,6 +223,8 @@ impl InboundSync {
                 None => Err(Skip::Stale),
             },
             SyncWrite::Status { request_id, kind, status, reason, at } => {
+                let rejected = status == portal_domain::sync::RequestStatus::Rejected;
+                let reason_text = reason.clone();
                 let table = self.tables.record_table(kind);
                 let at = portal_domain::entities::timestamp::format(at);
                 let status = serde_dynamo::to_attribute_value(status).map_err(|e| StoreError(e.to_string()))?;
@@ -242,7 +247,16 @@ impl InboundSync {
                     .await;
                 match result {
                     Ok(out) => {
-                        self.clear_marker(kind, &out.attributes.unwrap_or_default(), &request_id.to_string()).await
+                        let record = out.attributes.unwrap_or_default();
+                        // A rejected change no longer shows its values: the CRM's come back.
+                        let restore = if rejected {
+                            record.get("restoreOnRejection").and_then(|v| v.as_m().ok()).cloned()
+                        } else {
+                            None
+                        };
+                        self.clear_marker(kind, &record, &request_id.to_string(), restore).await?;
+                        self.tell_outcome(&record, kind, &request_id, (rejected, reason_text.as_deref())).await;
+                        Ok(())
                     }
                     Err(e) if condition_failed(&e) => {
                         let found = self
@@ -265,6 +279,38 @@ impl InboundSync {
         }
     }
 
+    /// A customer who consented to notifications is told the outcome of a request by mail.
+    /// Best effort: the outcome is recorded and shown in `GET /v1/me/requests` either way, and
+    /// a failed mail is logged (without the address) rather than retried.
+    async fn tell_outcome(
+        &self,
+        record: &Item,
+        kind: portal_domain::requests::RequestKind,
+        request_id: &portal_domain::ids::RequestId,
+        (rejected, reason): (bool, Option<&str>),
+    ) {
+        use portal_domain::identity::{Mail, Mailer};
+        use portal_domain::sync::{RequestStatus, outcome_mail};
+        let field = |k: &str| record.get(k).and_then(|v| v.as_s().ok()).cloned();
+        let Some(customer) = field("partnerNumber") else { return };
+        let key = HashMap::from([("partnerNumber".to_owned(), s(customer))]);
+        let partner: Option<portal_domain::entities::BusinessPartner> =
+            match crate::dynamo::get(&self.dynamo, &self.tables.business_partners, key).await {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(error = %e, "outcome notice: customer not read");
+                    return;
+                }
+            };
+        let Some(to) = partner.filter(|p| p.notification_consent).and_then(|p| p.email) else { return };
+        let status = if rejected { RequestStatus::Rejected } else { RequestStatus::Processed };
+        let submitted = field("submittedAt").unwrap_or_default();
+        let (subject, text) = outcome_mail(kind, request_id, &submitted, status, reason);
+        if let Err(e) = self.mailer.send(Mail { to, subject, text: text.into() }).await {
+            tracing::warn!(error = %e, "outcome notice not sent");
+        }
+    }
+
     /// Once the CRM has decided a request, the mirror object stops showing it as pending
     /// (if it still shows this request). After a rejection the CRM sends the entity again
     /// to put back values the change had shown at once.
@@ -273,6 +319,7 @@ impl InboundSync {
         kind: portal_domain::requests::RequestKind,
         record: &Item,
         request_id: &str,
+        restore: Option<HashMap<String, AttributeValue>>,
     ) -> Result<(), Skip> {
         use portal_domain::requests::RequestKind as K;
         let field = |k: &str| record.get(k).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
@@ -298,17 +345,27 @@ impl InboundSync {
         if let Some((name, value)) = sort {
             key.insert(name.to_owned(), s(value));
         }
-        let result = self
+        let mut update = self
             .dynamo
             .update_item()
             .table_name(table)
             .set_key(Some(key))
-            .update_expression("REMOVE #m")
             .condition_expression(format!("{path} = :id"))
             .expression_attribute_names("#m", marker)
-            .expression_attribute_values(":id", s(request_id))
-            .send()
-            .await;
+            .expression_attribute_values(":id", s(request_id));
+        let mut assignments = Vec::new();
+        for (i, (field, value)) in restore.unwrap_or_default().into_iter().enumerate() {
+            update = update
+                .expression_attribute_names(format!("#r{i}"), field)
+                .expression_attribute_values(format!(":r{i}"), value);
+            assignments.push(format!("#r{i} = :r{i}"));
+        }
+        let expression = if assignments.is_empty() {
+            "REMOVE #m".to_owned()
+        } else {
+            format!("SET {} REMOVE #m", assignments.join(", "))
+        };
+        let result = update.update_expression(expression).send().await;
         match result {
             Ok(_) => Ok(()),
             // Another request is pending now, or the entity came again: nothing to clear.

@@ -142,7 +142,7 @@ impl WritePath {
                     .expression_attribute_values(":status", status);
                 (Self::update(update)?, Meaning::Conflict)
             }
-            MirrorUpdate::Pending { object, set, expect } => {
+            MirrorUpdate::Pending { object, set, expect, .. } => {
                 let (table, sort_key) = match object {
                     MirrorObject::Partner(c) => (&t.business_partners, (c, None)),
                     MirrorObject::Account(c, a) => (&t.contract_accounts, (c, Some(("accountNumber", a.as_str())))),
@@ -215,6 +215,13 @@ impl WritePath {
             ("submittedAt".to_owned(), json!(at)),
             ("status".to_owned(), json!("SUBMITTED")),
         ]);
+        // What a rejection by the CRM puts back on the mirror object the change showed at once.
+        if let Some(previous) = r.mirror_updates.iter().find_map(|u| match u {
+            MirrorUpdate::Pending { previous, .. } if !previous.is_empty() => Some(previous.clone()),
+            _ => None,
+        }) {
+            record.insert("restoreOnRejection".to_owned(), Value::Object(previous));
+        }
         // A request without a customer has no partnerNumber at all (the by-customer index is sparse).
         if let Some(customer) = &r.customer {
             record.insert("partnerNumber".to_owned(), json!(customer));

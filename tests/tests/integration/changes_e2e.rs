@@ -933,3 +933,55 @@ async fn simultaneous_changes_of_one_account_have_a_defined_outcome() {
         other => panic!("{other:?}: {a:?} {b:?}"),
     }
 }
+
+/// The CRM's outcome of a request is told: a rejected change no longer shows its values (the
+/// CRM's come back at once) and the customer, who consented to notifications, gets a mail
+/// naming the request and the reason; a processed one keeps its values and is told too.
+#[tokio::test]
+async fn the_crms_outcome_is_shown_at_once_and_told_to_a_customer_who_consented() {
+    use portal_platform::sync::Outcome;
+    let erika = demo_session("L-TEST0001", &["1000001"], false).await;
+    let path = "/v1/customers/1000001";
+    let (_, _, before) = call(Method::GET, path, None, Some(&erika)).await;
+    let mobile = "+49 171 5550101";
+    let (status, receipt) =
+        send(Method::PATCH, "/v1/customers/1000001/contact", Some(&json!({"mobile": mobile})), Some(&erika), None)
+            .await;
+    assert_eq!(status, 202, "{receipt}");
+    let (_, _, shown) = call(Method::GET, path, None, Some(&erika)).await;
+    assert_eq!((shown["mobile"].as_str(), &shown["pendingContactChange"]), (Some(mobile), &receipt["requestId"]));
+
+    let (sync, _, _) = integration_tests::served_sync().await;
+    let status_message = |id: &Value, status: &str, reason: Value| {
+        json!({
+            "messageType": "crm.request-status-changed", "messageId": format!("outcome-{status}"),
+            "occurredAt": "2026-12-01T12:00:00Z", "requestId": id, "requestType": "CONTACT_DATA_CHANGE",
+            "status": status, "reason": reason,
+        })
+        .to_string()
+    };
+    let rejected = status_message(&receipt["requestId"], "REJECTED", json!("Die Nummer ist nicht erreichbar."));
+    assert_eq!(sync.apply(&rejected).await.unwrap(), Outcome::Applied);
+    let (_, _, shown) = call(Method::GET, path, None, Some(&erika)).await;
+    assert_eq!((&shown["mobile"], &shown["pendingContactChange"]), (&before["mobile"], &Value::Null), "{shown}");
+    let request_id = receipt["requestId"].as_str().unwrap();
+    let told = mails_to("erika.mustermann@example.org").await;
+    let mail = told.iter().find(|m| m.contains(request_id)).expect("the outcome mail");
+    assert!(mail.contains("konnte nicht ausgef") && mail.contains("Die Nummer ist nicht erreichbar."), "{mail}");
+    // A repeat of the outcome changes nothing and tells nobody again.
+    assert_eq!(sync.apply(&rejected).await.unwrap(), Outcome::Ignored);
+    let again = mails_to("erika.mustermann@example.org").await;
+    assert_eq!(again.iter().filter(|m| m.contains(request_id)).count(), 1);
+
+    // Processed: the values stay, and the customer is told.
+    let (_, receipt) =
+        send(Method::PATCH, "/v1/customers/1000001/contact", Some(&json!({"mobile": mobile})), Some(&erika), None)
+            .await;
+    let processed = status_message(&receipt["requestId"], "PROCESSED", Value::Null);
+    assert_eq!(sync.apply(&processed).await.unwrap(), Outcome::Applied);
+    let (_, _, shown) = call(Method::GET, path, None, Some(&erika)).await;
+    assert_eq!((shown["mobile"].as_str(), &shown["pendingContactChange"]), (Some(mobile), &Value::Null));
+    let request_id = receipt["requestId"].as_str().unwrap();
+    let told = mails_to("erika.mustermann@example.org").await;
+    assert!(told.iter().any(|m| m.contains(request_id) && m.contains("ist bearbeitet")), "{told:?}");
+}
