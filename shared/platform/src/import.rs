@@ -98,7 +98,7 @@ pub async fn write_snapshot(
     }
     let mut claims = 0;
     for login in &snapshot.logins {
-        claims += apply_login(client, tables, login, None).await?.unwrap_or_default();
+        claims += apply_login(client, tables, login, None).await?.map_or(0, |a| a.claims);
     }
     report.push((tables.login_claims.clone(), claims));
     report.push((config.documents_bucket.clone(), files));
@@ -113,12 +113,20 @@ pub async fn write_snapshot(
 /// (the inbound sync) nothing is written over a newer version (`None`); the same version
 /// again is written again, so that a redelivery finishes what a failure interrupted.
 /// Returns the number of claims held.
+/// What applying a login did: the claims it took, and whether it was the CRM's approval of
+/// a login that waited for it (status AUSSTEHEND, never used, now AKTIV).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoginApplied {
+    pub claims: usize,
+    pub approved: bool,
+}
+
 pub async fn apply_login(
     client: &Client,
     tables: &Tables,
     login: &PortalLogin,
     version: Option<u64>,
-) -> Result<Option<usize>, StoreError> {
+) -> Result<Option<LoginApplied>, StoreError> {
     let stored = client
         .get_item()
         .table_name(&tables.portal_logins)
@@ -135,6 +143,9 @@ pub async fn apply_login(
     {
         return Ok(None);
     }
+    let waited = stored.get("status").and_then(|v| v.as_s().ok()).is_some_and(|st| st == "AUSSTEHEND")
+        && stored.get("mustChangePassword").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false);
+    let approved = waited && login.status == LoginStatus::Active;
     let previous: Vec<String> = stored
         .get("partnerNumbers")
         .and_then(|v| v.as_l().ok())
@@ -166,7 +177,7 @@ pub async fn apply_login(
         portal_domain::identity::access::end_sessions(&DynamoSessions::new(client.clone(), tables), &written.login_id)
             .await;
     }
-    Ok(Some(claims))
+    Ok(Some(LoginApplied { claims, approved }))
 }
 
 /// Why an import did not happen.

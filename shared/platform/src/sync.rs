@@ -52,8 +52,10 @@ pub struct InboundSync {
     tables: Arc<Tables>,
     bucket: String,
     dead_letter_url: String,
-    /// Tells customers who consented what became of their requests.
+    /// Tells customers who consented what became of their requests, and approved logins
+    /// their initial password.
     mailer: crate::identity::SesMailer,
+    initial_password_lifetime: time::Duration,
 }
 
 /// Why a write was not made.
@@ -109,6 +111,7 @@ impl InboundSync {
             bucket: config.documents_bucket.clone(),
             dead_letter_url: config.inbound_dead_letter_url.clone(),
             mailer: crate::identity::SesMailer::new(clients.ses.clone(), config.mail_from.clone()),
+            initial_password_lifetime: config.registration_policy().initial_password_lifetime,
         }
     }
 
@@ -219,7 +222,12 @@ impl InboundSync {
                 Ok(())
             }
             SyncWrite::Login(login) => match apply_login(&self.dynamo, &self.tables, &login, Some(version)).await? {
-                Some(_) => Ok(()),
+                Some(applied) => {
+                    if applied.approved {
+                        self.approve(&login).await?;
+                    }
+                    Ok(())
+                }
                 None => Err(Skip::Stale),
             },
             SyncWrite::Status { request_id, kind, status, reason, at } => {
@@ -277,6 +285,46 @@ impl InboundSync {
                 }
             }
         }
+    }
+
+    /// The CRM approved a login that waited for it: a new initial password, valid from now
+    /// on for the configured lifetime, and the mail that carries it to the login's address.
+    /// The password is set only while the login is still unused (`mustChangePassword`), so a
+    /// redelivered approval after the first sign-in changes nothing.
+    async fn approve(&self, login: &portal_domain::entities::PortalLogin) -> Result<(), Skip> {
+        use portal_domain::identity::Mailer;
+        let now = time::OffsetDateTime::now_utc();
+        let approval = portal_domain::identity::registration::approval(
+            &login.email.to_lowercase(),
+            &login.username,
+            now,
+            self.initial_password_lifetime,
+        );
+        let result = self
+            .dynamo
+            .update_item()
+            .table_name(&self.tables.portal_logins)
+            .key("loginId", s(login.login_id.as_str()))
+            .update_expression("SET passwordHash = :h, passwordExpiresAt = :x, mustChangePassword = :t")
+            .condition_expression("attribute_exists(loginId) AND mustChangePassword = :t")
+            .expression_attribute_values(":h", s(&approval.password_hash))
+            .expression_attribute_values(
+                ":x",
+                s(portal_domain::entities::timestamp::format(approval.password_expires_at)),
+            )
+            .expression_attribute_values(":t", AttributeValue::Bool(true))
+            .send()
+            .await;
+        match result {
+            Ok(_) => {}
+            Err(e) if condition_failed(&e) => return Ok(()),
+            Err(e) => return Err(store_error("UpdateItem", e).into()),
+        }
+        if let Err(e) = self.mailer.send(approval.mail).await {
+            // The login is active; the customer can get a password by reset.
+            tracing::error!(login_id = %login.login_id, error = %e, "initial password mail not sent");
+        }
+        Ok(())
     }
 
     /// A customer who consented to notifications is told the outcome of a request by mail.

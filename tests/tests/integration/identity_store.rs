@@ -263,40 +263,51 @@ async fn an_initial_password_expires_after_72_hours_and_a_pending_login_cannot_l
     let email = format!("petra.{}@example.org", stack.account);
     let answer = register(&service, "1000005", "Schulz", "pschulz", &email).await.unwrap();
     assert_eq!(answer["status"], "AUSSTEHEND");
-    let initial = mail_field(&mails_to(&email).await.pop().unwrap(), "Initialpasswort:").unwrap();
+    // While it waits, no password: the mail says the registration is being checked.
+    let waiting = mails_to(&email).await;
+    assert_eq!(waiting.len(), 1);
+    assert!(waiting[0].contains("wird geprüft") && mail_field(&waiting[0], "Initialpasswort:").is_none());
 
-    // Pending: the right password is told that the login waits for approval; a wrong one gets
-    // the generic answer (nothing about the login is told without its password).
-    let refused =
-        access(&stack, NOW + Duration::hours(1)).login("pschulz", &password(&initial), &Default::default()).await;
-    assert!(matches!(refused, Err(AccessError::PendingApproval)), "{:?}", refused.err());
-    let wrong = access(&stack, NOW + Duration::hours(1))
-        .login("pschulz", &password("Falsch-2026-xyz"), &Default::default())
-        .await;
-    assert!(matches!(wrong, Err(AccessError::InvalidCredentials)), "{:?}", wrong.err());
-
-    // The CRM approves it.
-    stack
-        .clients
-        .dynamo
-        .update_item()
-        .table_name(&stack.config.tables.portal_logins)
-        .key("loginId", aws_sdk_dynamodb::types::AttributeValue::S(answer["loginId"].as_str().unwrap().to_owned()))
-        .update_expression("SET #s = :a")
-        .expression_attribute_names("#s", "status")
-        .expression_attribute_values(":a", aws_sdk_dynamodb::types::AttributeValue::S("AKTIV".into()))
-        .send()
-        .await
-        .unwrap();
+    // The CRM approves it: the initial password comes now, valid for 72 hours from now.
+    let login_id = answer["loginId"].as_str().unwrap().to_owned();
+    let entity = |status: &str, version: u64| {
+        serde_json::json!({
+            "messageType": "crm.entity-changed", "messageId": format!("approve-{version}"),
+            "occurredAt": "2026-12-01T10:00:00Z", "entityType": "portalLogin", "version": version,
+            "entity": {
+                "loginId": login_id, "username": "pschulz", "email": email, "status": status,
+                "partnerNumbers": ["1000005"], "mustChangePassword": true,
+                "passwordHash": "$argon2id$v=19$m=19456,t=2,p=1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+                "createdAt": "2026-12-01T09:00:00Z"
+            }
+        })
+        .to_string()
+    };
+    let approved_at = OffsetDateTime::now_utc();
+    assert_eq!(stack.sync().apply(&entity("AKTIV", 1)).await.unwrap(), portal_platform::sync::Outcome::Applied);
+    let initial = mail_field(&mails_to(&email).await.pop().unwrap(), "Initialpasswort:").expect("sent on approval");
     assert!(
-        access(&stack, NOW + Duration::hours(71))
+        access(&stack, approved_at + Duration::hours(71))
             .login("pschulz", &password(&initial), &Default::default())
             .await
             .is_ok()
     );
-    let expired =
-        access(&stack, NOW + Duration::hours(73)).login("pschulz", &password(&initial), &Default::default()).await;
+    let expired = access(&stack, approved_at + Duration::hours(73))
+        .login("pschulz", &password(&initial), &Default::default())
+        .await;
     assert!(matches!(expired, Err(AccessError::InitialPasswordExpired)), "{:?}", expired.err());
+
+    // Set back to pending by the CRM: the right password is told that the login waits for
+    // approval; a wrong one gets the generic answer (nothing is told without the password).
+    assert_eq!(stack.sync().apply(&entity("AUSSTEHEND", 2)).await.unwrap(), portal_platform::sync::Outcome::Applied);
+    let refused = access(&stack, approved_at + Duration::hours(1))
+        .login("pschulz", &password(&initial), &Default::default())
+        .await;
+    assert!(matches!(refused, Err(AccessError::PendingApproval)), "{:?}", refused.err());
+    let wrong = access(&stack, approved_at + Duration::hours(1))
+        .login("pschulz", &password("Falsch-2026-xyz"), &Default::default())
+        .await;
+    assert!(matches!(wrong, Err(AccessError::InvalidCredentials)), "{:?}", wrong.err());
 }
 
 fn account(

@@ -312,3 +312,69 @@ async fn a_rejected_installment_change_is_no_longer_pending() {
     assert_eq!(plan().await.pending_change, None, "a new change is possible again");
     assert!(service.change(&caller, &account, rust_decimal::Decimal::new(7500, 2), due, None).await.is_ok());
 }
+
+/// A login that waited for the CRM's approval gets its initial password when the CRM
+/// approves it, valid for 72 hours from then; it signs in with it and must change it. A
+/// redelivered approval sends nothing again.
+#[tokio::test]
+async fn an_approved_login_gets_its_initial_password_then() {
+    use integration_tests::mails_to;
+    let (sync, _, _) = served_sync().await;
+    let login = |status: &str, version: u64| {
+        json!({
+            "messageType": "crm.entity-changed", "messageId": format!("approval-{version}"),
+            "occurredAt": "2026-12-01T10:00:00Z", "entityType": "portalLogin", "version": version,
+            "entity": {
+                "loginId": "L-TESTAPPROVAL", "username": "freigabe.test", "email": "Freigabe.Test@example.org",
+                "status": status, "partnerNumbers": [], "mustChangePassword": true,
+                "passwordHash": "$argon2id$v=19$m=19456,t=2,p=1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+                "createdAt": "2026-12-01T09:00:00Z"
+            }
+        })
+        .to_string()
+    };
+    assert_eq!(sync.apply(&login("AUSSTEHEND", 1)).await.unwrap(), Outcome::Applied);
+    assert!(mails_to("freigabe.test@example.org").await.is_empty(), "no password while it waits");
+
+    let before = time::OffsetDateTime::now_utc();
+    assert_eq!(sync.apply(&login("AKTIV", 2)).await.unwrap(), Outcome::Applied);
+    let mails = mails_to("freigabe.test@example.org").await;
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    let password = mails[0].lines().find_map(|l| l.strip_prefix("Initialpasswort: ")).expect("the initial password");
+    assert!(mails[0].contains("72 Stunden"), "{}", mails[0]);
+    let (status, _, session) = call(
+        reqwest::Method::POST,
+        "/v1/sessions",
+        Some(&json!({"username": "freigabe.test", "password": password})),
+        None,
+    )
+    .await;
+    assert_eq!((status, session["mustChangePassword"].as_bool()), (201, Some(true)), "{session}");
+    // Valid for 72 hours from the approval on.
+    let (config, clients) = integration_tests::served().await;
+    let stored = clients
+        .dynamo
+        .get_item()
+        .table_name(&config.tables.portal_logins)
+        .key("loginId", aws_sdk_dynamodb::types::AttributeValue::S("L-TESTAPPROVAL".into()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    let expires = time::OffsetDateTime::parse(
+        stored["passwordExpiresAt"].as_s().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let lifetime = expires - before;
+    assert!(
+        lifetime >= time::Duration::hours(72) - time::Duration::minutes(1)
+            && lifetime <= time::Duration::hours(72) + time::Duration::minutes(1),
+        "{lifetime}"
+    );
+
+    // The same approval again (a login write accepts its own version again): no new password.
+    sync.apply(&login("AKTIV", 2)).await.unwrap();
+    assert_eq!(mails_to("freigabe.test@example.org").await.len(), 1);
+}

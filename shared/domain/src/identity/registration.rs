@@ -234,7 +234,9 @@ where
             partner_numbers: vec![customer.clone()],
             must_change_password: true,
             password_hash: hash_password(&password),
-            password_expires_at: Some(now + self.policy.initial_password_lifetime),
+            // A login waiting for approval gets its initial password, and its lifetime, when
+            // the CRM approves it (`approval_mail`); the one hashed here is never sent.
+            password_expires_at: (status == LoginStatus::Active).then(|| now + self.policy.initial_password_lifetime),
             created_at: now,
             session_generation: 0,
         };
@@ -297,14 +299,17 @@ where
             Err(WriteError::Conflict) => return Err(RegistrationError::InvalidToken),
             Err(WriteError::Store(e)) => return Err(e.into()),
         }
-        let text = format!(
-            "Guten Tag {},\n\nIhr Zugang zum Kundenportal ist eingerichtet{}.\n\nBenutzername: {}\nInitialpasswort: {}\n\n\
-             Das Initialpasswort ist 72 Stunden gültig und muss bei der ersten Anmeldung geändert werden.\n",
-            partner.first_name.as_deref().unwrap_or(&partner.last_name),
-            if status == LoginStatus::Pending { " und wird nach Prüfung freigeschaltet" } else { "" },
-            login.username,
-            password.expose_secret(),
-        );
+        let name = partner.first_name.as_deref().unwrap_or(&partner.last_name);
+        let text = if status == LoginStatus::Pending {
+            format!(
+                "Guten Tag {name},\n\nIhre Registrierung im Kundenportal (Benutzername {}) ist eingegangen und wird \
+                 geprüft. Sobald Ihr Zugang freigeschaltet ist, erhalten Sie Ihr Initialpasswort in einer weiteren \
+                 E-Mail.\n",
+                login.username
+            )
+        } else {
+            initial_password_text(name, &login.username, &password, self.policy.initial_password_lifetime)
+        };
         let mail = Mail {
             to: login.email.clone(),
             subject: "Ihr Zugang zum Kundenportal".into(),
@@ -327,6 +332,39 @@ where
     }
 }
 
+/// The initial-password mail's text: username, password and how long it is valid.
+fn initial_password_text(name: &str, username: &str, password: &SecretString, lifetime: Duration) -> String {
+    format!(
+        "Guten Tag {name},\n\nIhr Zugang zum Kundenportal ist eingerichtet.\n\nBenutzername: {username}\n\
+         Initialpasswort: {}\n\nDas Initialpasswort ist {} Stunden gültig und muss bei der ersten Anmeldung \
+         geändert werden.\n",
+        password.expose_secret(),
+        lifetime.whole_hours(),
+    )
+}
+
+/// What the CRM's approval of a login that waited for it brings: a new initial password
+/// (stored as its hash) valid from the approval on, and the mail that carries it.
+pub struct Approval {
+    pub password_hash: String,
+    pub password_expires_at: OffsetDateTime,
+    pub mail: Mail,
+}
+
+pub fn approval(email: &str, username: &str, now: OffsetDateTime, lifetime: Duration) -> Approval {
+    let password = initial_password();
+    Approval {
+        password_hash: hash_password(&password),
+        password_expires_at: now + lifetime,
+        mail: Mail {
+            to: email.to_owned(),
+            subject: "Ihr Zugang zum Kundenportal ist freigeschaltet".into(),
+            text: initial_password_text(username, username, &password, lifetime).into(),
+        },
+    }
+}
+
+#[cfg(test)]
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -427,6 +465,25 @@ mod tests {
             ..registration(&token, "fremd", None)
         };
         assert_eq!(run(s.register(stranger)).unwrap()["status"], "AUSSTEHEND", "waits for the CRM");
+        // The initial password comes with the approval, not before: this mail only says so.
+        let waiting = &s.mailer.texts()[0];
+        assert!(waiting.contains("wird geprüft") && !waiting.contains("Initialpasswort:"), "{waiting}");
+        let committed = s.writer.committed();
+        let created = committed[0].mirror_updates.iter().find_map(|u| match u {
+            MirrorUpdate::CreateLogin(login) => Some(login.clone()),
+            _ => None,
+        });
+        assert_eq!(created.unwrap().password_expires_at, None, "its 72 hours start with the approval");
+        let approved = approval("fremd@example.net", "fremd", NOW, Duration::hours(72));
+        assert_eq!(approved.password_expires_at, NOW + Duration::hours(72));
+        assert_eq!(approved.mail.to, "fremd@example.net");
+        let text = approved.mail.text.expose_secret();
+        let password = text.lines().find_map(|l| l.strip_prefix("Initialpasswort: ")).unwrap();
+        assert!(crate::identity::credentials::verify_password(
+            &SecretString::from(password.to_owned()),
+            &approved.password_hash
+        ));
+        assert!(text.contains("72 Stunden"), "{text}");
 
         let mut s = service();
         s.policy.proof = RegistrationProof::CrmEmail;
@@ -519,7 +576,8 @@ mod tests {
         let token = run(s.verify(&petra())).unwrap().registration_token;
         let answer = run(s.register(registration(&token, "pschulz", None))).unwrap();
         assert_eq!(answer["status"], "AUSSTEHEND");
-        assert!(s.mailer.texts()[0].contains("und wird nach Prüfung freigeschaltet"));
+        let text = &s.mailer.texts()[0];
+        assert!(text.contains("wird geprüft") && !text.contains("Initialpasswort:"), "{text}");
     }
 
     #[test]
