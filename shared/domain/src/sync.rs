@@ -10,7 +10,7 @@ use crate::entities::{
     Product,
 };
 use crate::export::{ImportError, Owned, check_contract, check_document_content, split_account};
-use crate::ids::{CustomerNumber, InstallationId, RequestId};
+use crate::ids::{CustomerNumber, InstallationId, MeterNumber, RegisterCode, RequestId};
 use crate::requests::RequestKind;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -101,6 +101,9 @@ pub enum SyncWrite {
     Delete { table: Table, key: Vec<(&'static str, String)> },
     /// A reading: stored in the history, and the meter's last reading if it is newer.
     Reading { owner: CustomerNumber, reading: MeterReading },
+    /// A reading the CRM deleted: out of the history; if it was the register's last
+    /// reading, the latest one left becomes the last.
+    DeleteReading { owner: CustomerNumber, meter: MeterNumber, register: RegisterCode, date: time::Date },
     /// A document's file, stored before its record.
     File { owner: CustomerNumber, document: Box<Document>, bytes: Vec<u8> },
     /// A portal login's status, customer numbers and e-mail (never its password).
@@ -248,10 +251,22 @@ fn deleted(t: EntityType, partner: Option<CustomerNumber>, key: String) -> Resul
         EntityType::InstallmentPlan => vec![owned(Table::InstallmentPlans, "accountNumber")?],
         EntityType::Document => vec![owned(Table::Documents, "documentId")?],
         EntityType::Product => vec![SyncWrite::Delete { table: Table::Products, key: vec![("productId", key)] }],
-        EntityType::MeterReading | EntityType::PortalLogin => {
-            return Err(Unusable(format!(
-                "{t:?} is never deleted (a reading is corrected by a newer one, a login gets status GELÖSCHT)"
-            )));
+        EntityType::MeterReading => {
+            // The key is the reading's: `<meterNumber>#<register>#<date>`.
+            let parts: Vec<&str> = key.split('#').collect();
+            let [meter, register, date] = parts.as_slice() else {
+                return Err(Unusable("meterReading key is <meterNumber>#<register>#<YYYY-MM-DD>".into()));
+            };
+            let refused = |field: &str| Unusable(format!("meterReading key: {field} does not parse"));
+            vec![SyncWrite::DeleteReading {
+                owner: owner(partner, t)?,
+                meter: MeterNumber::parse(meter).map_err(|_| refused("meterNumber"))?,
+                register: RegisterCode::parse(register).map_err(|_| refused("register"))?,
+                date: time::Date::parse(date, crate::entities::iso_date::FORMAT).map_err(|_| refused("date"))?,
+            }]
+        }
+        EntityType::PortalLogin => {
+            return Err(Unusable(format!("{t:?} is never deleted (a login gets status GELÖSCHT)")));
         }
     })
 }
@@ -527,9 +542,21 @@ mod tests {
             delete("product", None, "STROM-BASIS").unwrap().writes,
             [SyncWrite::Delete { table: Table::Products, key: vec![("productId", "STROM-BASIS".into())] }]
         );
-        for t in ["meterReading", "portalLogin"] {
-            assert!(delete(t, Some("1000001"), "x").unwrap_err().0.contains("is never deleted"), "{t}");
+        assert!(delete("portalLogin", Some("1000001"), "x").unwrap_err().0.contains("is never deleted"));
+        // A reading, by its key: out of the history (and the last reading follows).
+        let [SyncWrite::DeleteReading { owner, meter, register, date }] =
+            &delete("meterReading", Some("1000001"), "1EMH0012345678#HT#2026-12-01").unwrap().writes[..]
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (owner.as_str(), meter.as_str(), register.as_str(), crate::entities::iso_date::format(*date)),
+            ("1000001", "1EMH0012345678", "HT", "2026-12-01".to_owned())
+        );
+        for bad in ["x", "1EMH0012345678#HT", "1EMH0012345678#HT#2026-13-01", "1emh#HT#2026-12-01"] {
+            assert!(delete("meterReading", Some("1000001"), bad).is_err(), "{bad}");
         }
+        assert!(delete("meterReading", None, "1EMH0012345678#HT#2026-12-01").is_err(), "needs the owner");
     }
 
     #[test]

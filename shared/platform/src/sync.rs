@@ -187,6 +187,9 @@ impl InboundSync {
                 }
             }
             SyncWrite::Reading { owner, reading } => self.reading(&owner, reading, version).await,
+            SyncWrite::DeleteReading { owner, meter, register, date } => {
+                self.delete_reading(&owner, &meter, &register, date, version).await
+            }
             SyncWrite::SupplyEnd { owner, installation_id, end } => {
                 self.supply_end(&owner, &installation_id, end, version).await
             }
@@ -515,27 +518,112 @@ impl InboundSync {
                 value: reading.value,
                 source: reading.source,
             });
-            let readings = serde_dynamo::to_attribute_value(&last).map_err(|e| StoreError(e.to_string()))?;
-            let updated = self
-                .dynamo
-                .update_item()
-                .table_name(&self.tables.meters)
-                .set_key(Some(key.clone()))
-                .update_expression("SET lastReadings = :r, version = :next")
-                .condition_expression("attribute_not_exists(version) OR version = :expected")
-                .expression_attribute_values(":r", readings)
-                .expression_attribute_values(":expected", n(meter.version))
-                .expression_attribute_values(":next", n(meter.version + 1))
-                .send()
-                .await;
-            match updated {
-                Ok(_) => return Ok(()),
-                // A portal reading won meanwhile: read the meter again.
-                Err(e) if condition_failed(&e) => continue,
-                Err(e) => return Err(store_error("UpdateItem", e).into()),
+            if self.set_last_readings(&key, &meter, &last).await? {
+                return Ok(());
             }
         }
         Err(StoreError("the meter kept changing; retry the message".into()).into())
+    }
+
+    /// A reading the CRM deleted leaves the history (unless the stored one is newer); if it
+    /// was its register's last reading, the latest reading left in the history becomes the
+    /// last (conditional on the meter's version, like a portal reading). This is how the CRM
+    /// repairs an implausible reading a customer insisted on.
+    async fn delete_reading(
+        &self,
+        owner: &CustomerNumber,
+        meter_number: &portal_domain::ids::MeterNumber,
+        register: &portal_domain::ids::RegisterCode,
+        date: time::Date,
+        version: u64,
+    ) -> Result<(), Skip> {
+        let reading_key = format!("{meter_number}#{register}#{}", portal_domain::entities::iso_date::format(date));
+        let deleted = self
+            .dynamo
+            .delete_item()
+            .table_name(&self.tables.meter_readings)
+            .key("partnerNumber", s(owner.as_str()))
+            .key("readingKey", s(&reading_key))
+            .condition_expression(NEWER_ONLY)
+            .expression_attribute_values(":v", n(version))
+            .send()
+            .await;
+        match deleted {
+            Ok(_) => {}
+            Err(e) if condition_failed(&e) => return Err(Skip::Stale),
+            Err(e) => return Err(store_error("DeleteItem", e).into()),
+        }
+        let key = HashMap::from([
+            ("partnerNumber".to_owned(), s(owner.as_str())),
+            ("meterNumber".to_owned(), s(meter_number.as_str())),
+        ]);
+        for _ in 0..5 {
+            let Some(meter) = crate::dynamo::get::<MeterRecord>(&self.dynamo, &self.tables.meters, key.clone()).await?
+            else {
+                return Ok(());
+            };
+            if meter.last_reading(register).is_none_or(|last| last.date != date) {
+                return Ok(());
+            }
+            // The latest reading of the register left in the history.
+            let history: Vec<portal_domain::entities::MeterReading> = self
+                .dynamo
+                .query()
+                .table_name(&self.tables.meter_readings)
+                .key_condition_expression("partnerNumber = :p AND begins_with(readingKey, :m)")
+                .expression_attribute_values(":p", s(owner.as_str()))
+                .expression_attribute_values(":m", s(format!("{meter_number}#{register}#")))
+                .into_paginator()
+                .items()
+                .send()
+                .try_collect()
+                .await
+                .map_err(|e| store_error("Query", e))?
+                .into_iter()
+                .map(|mut i: Item| {
+                    i.remove("partnerNumber");
+                    i.remove("readingKey");
+                    crate::dynamo::from_item(&self.tables.meter_readings, i)
+                })
+                .collect::<Result<_, _>>()?;
+            let mut last = meter.last_readings.clone();
+            last.retain(|l| &l.register != register);
+            if let Some(latest) = history.iter().filter(|r| &r.register == register).max_by_key(|r| r.date) {
+                last.push(LastReading {
+                    register: register.clone(),
+                    date: latest.date,
+                    value: latest.value,
+                    source: latest.source,
+                });
+            }
+            if self.set_last_readings(&key, &meter, &last).await? {
+                return Ok(());
+            }
+        }
+        Err(StoreError("the meter kept changing; retry the message".into()).into())
+    }
+
+    /// The meter's new last readings, if the meter still has the version the caller read;
+    /// `false` when a portal reading won meanwhile (read the meter again).
+    async fn set_last_readings(&self, key: &Item, meter: &MeterRecord, last: &[LastReading]) -> Result<bool, Skip> {
+        let readings = serde_dynamo::to_attribute_value(last).map_err(|e| StoreError(e.to_string()))?;
+        let updated = self
+            .dynamo
+            .update_item()
+            .table_name(&self.tables.meters)
+            .set_key(Some(key.clone()))
+            .update_expression("SET lastReadings = :r, version = :next")
+            .condition_expression("attribute_not_exists(version) OR version = :expected")
+            .expression_attribute_values(":r", readings)
+            .expression_attribute_values(":expected", n(meter.version))
+            .expression_attribute_values(":next", n(meter.version + 1))
+            .send()
+            .await;
+        match updated {
+            Ok(_) => Ok(true),
+            Err(e) if condition_failed(&e) => Ok(false),
+            Err(e) => Err(store_error("UpdateItem", e).into()),
+        }
     }
 
     /// Moves a message that can never be applied to the dead-letter queue.

@@ -81,6 +81,40 @@ async fn a_typo_is_refused_with_the_allowed_range_and_accepted_when_confirmed() 
     );
     let event = portal_platform::schemas::compile("events/meter-reading-submitted.schema.json").unwrap();
     assert!(event.is_valid(&messages[0]), "{}", messages[0]);
+
+    // The confirmed typo now blocks the right value, until the CRM deletes it: the last
+    // reading goes back to the latest one of the history, and the right value is taken.
+    let (status, code, _) = answer_of(api.handle(post(path, reading("29810", None))).await.unwrap());
+    assert_eq!((status, code.as_deref()), (422, Some("READING_BELOW_LAST_READING")));
+    let deleted = json!({
+        "messageType": "crm.entity-deleted", "messageId": "typo-deleted", "occurredAt": "2026-12-01T10:00:00Z",
+        "entityType": "meterReading", "version": 7, "partnerNumber": "1000001",
+        "key": "1EMH0012345678#HT#2026-12-01",
+    });
+    let outcome = stack.sync().apply(&deleted.to_string()).await.unwrap();
+    assert_eq!(outcome, portal_platform::sync::Outcome::Applied);
+    let lookup = json!({"customerNumber": "1000001", "lastName": "Mustermann"});
+    let (_, _, view) = answer_of(api.handle(post("/v1/anonymous/meter-readings/lookup", lookup)).await.unwrap());
+    let ht = &view["consumptionPoints"][0]["meters"][0]["registers"][0];
+    assert_eq!(
+        (ht["lastReading"]["value"].as_str(), ht["lastReading"]["date"].as_str()),
+        (Some("29735"), Some("2026-11-30")),
+        "{ht}"
+    );
+    let (status, _, receipt) = answer_of(api.handle(post(path, reading("29810", None))).await.unwrap());
+    assert_eq!(status, 202, "{receipt}");
+    stack.drain_queue().await;
+
+    // The CRM replaces a reading: the same date with a corrected value becomes the last one.
+    let corrected = json!({
+        "messageType": "crm.entity-changed", "messageId": "typo-corrected", "occurredAt": "2026-12-01T11:00:00Z",
+        "entityType": "meterReading", "version": 8, "partnerNumber": "1000001",
+        "entity": {"meterNumber": "1EMH0012345678", "register": "HT", "date": "2026-12-01", "value": "29805", "source": "NETWORK_OPERATOR"},
+    });
+    assert_eq!(stack.sync().apply(&corrected.to_string()).await.unwrap(), portal_platform::sync::Outcome::Applied);
+    let lookup = json!({"customerNumber": "1000001", "lastName": "Mustermann"});
+    let (_, _, view) = answer_of(api.handle(post("/v1/anonymous/meter-readings/lookup", lookup)).await.unwrap());
+    assert_eq!(view["consumptionPoints"][0]["meters"][0]["registers"][0]["lastReading"]["value"], "29805");
 }
 
 /// The pre-check before a reading is typed: per register the last reading and the values a
