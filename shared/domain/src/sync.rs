@@ -29,6 +29,9 @@ pub enum EntityType {
     Document,
     Product,
     PortalLogin,
+    /// One entry of a code list (Schlüsselwert): message reasons with their routing,
+    /// termination reasons with their notice rules, …
+    CodeListEntry,
 }
 
 /// What EVI reports about a request.
@@ -90,6 +93,7 @@ pub enum Table {
     InstallmentPlans,
     Documents,
     Products,
+    CodeLists,
 }
 
 /// One write that applies (part of) an inbound message.
@@ -228,6 +232,7 @@ fn changed(t: EntityType, partner: Option<CustomerNumber>, value: Value) -> Resu
             writes
         }
         EntityType::Product => vec![put(Table::Products, item(&entity::<Product>(t, value)?)?)],
+        EntityType::CodeListEntry => vec![put(Table::CodeLists, item(&code_list_entry(value)?)?)],
         EntityType::PortalLogin => vec![SyncWrite::Login(Box::new(entity(t, value)?))],
     })
 }
@@ -251,6 +256,15 @@ fn deleted(t: EntityType, partner: Option<CustomerNumber>, key: String) -> Resul
         EntityType::InstallmentPlan => vec![owned(Table::InstallmentPlans, "accountNumber")?],
         EntityType::Document => vec![owned(Table::Documents, "documentId")?],
         EntityType::Product => vec![SyncWrite::Delete { table: Table::Products, key: vec![("productId", key)] }],
+        EntityType::CodeListEntry => {
+            let Some((list, entry)) = key.split_once('#').filter(|(l, e)| !l.is_empty() && !e.is_empty()) else {
+                return Err(Unusable("codeListEntry key is <listName>#<key>".into()));
+            };
+            vec![SyncWrite::Delete {
+                table: Table::CodeLists,
+                key: vec![("listName", list.to_owned()), ("key", entry.to_owned())],
+            }]
+        }
         EntityType::MeterReading => {
             // The key is the reading's: `<meterNumber>#<register>#<date>`.
             let parts: Vec<&str> = key.split('#').collect();
@@ -268,6 +282,33 @@ fn deleted(t: EntityType, partner: Option<CustomerNumber>, key: String) -> Resul
         EntityType::PortalLogin => {
             return Err(Unusable(format!("{t:?} is never deleted (a login gets status GELÖSCHT)")));
         }
+    })
+}
+
+/// A code list entry as the export's code lists hold it, with the list it belongs to.
+fn code_list_entry(value: Value) -> Result<crate::entities::CodeValue, Unusable> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    struct Entry {
+        list_name: String,
+        key: String,
+        label: String,
+        #[serde(default)]
+        route_to: Option<String>,
+        #[serde(default)]
+        termination_rule: Option<crate::entities::TerminationRule>,
+    }
+    let e: Entry = entity(EntityType::CodeListEntry, value)?;
+    let name_ok = |s: &str| (1..=40).contains(&s.len()) && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !name_ok(&e.list_name) || !name_ok(&e.key) || e.label.trim().is_empty() || e.label.chars().count() > 200 {
+        return Err(Unusable("codeListEntry: listName, key (1-40 letters, digits, _) and a label are required".into()));
+    }
+    Ok(crate::entities::CodeValue {
+        list_name: e.list_name,
+        key: e.key,
+        label: e.label,
+        route_to: e.route_to,
+        termination_rule: e.termination_rule,
     })
 }
 
@@ -338,6 +379,49 @@ pub fn example_status(request_id: RequestId, kind: RequestKind) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn code_list_entries_follow_the_crm_with_their_routing_and_rules() {
+        let change = |entity: Value| {
+            json!({
+                "messageType": "crm.entity-changed", "messageId": "cl-1", "occurredAt": "2026-12-01T10:00:00Z",
+                "entityType": "codeListEntry", "version": 3, "entity": entity,
+            })
+            .to_string()
+        };
+        let d = decide(&change(json!({
+            "listName": "terminationReasons", "key": "MOVE_OUT", "label": "Umzug",
+            "terminationRule": {"earliestDaysFromToday": -14, "moveOutDateRequired": true}
+        })))
+        .unwrap();
+        let [SyncWrite::Put { table: Table::CodeLists, item }] = &d.writes[..] else { panic!("{:?}", d.writes) };
+        assert_eq!(item["listName"], "terminationReasons");
+        assert_eq!(item["terminationRule"]["earliestDaysFromToday"], -14);
+        let d = decide(&change(
+            json!({"listName": "messageReasons", "key": "SOLAR", "label": "Solaranlage", "routeTo": "technik"}),
+        ))
+        .unwrap();
+        let [SyncWrite::Put { item, .. }] = &d.writes[..] else { panic!() };
+        assert_eq!(item["routeTo"], "technik");
+        for bad in [
+            json!({"listName": "messageReasons", "key": "X", "label": " "}),
+            json!({"listName": "message reasons", "key": "X", "label": "L"}),
+            json!({"listName": "messageReasons", "key": "X", "label": "L", "extra": 1}),
+        ] {
+            assert!(decide(&change(bad.clone())).is_err(), "{bad}");
+        }
+        let deleted = json!({
+            "messageType": "crm.entity-deleted", "messageId": "cl-2", "occurredAt": "2026-12-01T10:00:00Z",
+            "entityType": "codeListEntry", "version": 4, "key": "messageReasons#SOLAR",
+        });
+        assert_eq!(
+            decide(&deleted.to_string()).unwrap().writes,
+            [SyncWrite::Delete {
+                table: Table::CodeLists,
+                key: vec![("listName", "messageReasons".into()), ("key", "SOLAR".into())]
+            }]
+        );
+    }
 
     #[test]
     fn the_outcome_mail_names_the_request_and_a_rejections_reason() {

@@ -85,6 +85,7 @@ pub fn entity_type(body: &str) -> &'static str {
         "document",
         "product",
         "portalLogin",
+        "codeListEntry",
     ];
     #[derive(serde::Deserialize)]
     #[serde(rename_all = "camelCase")]
@@ -126,6 +127,7 @@ impl InboundSync {
             Table::InstallmentPlans => &t.installment_plans,
             Table::Documents => &t.documents,
             Table::Products => &t.products,
+            Table::CodeLists => &t.code_lists,
         }
     }
 

@@ -378,3 +378,40 @@ async fn an_approved_login_gets_its_initial_password_then() {
     sync.apply(&login("AKTIV", 2)).await.unwrap();
     assert_eq!(mails_to("freigabe.test@example.org").await.len(), 1);
 }
+
+/// Code lists follow the CRM: an entry added, a termination reason's rule changed, an entry
+/// removed; a late older version changes nothing.
+#[tokio::test]
+async fn code_lists_follow_the_crm() {
+    use portal_domain::reads::Catalog;
+    let stack = isolated_stack_with_demo().await;
+    let sync = stack.sync();
+    let reads = stack.live().reads();
+    let entry = |version: u64, entity: Value| {
+        json!({
+            "messageType": "crm.entity-changed", "messageId": format!("cl-{version}"), "occurredAt": "2026-12-01T10:00:00Z",
+            "entityType": "codeListEntry", "version": version, "entity": entity,
+        })
+        .to_string()
+    };
+    let stricter = json!({"listName": "terminationReasons", "key": "MOVE_OUT", "label": "Auszug / Umzug",
+                          "terminationRule": {"earliestDaysFromToday": -14, "moveOutDateRequired": true}});
+    assert_eq!(sync.apply(&entry(5, stricter)).await.unwrap(), Outcome::Applied);
+    let older = json!({"listName": "terminationReasons", "key": "MOVE_OUT", "label": "Alt",
+                       "terminationRule": {"earliestDaysFromToday": -42, "moveOutDateRequired": true}});
+    assert_eq!(sync.apply(&entry(4, older)).await.unwrap(), Outcome::Ignored);
+    let solar = json!({"listName": "messageReasons", "key": "SOLAR", "label": "Solaranlage", "routeTo": "technik"});
+    assert_eq!(sync.apply(&entry(6, solar)).await.unwrap(), Outcome::Applied);
+    let removed = json!({
+        "messageType": "crm.entity-deleted", "messageId": "cl-del", "occurredAt": "2026-12-01T10:00:00Z",
+        "entityType": "codeListEntry", "version": 7, "key": "terminationReasons#OTHER",
+    });
+    assert_eq!(sync.apply(&removed.to_string()).await.unwrap(), Outcome::Applied);
+
+    let reasons = reads.code_list("terminationReasons").await.unwrap();
+    let move_out = reasons.iter().find(|r| r.key == "MOVE_OUT").unwrap();
+    assert_eq!(move_out.termination_rule.map(|r| r.earliest_days_from_today), Some(-14));
+    assert!(!reasons.iter().any(|r| r.key == "OTHER"), "removed");
+    let messages = reads.code_list("messageReasons").await.unwrap();
+    assert_eq!(messages.iter().find(|r| r.key == "SOLAR").and_then(|r| r.route_to.as_deref()), Some("technik"));
+}
