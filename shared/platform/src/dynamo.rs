@@ -56,11 +56,20 @@ pub fn to_item<T: serde::Serialize>(value: &T) -> Result<Item, StoreError> {
     serde_dynamo::to_item(value).map_err(|e| StoreError(format!("value does not map to an item: {e}")))
 }
 
+/// The attribute that marks what is left of an entity the CRM deleted: its key and the
+/// version of the deletion, so that a late, older change never brings it back. Every read
+/// of the mirror passes over it as over a missing item.
+pub const TOMBSTONE: &str = "tombstone";
+
+pub fn is_tombstone(item: &Item) -> bool {
+    item.contains_key(TOMBSTONE)
+}
+
 /// Reads one item by key.
 pub(crate) async fn get<T: DeserializeOwned>(client: &Client, table: &str, key: Item) -> Result<Option<T>, StoreError> {
     let out =
         client.get_item().table_name(table).set_key(Some(key)).send().await.map_err(|e| store_error("GetItem", e))?;
-    out.item.map(|item| from_item(table, item)).transpose()
+    out.item.filter(|item| !is_tombstone(item)).map(|item| from_item(table, item)).transpose()
 }
 
 /// All items of one partition (one customer's items of a table), every page.
@@ -94,7 +103,7 @@ pub(crate) async fn index_partition<T: DeserializeOwned>(
         .try_collect()
         .await
         .map_err(|e| store_error("Query", e))?;
-    items.into_iter().map(|item| from_item(table, item)).collect()
+    items.into_iter().filter(|item| !is_tombstone(item)).map(|item| from_item(table, item)).collect()
 }
 
 /// The mirror of one customer's master data.

@@ -255,7 +255,11 @@ impl Catalog for DynamoReads {
             .try_collect()
             .await
             .map_err(|e| store_error("Scan", e))?;
-        let mut products: Vec<Product> = items.into_iter().map(|i| from_item(table, i)).collect::<Result<_, _>>()?;
+        let mut products: Vec<Product> = items
+            .into_iter()
+            .filter(|i| !crate::dynamo::is_tombstone(i))
+            .map(|i| from_item(table, i))
+            .collect::<Result<_, _>>()?;
         products.sort_by(|a, b| a.product_id.cmp(&b.product_id));
         Ok(products)
     }

@@ -139,10 +139,17 @@ impl InboundSync {
         };
         let Decision { message_id, version, writes } = decision;
         let mut applied = false;
+        // A contract's end reaches its meters only with the contract itself: not from an
+        // older version, nor over a deleted contract.
+        let mut entity_stale = false;
         for write in writes {
+            if entity_stale && matches!(write, SyncWrite::SupplyEnd { .. }) {
+                continue;
+            }
+            let is_put = matches!(write, SyncWrite::Put { .. });
             match self.write(write, version).await {
                 Ok(()) => applied = true,
-                Err(Skip::Stale) => {}
+                Err(Skip::Stale) => entity_stale |= is_put,
                 Err(Skip::Unusable(reason)) => return Ok(Outcome::Unusable(reason)),
                 Err(Skip::Store(e)) => return Err(e),
             }
@@ -172,12 +179,16 @@ impl InboundSync {
                 }
             }
             SyncWrite::Delete { table, key } => {
-                let key: Item = key.into_iter().map(|(k, v)| (k.to_owned(), s(v))).collect();
+                // A versioned tombstone in the item's place: a late, older change of the
+                // entity (or a redelivered earlier one) finds a newer version and is ignored.
+                let mut item: Item = key.into_iter().map(|(k, v)| (k.to_owned(), s(v))).collect();
+                item.insert(crate::dynamo::TOMBSTONE.to_owned(), AttributeValue::Bool(true));
+                item.insert("syncVersion".to_owned(), n(version));
                 let result = self
                     .dynamo
-                    .delete_item()
+                    .put_item()
                     .table_name(self.table(table))
-                    .set_key(Some(key))
+                    .set_item(Some(item))
                     .condition_expression(NEWER_ONLY)
                     .expression_attribute_values(":v", n(version))
                     .send()
@@ -185,7 +196,7 @@ impl InboundSync {
                 match result {
                     Ok(_) => Ok(()),
                     Err(e) if condition_failed(&e) => Err(Skip::Stale),
-                    Err(e) => Err(store_error("DeleteItem", e).into()),
+                    Err(e) => Err(store_error("PutItem", e).into()),
                 }
             }
             SyncWrite::Reading { owner, reading } => self.reading(&owner, reading, version).await,

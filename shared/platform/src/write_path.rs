@@ -164,7 +164,9 @@ impl WritePath {
                         .expression_attribute_values(format!(":v{i}"), attribute(value)?);
                     assignments.push(format!("#f{i} = :v{i}"));
                 }
-                let mut conditions = vec!["attribute_exists(partnerNumber)".to_owned()];
+                // Not over what is left of an entity the CRM deleted.
+                let mut conditions =
+                    vec!["attribute_exists(partnerNumber)".to_owned(), "attribute_not_exists(tombstone)".to_owned()];
                 for (i, (name, value)) in expect.iter().enumerate() {
                     update = update.expression_attribute_names(format!("#e{i}"), name);
                     if value.is_null() {

@@ -415,3 +415,74 @@ async fn code_lists_follow_the_crm() {
     let messages = reads.code_list("messageReasons").await.unwrap();
     assert_eq!(messages.iter().find(|r| r.key == "SOLAR").and_then(|r| r.route_to.as_deref()), Some("technik"));
 }
+
+/// Deletions stick: a deleted entity leaves a versioned tombstone, so a late, older change
+/// does not bring it back; the reads pass over it as over a missing item; a newer change
+/// brings the entity back.
+#[tokio::test]
+async fn a_deletion_sticks_against_a_late_older_change() {
+    use portal_domain::reads::Catalog;
+    let stack = isolated_stack_with_demo().await;
+    let sync = stack.sync();
+    let reads = stack.live().reads();
+    let product = |version: u64, name: &str| {
+        json!({
+            "messageType": "crm.entity-changed", "messageId": format!("p-{version}"), "occurredAt": "2026-12-01T10:00:00Z",
+            "entityType": "product", "version": version,
+            "entity": {"productId": "STROM-BASIS", "name": name, "commodity": "ELECTRICITY", "customerType": "PRIVATE",
+                       "basePricePerYear": "120.00", "unitPrice": "0.3190", "unit": "kWh"}
+        })
+        .to_string()
+    };
+    let deleted = json!({
+        "messageType": "crm.entity-deleted", "messageId": "p-del", "occurredAt": "2026-12-01T10:00:00Z",
+        "entityType": "product", "version": 10, "key": "STROM-BASIS",
+    })
+    .to_string();
+    let ids = |products: Vec<portal_domain::entities::Product>| -> Vec<String> {
+        products.into_iter().map(|p| p.product_id.to_string()).collect()
+    };
+    assert!(ids(reads.products().await.unwrap()).contains(&"STROM-BASIS".to_owned()));
+    assert_eq!(sync.apply(&deleted).await.unwrap(), Outcome::Applied);
+    assert!(!ids(reads.products().await.unwrap()).contains(&"STROM-BASIS".to_owned()), "deleted");
+    // A late, older change (sent before the deletion, delivered after it) is ignored.
+    assert_eq!(sync.apply(&product(9, "Strom Basis (alt)")).await.unwrap(), Outcome::Ignored);
+    assert!(!ids(reads.products().await.unwrap()).contains(&"STROM-BASIS".to_owned()), "still deleted");
+    // A newer change brings it back.
+    assert_eq!(sync.apply(&product(11, "Strom Basis 2027")).await.unwrap(), Outcome::Applied);
+    let products = reads.products().await.unwrap();
+    assert_eq!(
+        products.iter().find(|p| p.product_id.as_str() == "STROM-BASIS").map(|p| p.name.as_str()),
+        Some("Strom Basis 2027")
+    );
+
+    // The same for an entity of a customer: a deleted contract is gone for the reads, and
+    // its late older version stays out.
+    let contract = |version: u64| {
+        json!({
+            "messageType": "crm.entity-changed", "messageId": format!("c-{version}"), "occurredAt": "2026-12-01T10:00:00Z",
+            "entityType": "contract", "version": version, "partnerNumber": "1000001",
+            "entity": {
+                "contractNumber": "5000001", "accountNumber": "800000001", "productId": "HEIZSTROM-HTNT",
+                "startDate": "2021-03-01", "endDate": null, "installationId": "A-7000001",
+                "consumptionPoint": {"maloId": "51234567895", "address": {"street": "Heidestraße", "houseNumber": "17", "postalCode": "51147", "city": "Köln", "country": "DE"}}
+            }
+        })
+        .to_string()
+    };
+    let contract_deleted = json!({
+        "messageType": "crm.entity-deleted", "messageId": "c-del", "occurredAt": "2026-12-01T10:00:00Z",
+        "entityType": "contract", "version": 20, "partnerNumber": "1000001", "key": "5000001",
+    })
+    .to_string();
+    assert_eq!(sync.apply(&contract_deleted).await.unwrap(), Outcome::Applied);
+    assert_eq!(sync.apply(&contract(19)).await.unwrap(), Outcome::Ignored);
+    let directory = stack.live().directory();
+    let contracts = portal_domain::ports::CustomerDirectory::contracts(
+        &directory,
+        &portal_domain::ids::CustomerNumber::parse("1000001").unwrap(),
+    )
+    .await
+    .unwrap();
+    assert!(contracts.iter().all(|c| c.entity.contract_number.as_str() != "5000001"), "{contracts:?}");
+}
