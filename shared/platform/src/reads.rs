@@ -229,9 +229,11 @@ impl DynamoReads {
             .try_collect()
             .await
             .map_err(|e| store_error("Query", e))?;
-        // The keys are the mirror's, not the CRM reading's.
+        // The keys are the mirror's, not the CRM reading's; a deleted reading's tombstone is
+        // no reading.
         items
             .into_iter()
+            .filter(|i| !crate::dynamo::is_tombstone(i))
             .map(|mut i| {
                 i.remove("partnerNumber");
                 i.remove("readingKey");

@@ -551,12 +551,19 @@ impl InboundSync {
         version: u64,
     ) -> Result<(), Skip> {
         let reading_key = format!("{meter_number}#{register}#{}", portal_domain::entities::iso_date::format(date));
+        // A versioned tombstone, as for every deleted entity: a late older version of the
+        // reading does not come back into the history.
+        let tombstone: Item = HashMap::from([
+            ("partnerNumber".to_owned(), s(owner.as_str())),
+            ("readingKey".to_owned(), s(&reading_key)),
+            (crate::dynamo::TOMBSTONE.to_owned(), AttributeValue::Bool(true)),
+            ("syncVersion".to_owned(), n(version)),
+        ]);
         let deleted = self
             .dynamo
-            .delete_item()
+            .put_item()
             .table_name(&self.tables.meter_readings)
-            .key("partnerNumber", s(owner.as_str()))
-            .key("readingKey", s(&reading_key))
+            .set_item(Some(tombstone))
             .condition_expression(NEWER_ONLY)
             .expression_attribute_values(":v", n(version))
             .send()
@@ -564,7 +571,7 @@ impl InboundSync {
         match deleted {
             Ok(_) => {}
             Err(e) if condition_failed(&e) => return Err(Skip::Stale),
-            Err(e) => return Err(store_error("DeleteItem", e).into()),
+            Err(e) => return Err(store_error("PutItem", e).into()),
         }
         let key = HashMap::from([
             ("partnerNumber".to_owned(), s(owner.as_str())),
@@ -593,6 +600,7 @@ impl InboundSync {
                 .await
                 .map_err(|e| store_error("Query", e))?
                 .into_iter()
+                .filter(|i: &Item| !crate::dynamo::is_tombstone(i))
                 .map(|mut i: Item| {
                     i.remove("partnerNumber");
                     i.remove("readingKey");

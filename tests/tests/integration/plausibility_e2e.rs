@@ -104,6 +104,13 @@ async fn a_typo_is_refused_with_the_allowed_range_and_accepted_when_confirmed() 
     let (status, _, receipt) = answer_of(api.handle(post(path, reading("29810", None))).await.unwrap());
     assert_eq!(status, 202, "{receipt}");
     stack.drain_queue().await;
+    // The deletion sticks: an older version of that reading, delivered late, stays out.
+    let late = json!({
+        "messageType": "crm.entity-changed", "messageId": "typo-late", "occurredAt": "2026-12-01T09:30:00Z",
+        "entityType": "meterReading", "version": 6, "partnerNumber": "1000001",
+        "entity": {"meterNumber": "1EMH0012345678", "register": "HT", "date": "2026-12-01", "value": "99810", "source": "CUSTOMER"},
+    });
+    assert_eq!(stack.sync().apply(&late.to_string()).await.unwrap(), portal_platform::sync::Outcome::Ignored);
 
     // The CRM replaces a reading: the same date with a corrected value becomes the last one.
     let corrected = json!({
