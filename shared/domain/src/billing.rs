@@ -10,7 +10,8 @@ use crate::reads::ScopedReads;
 use crate::requests::{MirrorObject, RequestKind};
 use serde_json::{Map, Value, json};
 
-fn tidy(s: &str) -> String {
+/// Text with runs of whitespace folded to one space and no space at either end.
+pub(crate) fn tidy(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 

@@ -125,8 +125,7 @@ where
             return Err(ChangeError::invalid("", "NOTHING_TO_CHANGE", "the request changes nothing"));
         }
         let now = self.clock.now();
-        let previous: Map<String, Value> =
-            set.keys().map(|k| (k.clone(), current.get(k).cloned().unwrap_or(Value::Null))).collect();
+        let previous = changes::previous_values(&current, &set);
         let consent = change
             .notification_consent
             .filter(|_| set.contains_key("notificationConsent"))

@@ -4,7 +4,7 @@
 //! address moves the customer): the view keeps the CRM's values and shows the requested
 //! ones as `pendingDataChange` until the CRM confirms or rejects. One change at a time.
 
-use crate::billing::checked_address;
+use crate::billing::{checked_address, tidy};
 use crate::changes::{self, ChangeError, Draft};
 use crate::clock::Clock;
 use crate::contact::Change;
@@ -30,10 +30,6 @@ pub struct DataChange {
     pub address: Option<Address>,
 }
 
-fn tidy(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
 fn name(value: &str, pointer: &str) -> Result<String, ChangeError> {
     let tidy = tidy(value);
     if tidy.is_empty() {
@@ -45,12 +41,14 @@ fn name(value: &str, pointer: &str) -> Result<String, ChangeError> {
     Ok(tidy)
 }
 
-/// The requested values that differ from the current ones, checked, by field name.
+/// The requested values that differ from the current ones (`current`: the business partner
+/// as stored), checked, by field name.
 pub fn requested_changes(
-    partner: &crate::entities::BusinessPartner,
+    partner_type: PartnerType,
+    current: &Value,
     change: &DataChange,
 ) -> Result<Map<String, Value>, ChangeError> {
-    let organisation = partner.partner_type == PartnerType::Organization;
+    let organisation = partner_type == PartnerType::Organization;
     let mut set = Map::new();
     if organisation {
         for (given, field) in [
@@ -92,7 +90,6 @@ pub fn requested_changes(
     if let Some(address) = &change.address {
         set.insert("address".into(), json!(checked_address(address, "/address")?));
     }
-    let current = serde_json::to_value(partner).map_err(|e| crate::ports::StoreError(e.to_string()))?;
     set.retain(|k, v| current.get(k).unwrap_or(&Value::Null) != v);
     if set.is_empty() {
         return Err(ChangeError::invalid("", "NOTHING_TO_CHANGE", "the request changes nothing"));
@@ -127,10 +124,9 @@ impl<R: ScopedReads, W: RequestWriter, C: Clock> CustomerDataService<R, W, C> {
                 format!("a change of your data ({}) is already being processed", pending.request_id),
             ));
         }
-        let set = requested_changes(&partner, &change)?;
         let current = serde_json::to_value(&partner).map_err(|e| crate::ports::StoreError(e.to_string()))?;
-        let previous: Map<String, Value> =
-            set.keys().map(|k| (k.clone(), current.get(k).cloned().unwrap_or(Value::Null))).collect();
+        let set = requested_changes(partner.partner_type, &current, &change)?;
+        let previous = changes::previous_values(&current, &set);
         let request_id = RequestId::new_random();
         let now = self.clock.now();
         let pending = PendingDataChange { request_id, submitted_at: now, changes: set.clone() };

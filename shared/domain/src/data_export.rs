@@ -13,13 +13,12 @@ use serde_json::{Map, Value, json};
 /// The format of the export document (`schemas/data-export.response.schema.json`).
 pub const FORMAT: &str = "evi-portal-export/1";
 
-/// Attributes that are never exported, at any depth.
-pub const WITHHELD: [&str; 14] = [
+/// Attributes that are never exported, at any depth. (One-time codes and session tokens
+/// live in tables the export does not read; their hashes are withheld wherever they appear.)
+pub const WITHHELD: [&str; 12] = [
     "passwordHash",
     "tokenHash",
     "codeHash",
-    "token",
-    "code",
     "sessionGeneration",
     "syncVersion",
     "version",
@@ -147,6 +146,8 @@ mod tests {
         let mut erika = CustomerData { customer_number: "1000001".into(), ..CustomerData::default() };
         erika.business_partner =
             Some(json!({"partnerNumber": "1000001", "notificationConsent": true, "syncVersion": 7}));
+        erika.meters =
+            vec![json!({"meterNumber": "1EMH0012345678", "registers": [{"code": "HT", "digits": 6}], "version": 4})];
         erika.bank_details =
             vec![json!({"paymentAccount": {"iban": "DE02120300000000202051", "holder": "Erika"}, "version": 2})];
         erika.requests = vec![
@@ -178,6 +179,11 @@ mod tests {
         let c = &doc["customers"][0];
         assert_eq!(c["bankDetails"][0]["paymentAccount"]["iban"], mask_iban("DE02120300000000202051"));
         assert_eq!(c["requests"][0]["nested"][0]["kept"], 1);
+        // A register keeps its code: only the named secrets and bookkeeping are withheld.
+        assert_eq!(
+            c["meters"][0],
+            json!({"meterNumber": "1EMH0012345678", "registers": [{"code": "HT", "digits": 6}]})
+        );
         assert_eq!(doc["login"]["email"], "erika@example.org");
         assert_eq!(doc["format"], FORMAT);
         let kinds: Vec<&str> = c["consents"].as_array().unwrap().iter().map(|c| c["type"].as_str().unwrap()).collect();

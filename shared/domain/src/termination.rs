@@ -185,20 +185,14 @@ pub fn check_final_readings(
     Ok(accepted)
 }
 
-/// Why a contract cannot be terminated now, if it cannot.
-fn blocked(contract: &Contract, until: Date) -> Option<ChangeError> {
+/// Why a contract cannot be terminated now, if it cannot: the refusal's code and message.
+fn blocked(contract: &Contract, until: Date) -> Option<(&'static str, String)> {
     // A contract that ends anyway can still be ended earlier (a move before a fixed end).
     if let Some(end) = contract.end_date.filter(|end| *end <= until) {
-        return Some(ChangeError::not_possible(
-            "CONTRACT_ENDED",
-            format!("the contract ends on {} already", iso_date::format(end)),
-        ));
+        return Some(("CONTRACT_ENDED", format!("the contract ends on {} already", iso_date::format(end))));
     }
     contract.pending_termination.as_ref().map(|pending| {
-        ChangeError::not_possible(
-            "TERMINATION_PENDING",
-            format!("a termination ({}) is already being processed", pending.request_id),
-        )
+        ("TERMINATION_PENDING", format!("a termination ({}) is already being processed", pending.request_id))
     })
 }
 
@@ -238,8 +232,8 @@ where
         self.confirmation.confirm(caller, password).await?;
 
         let today = self.clock.today();
-        if let Some(refusal) = blocked(&contract, t.termination_date.max(today)) {
-            return Err(refusal);
+        if let Some((code, message)) = blocked(&contract, t.termination_date.max(today)) {
+            return Err(ChangeError::not_possible(code, message));
         }
         let (reasons, account, bank, meters) = futures::join!(
             self.reads.code_list("terminationReasons"),
@@ -365,10 +359,7 @@ where
         );
         let contract = contract?.ok_or(ChangeError::NotFound)?;
         let today = self.clock.today();
-        let blocked = blocked(&contract, today).map(|refusal| match refusal {
-            ChangeError::NotPossible { code, message } => json!({ "code": code, "detail": message }),
-            other => json!({ "code": "NOT_POSSIBLE", "detail": other.to_string() }),
-        });
+        let blocked = blocked(&contract, today).map(|(code, message)| json!({ "code": code, "detail": message }));
         let reasons: Vec<Value> = if blocked.is_some() {
             Vec::new()
         } else {

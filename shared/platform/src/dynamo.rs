@@ -90,20 +90,51 @@ pub(crate) async fn index_partition<T: DeserializeOwned>(
     key_name: &str,
     key: &str,
 ) -> Result<Vec<T>, StoreError> {
-    let items: Vec<Item> = client
+    let query = client
         .query()
         .table_name(table)
         .set_index_name(index.map(str::to_owned))
         .key_condition_expression("#k = :k")
         .expression_attribute_names("#k", key_name)
-        .expression_attribute_values(":k", s(key))
-        .into_paginator()
-        .items()
-        .send()
-        .try_collect()
-        .await
-        .map_err(|e| store_error("Query", e))?;
+        .expression_attribute_values(":k", s(key));
+    let items = all_pages(query).await?;
     items.into_iter().filter(|item| !is_tombstone(item)).map(|item| from_item(table, item)).collect()
+}
+
+/// Every item a query finds, page by page.
+async fn all_pages(
+    query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+) -> Result<Vec<Item>, StoreError> {
+    query.into_paginator().items().send().try_collect().await.map_err(|e| store_error("Query", e))
+}
+
+/// One customer's reading history under a key prefix (`<meter>#`, or `<meter>#<register>#`
+/// for one register), every page; tombstones of deleted readings are no readings, and the
+/// mirror's keys are not the CRM reading's.
+pub(crate) async fn reading_history(
+    client: &Client,
+    table: &str,
+    customer: &str,
+    prefix: &str,
+) -> Result<Vec<portal_domain::entities::MeterReading>, StoreError> {
+    let items = all_pages(
+        client
+            .query()
+            .table_name(table)
+            .key_condition_expression("partnerNumber = :p AND begins_with(readingKey, :m)")
+            .expression_attribute_values(":p", s(customer))
+            .expression_attribute_values(":m", s(prefix)),
+    )
+    .await?;
+    items
+        .into_iter()
+        .filter(|i| !is_tombstone(i))
+        .map(|mut i| {
+            i.remove("partnerNumber");
+            i.remove("readingKey");
+            from_item(table, i)
+        })
+        .collect()
 }
 
 /// The mirror of one customer's master data.

@@ -215,31 +215,13 @@ impl DynamoReads {
         customer: &CustomerNumber,
         meter: &MeterNumber,
     ) -> Result<Vec<MeterReading>, StoreError> {
-        let table = &self.tables.meter_readings;
-        let items: Vec<Item> = self
-            .client
-            .query()
-            .table_name(table)
-            .key_condition_expression("partnerNumber = :p AND begins_with(readingKey, :m)")
-            .expression_attribute_values(":p", s(customer.as_str()))
-            .expression_attribute_values(":m", s(format!("{meter}#")))
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(|e| store_error("Query", e))?;
-        // The keys are the mirror's, not the CRM reading's; a deleted reading's tombstone is
-        // no reading.
-        items
-            .into_iter()
-            .filter(|i| !crate::dynamo::is_tombstone(i))
-            .map(|mut i| {
-                i.remove("partnerNumber");
-                i.remove("readingKey");
-                from_item(table, i)
-            })
-            .collect()
+        crate::dynamo::reading_history(
+            &self.client,
+            &self.tables.meter_readings,
+            customer.as_str(),
+            &format!("{meter}#"),
+        )
+        .await
     }
 }
 

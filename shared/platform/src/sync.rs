@@ -158,46 +158,38 @@ impl InboundSync {
         Ok(if applied { Outcome::Applied } else { Outcome::Ignored })
     }
 
+    /// The item with its `syncVersion`, unless the stored one has this version or a newer one.
+    async fn put_newer(&self, table: &str, mut item: Item, version: u64) -> Result<(), Skip> {
+        item.insert("syncVersion".to_owned(), n(version));
+        let result = self
+            .dynamo
+            .put_item()
+            .table_name(table)
+            .set_item(Some(item))
+            .condition_expression(NEWER_ONLY)
+            .expression_attribute_values(":v", n(version))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if condition_failed(&e) => Err(Skip::Stale),
+            Err(e) => Err(store_error("PutItem", e).into()),
+        }
+    }
+
+    /// A deleted entity's versioned tombstone in the item's place: a late, older change of
+    /// it (or a redelivered earlier one) finds a newer version and is ignored.
+    async fn put_tombstone(&self, table: &str, mut key: Item, version: u64) -> Result<(), Skip> {
+        key.insert(crate::dynamo::TOMBSTONE.to_owned(), AttributeValue::Bool(true));
+        self.put_newer(table, key, version).await
+    }
+
     async fn write(&self, write: SyncWrite, version: u64) -> Result<(), Skip> {
         match write {
-            SyncWrite::Put { table, item } => {
-                let mut item = to_item(&item)?;
-                item.insert("syncVersion".to_owned(), n(version));
-                let result = self
-                    .dynamo
-                    .put_item()
-                    .table_name(self.table(table))
-                    .set_item(Some(item))
-                    .condition_expression(NEWER_ONLY)
-                    .expression_attribute_values(":v", n(version))
-                    .send()
-                    .await;
-                match result {
-                    Ok(_) => Ok(()),
-                    Err(e) if condition_failed(&e) => Err(Skip::Stale),
-                    Err(e) => Err(store_error("PutItem", e).into()),
-                }
-            }
+            SyncWrite::Put { table, item } => self.put_newer(self.table(table), to_item(&item)?, version).await,
             SyncWrite::Delete { table, key } => {
-                // A versioned tombstone in the item's place: a late, older change of the
-                // entity (or a redelivered earlier one) finds a newer version and is ignored.
-                let mut item: Item = key.into_iter().map(|(k, v)| (k.to_owned(), s(v))).collect();
-                item.insert(crate::dynamo::TOMBSTONE.to_owned(), AttributeValue::Bool(true));
-                item.insert("syncVersion".to_owned(), n(version));
-                let result = self
-                    .dynamo
-                    .put_item()
-                    .table_name(self.table(table))
-                    .set_item(Some(item))
-                    .condition_expression(NEWER_ONLY)
-                    .expression_attribute_values(":v", n(version))
-                    .send()
-                    .await;
-                match result {
-                    Ok(_) => Ok(()),
-                    Err(e) if condition_failed(&e) => Err(Skip::Stale),
-                    Err(e) => Err(store_error("PutItem", e).into()),
-                }
+                let key: Item = key.into_iter().map(|(k, v)| (k.to_owned(), s(v))).collect();
+                self.put_tombstone(self.table(table), key, version).await
             }
             SyncWrite::Reading { owner, reading } => self.reading(&owner, reading, version).await,
             SyncWrite::DeleteReading { owner, meter, register, date } => {
@@ -551,28 +543,11 @@ impl InboundSync {
         version: u64,
     ) -> Result<(), Skip> {
         let reading_key = format!("{meter_number}#{register}#{}", portal_domain::entities::iso_date::format(date));
-        // A versioned tombstone, as for every deleted entity: a late older version of the
-        // reading does not come back into the history.
-        let tombstone: Item = HashMap::from([
+        let key: Item = HashMap::from([
             ("partnerNumber".to_owned(), s(owner.as_str())),
             ("readingKey".to_owned(), s(&reading_key)),
-            (crate::dynamo::TOMBSTONE.to_owned(), AttributeValue::Bool(true)),
-            ("syncVersion".to_owned(), n(version)),
         ]);
-        let deleted = self
-            .dynamo
-            .put_item()
-            .table_name(&self.tables.meter_readings)
-            .set_item(Some(tombstone))
-            .condition_expression(NEWER_ONLY)
-            .expression_attribute_values(":v", n(version))
-            .send()
-            .await;
-        match deleted {
-            Ok(_) => {}
-            Err(e) if condition_failed(&e) => return Err(Skip::Stale),
-            Err(e) => return Err(store_error("PutItem", e).into()),
-        }
+        self.put_tombstone(&self.tables.meter_readings, key, version).await?;
         let key = HashMap::from([
             ("partnerNumber".to_owned(), s(owner.as_str())),
             ("meterNumber".to_owned(), s(meter_number.as_str())),
@@ -586,27 +561,13 @@ impl InboundSync {
                 return Ok(());
             }
             // The latest reading of the register left in the history.
-            let history: Vec<portal_domain::entities::MeterReading> = self
-                .dynamo
-                .query()
-                .table_name(&self.tables.meter_readings)
-                .key_condition_expression("partnerNumber = :p AND begins_with(readingKey, :m)")
-                .expression_attribute_values(":p", s(owner.as_str()))
-                .expression_attribute_values(":m", s(format!("{meter_number}#{register}#")))
-                .into_paginator()
-                .items()
-                .send()
-                .try_collect()
-                .await
-                .map_err(|e| store_error("Query", e))?
-                .into_iter()
-                .filter(|i: &Item| !crate::dynamo::is_tombstone(i))
-                .map(|mut i: Item| {
-                    i.remove("partnerNumber");
-                    i.remove("readingKey");
-                    crate::dynamo::from_item(&self.tables.meter_readings, i)
-                })
-                .collect::<Result<_, _>>()?;
+            let history = crate::dynamo::reading_history(
+                &self.dynamo,
+                &self.tables.meter_readings,
+                owner.as_str(),
+                &format!("{meter_number}#{register}#"),
+            )
+            .await?;
             let mut last = meter.last_readings.clone();
             last.retain(|l| &l.register != register);
             if let Some(latest) = history.iter().filter(|r| &r.register == register).max_by_key(|r| r.date) {

@@ -27,24 +27,40 @@ fn reading(ht: &str, confirmed: Option<bool>) -> Value {
     body
 }
 
-#[tokio::test]
-async fn a_typo_is_refused_with_the_allowed_range_and_accepted_when_confirmed() {
-    let stack = isolated_stack_with_demo().await;
+type Handler = Api<
+    portal_platform::dynamo::DynamoDirectory,
+    portal_platform::dynamo::DynamoLimiter,
+    portal_platform::write_path::WritePath,
+    FixedClock,
+    portal_platform::reads::DynamoReads,
+    portal_platform::identity::DynamoSessions,
+    portal_platform::identity::DynamoLogins,
+>;
+
+/// The meter-readings function's handler on an isolated stack, on 2026-12-01 09:00 UTC.
+fn api_on(stack: &integration_tests::Stack) -> Handler {
     let live = stack.live();
+    let clock = || FixedClock(datetime!(2026-12-01 09:00 UTC));
     let service = MeterReadingService {
         directory: live.directory(),
         limiter: live.limiter(),
         writer: live.writer(),
-        clock: FixedClock(datetime!(2026-12-01 09:00 UTC)),
+        clock: clock(),
         policy: AnonymousPolicy::default(),
     };
     let auth = portal_domain::identity::sessions::Authenticator {
         sessions: live.sessions(),
         logins: live.logins(),
-        clock: FixedClock(datetime!(2026-12-01 09:00 UTC)),
+        clock: clock(),
         policy: Default::default(),
     };
-    let api = Api::new(service, live.reads(), auth).unwrap();
+    Api::new(service, live.reads(), auth).unwrap()
+}
+
+#[tokio::test]
+async fn a_typo_is_refused_with_the_allowed_range_and_accepted_when_confirmed() {
+    let stack = isolated_stack_with_demo().await;
+    let api = api_on(&stack);
     let post = |path: &str, body: Value| apigw_post(path, &body, FROM);
 
     // The lookup shows each register's range for today (forecasts from the reading history).
@@ -164,21 +180,7 @@ async fn the_reading_range_is_shown_before_a_reading_is_typed() {
 #[tokio::test]
 async fn a_contract_end_from_the_crm_reaches_its_meter() {
     let stack = isolated_stack_with_demo().await;
-    let live = stack.live();
-    let service = MeterReadingService {
-        directory: live.directory(),
-        limiter: live.limiter(),
-        writer: live.writer(),
-        clock: FixedClock(datetime!(2026-12-01 09:00 UTC)),
-        policy: AnonymousPolicy::default(),
-    };
-    let auth = portal_domain::identity::sessions::Authenticator {
-        sessions: live.sessions(),
-        logins: live.logins(),
-        clock: FixedClock(datetime!(2026-12-01 09:00 UTC)),
-        policy: Default::default(),
-    };
-    let api = Api::new(service, live.reads(), auth).unwrap();
+    let api = api_on(&stack);
     let post = |path: &str, body: Value| apigw_post(path, &body, FROM);
     let contract = |version: u64, end: Value| {
         json!({

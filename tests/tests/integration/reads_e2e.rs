@@ -452,6 +452,8 @@ async fn the_data_export_holds_everything_of_the_customer_and_no_secret() {
     assert_eq!(numbers("contractAccounts", "accountNumber").len(), 2, "800000002 and 800000003");
     assert!(numbers("contractAccounts", "accountNumber").contains(&"800000002".to_owned()));
     assert!(numbers("meters", "meterNumber").contains(&"7ELS8135012345".to_owned()));
+    let gas = c["meters"].as_array().unwrap().iter().find(|m| m["meterNumber"] == "7ELS8135012345").unwrap();
+    assert_eq!(gas["registers"][0]["code"], "SINGLE", "{gas}");
     assert!(!c["meterReadings"].as_array().unwrap().is_empty());
     assert!(!c["bankDetails"].as_array().unwrap().is_empty());
     let request_id = receipt["requestId"].as_str().unwrap();
