@@ -3,6 +3,7 @@
 
 use http::{Method, StatusCode};
 use lambda_http::{Body, Error, Request, Response, run, service_fn};
+use portal_domain::clock::{Clock, SystemClock};
 use portal_domain::dashboard::dashboard;
 use portal_domain::identity::sessions::Access;
 use portal_platform::dynamo::DynamoDirectory;
@@ -28,7 +29,7 @@ impl Api {
 
     async fn dashboard(&self, req: &Request, id: &str) -> Result<Response<Body>, Problem> {
         let caller = authenticate(&self.auth, req, Access::Regular, id).await?;
-        let view = dashboard(&self.directory, &caller).await.map_err(|e| Problem::unexpected(id, &e))?;
+        let view = dashboard(&self.directory, &caller, SystemClock.today()).await.map_err(|e| Problem::unexpected(id, &e))?;
         Ok(json_response(StatusCode::OK, &view, id))
     }
 }

@@ -75,17 +75,24 @@ impl Api {
     async fn list(&self, req: &Request, id: &str) -> Result<Response<Body>, Problem> {
         let caller = authenticate(&self.auth, req, Access::Regular, id).await?;
         let filter = filter(req)?;
-        let documents = self.reads.documents(&caller).await.map_err(|e| Problem::unexpected(id, &e))?;
-        Ok(json_response(StatusCode::OK, &inbox(documents, &self.policy, &filter, SystemClock.today()), id))
+        let (documents, policy) = tokio::try_join!(self.reads.documents(&caller), self.policy())
+            .map_err(|e| Problem::unexpected(id, &e))?;
+        Ok(json_response(StatusCode::OK, &inbox(documents, &policy, &filter, SystemClock.today()), id))
+    }
+
+    /// What the inbox shows: the CRM's configuration, else the deployment's.
+    async fn policy(&self) -> Result<InboxPolicy, portal_domain::ports::StoreError> {
+        Ok(self.reads.inbox_policy().await?.unwrap_or_else(|| self.policy.clone()))
     }
 
     async fn download(&self, req: &Request, path: &str, id: &str) -> Result<Response<Body>, Problem> {
         let caller = authenticate(&self.auth, req, Access::Regular, id).await?;
         let document = path_param(path, "/v1/me/documents/", "", DocumentId::parse).ok_or_else(Problem::not_found)?;
-        let found = self.reads.document_download(&caller, &document).await.map_err(|e| Problem::unexpected(id, &e))?;
+        let (found, policy) = tokio::try_join!(self.reads.document_download(&caller, &document), self.policy())
+            .map_err(|e| Problem::unexpected(id, &e))?;
         // A document the inbox does not show cannot be downloaded either.
         let (record, file) =
-            found.filter(|(d, _)| self.policy.shows(d, SystemClock.today())).ok_or_else(Problem::not_found)?;
+            found.filter(|(d, _)| policy.shows(d, SystemClock.today())).ok_or_else(Problem::not_found)?;
         let mut response = match file {
             Download::Inline(bytes) => {
                 let mut response = Response::new(Body::Binary(bytes));

@@ -9,6 +9,7 @@ use crate::meter_reading::{MeterView, meter_view};
 use crate::ports::{CustomerDirectory, StoreError};
 use futures::future::try_join_all;
 use serde::Serialize;
+use time::Date;
 
 /// A contract with its meters.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -43,6 +44,7 @@ pub struct DashboardView {
 async fn partner_view(
     directory: &impl CustomerDirectory,
     customer: &CustomerNumber,
+    today: Date,
 ) -> Result<Option<PartnerView>, StoreError> {
     let (partner, accounts, contracts, meters) = futures::try_join!(
         directory.partner(customer),
@@ -61,7 +63,7 @@ async fn partner_view(
                 .map(|c| ContractView {
                     meters: meters
                         .iter()
-                        .filter(|m| m.meter.installation_id == c.installation_id)
+                        .filter(|m| m.meter.installation_id == c.installation_id && m.is_active_on(today))
                         .map(meter_view)
                         .collect(),
                     contract: c.clone().into(),
@@ -81,9 +83,15 @@ async fn partner_view(
     }))
 }
 
-/// The caller's dashboard: only the caller's own customer numbers are read.
-pub async fn dashboard(directory: &impl CustomerDirectory, caller: &Caller) -> Result<DashboardView, StoreError> {
-    let partners = try_join_all(caller.partner_numbers.iter().map(|c| partner_view(directory, c))).await?;
+/// The caller's dashboard: only the caller's own customer numbers are read. A meter shows
+/// while the customer is supplied through it (`today` at the latest: neither its contract
+/// has ended nor the meter been removed before).
+pub async fn dashboard(
+    directory: &impl CustomerDirectory,
+    caller: &Caller,
+    today: Date,
+) -> Result<DashboardView, StoreError> {
+    let partners = try_join_all(caller.partner_numbers.iter().map(|c| partner_view(directory, c, today))).await?;
     Ok(DashboardView { partners: partners.into_iter().flatten().collect() })
 }
 
@@ -93,6 +101,8 @@ mod tests {
     use crate::export::parse_export;
     use crate::ids::LoginId;
     use crate::memory::MemoryDirectory;
+
+    const TODAY: Date = time::macros::date!(2026 - 12 - 01);
 
     #[test]
     fn the_dashboard_spans_every_customer_number_of_the_login_and_nothing_else() {
@@ -104,7 +114,7 @@ mod tests {
             token_hash: String::new(),
             signed_in_at: time::OffsetDateTime::UNIX_EPOCH,
         };
-        let view = futures::executor::block_on(dashboard(&directory, &caller)).unwrap();
+        let view = futures::executor::block_on(dashboard(&directory, &caller, TODAY)).unwrap();
         assert_eq!(view.partners.len(), 1);
         let accounts = &view.partners[0].contract_accounts;
         assert_eq!(accounts.len(), 2, "Jürgen has an electricity and a gas account");
@@ -147,8 +157,18 @@ mod tests {
             (p.customer_number.as_str(), p.last_name.as_str(), p.first_name.as_deref()),
             ("1000002", "Müller-Lüdenscheidt", Some("Jürgen"))
         );
+        // A meter the CRM removed (an exchange) leaves the dashboard after its last day.
+        let mut snapshot = parse_export(include_str!("../../../fixtures/crm-demo.json")).unwrap();
+        let gas = snapshot.meters.iter_mut().find(|m| m.meter.meter_number.as_str() == "7ELS8135012345").unwrap();
+        gas.meter.removed_on = Some(TODAY);
+        let exchanged = MemoryDirectory::new(snapshot);
+        let shown = |today| {
+            let view = futures::executor::block_on(dashboard(&exchanged, &caller, today)).unwrap();
+            view.partners[0].contract_accounts[1].contracts[0].meters.len()
+        };
+        assert_eq!((shown(TODAY), shown(TODAY + time::Duration::days(1))), (1, 0));
         // A customer number without a partner in the mirror shows nothing.
         let ghost = Caller { partner_numbers: vec![CustomerNumber::parse("1999999").unwrap()], ..caller.clone() };
-        assert!(futures::executor::block_on(dashboard(&directory, &ghost)).unwrap().partners.is_empty());
+        assert!(futures::executor::block_on(dashboard(&directory, &ghost, TODAY)).unwrap().partners.is_empty());
     }
 }

@@ -364,6 +364,11 @@ pub struct Meter {
     pub commodity: Commodity,
     pub unit: String,
     pub registers: Vec<Register>,
+    /// The day the meter was removed from its installation (Ausbaudatum, a meter exchange):
+    /// its last reading can be dated that day at the latest, and after it the meter leaves
+    /// the views (its successor appears on the same installation).
+    #[serde(with = "iso_date::option", default, skip_serializing_if = "Option::is_none")]
+    pub removed_on: Option<Date>,
 }
 
 /// A meter as the mirror stores it: owner, installation, contract and last readings.
@@ -390,9 +395,10 @@ impl MeterRecord {
         self.last_readings.iter().find(|r| &r.register == register)
     }
 
-    /// Whether the customer is still supplied through this meter on `day`.
+    /// Whether the customer is still supplied through this meter on `day`: neither the
+    /// contract has ended nor the meter been removed before it.
     pub fn is_active_on(&self, day: Date) -> bool {
-        self.contract_end_date.is_none_or(|end| end >= day)
+        self.contract_end_date.is_none_or(|end| end >= day) && self.meter.removed_on.is_none_or(|end| end >= day)
     }
 }
 
@@ -470,6 +476,10 @@ pub struct Document {
     pub title: String,
     pub file_name: String,
     pub media_type: String,
+    /// The CRM's further attributes of the document (Merkmale, such as the dispatch channel):
+    /// the inbox configuration can show only documents with a given value.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub attributes: std::collections::BTreeMap<String, String>,
     /// The file, in the export only; the mirror keeps it in the document store.
     #[serde(default, skip_serializing)]
     pub content_base64: Option<String>,
@@ -622,6 +632,9 @@ mod tests {
         assert!(meter(None).is_active_on(day));
         assert!(meter(Some(day)).is_active_on(day));
         assert!(!meter(Some(date!(2026 - 11 - 30))).is_active_on(day));
+        let mut removed = meter(None);
+        removed.meter.removed_on = Some(day);
+        assert!(removed.is_active_on(day) && !removed.is_active_on(day + time::Duration::days(1)));
         let m = meter(None);
         let nt = m.last_reading(&RegisterCode::parse("NT").unwrap()).unwrap();
         assert_eq!(nt.register.as_str(), "NT");

@@ -36,6 +36,12 @@ pub struct MirrorSnapshot {
     pub products: Vec<Product>,
     pub code_values: Vec<CodeValue>,
     pub logins: Vec<PortalLogin>,
+    /// The CRM's inbox configuration, if the export carries one.
+    pub inbox: Option<crate::documents::InboxPolicy>,
+    /// The export's position in EVI's change sequence (the same scale as an inbound
+    /// message's `version`): every imported item carries it, and is written only over an
+    /// older one. 0 when the export does not say.
+    pub version: u64,
 }
 
 /// A record the import refused.
@@ -189,19 +195,7 @@ impl Snapshot {
             let (owner, contract, end_date) = installation_owner
                 .get(&m.installation_id)
                 .ok_or_else(|| ImportError::new("meter", &key, "installationId", "unknown installation"))?;
-            if m.registers.is_empty() {
-                return Err(ImportError::new("meter", key, "registers", "a meter has at least one register"));
-            }
-            unique("meter", "registers.code", m.registers.iter().map(|r| r.code.as_str()))
-                .map_err(|e| ImportError { key: key.clone(), ..e })?;
-            if let Some(r) = m.registers.iter().find(|r| !(1..=12).contains(&r.digits) || r.decimals > 6) {
-                return Err(ImportError::new(
-                    "meter",
-                    key,
-                    "registers",
-                    format!("register {} has implausible digits/decimals", r.code),
-                ));
-            }
+            check_meter(&m)?;
             meter_records.insert(
                 m.meter_number.clone(),
                 MeterRecord {
@@ -280,6 +274,8 @@ impl Snapshot {
         }
 
         for d in &documents {
+            crate::documents::check_attributes(&d.attributes)
+                .map_err(|m| ImportError::new("document", d.document_id.to_string(), "attributes", m))?;
             if let Some(content) = &d.content_base64 {
                 check_document_content(content, &d.media_type)
                     .map(drop)
@@ -317,6 +313,22 @@ impl Snapshot {
         }
 
         let code_values = code_lists(doc)?;
+        let version = match doc.get("version") {
+            None | Some(Value::Null) => 0,
+            Some(v) => v
+                .as_u64()
+                .ok_or_else(|| ImportError::new("export", "-", "version", "expected a whole number from 0"))?,
+        };
+        let inbox = match doc.get("inboxConfiguration").filter(|v| !v.is_null()) {
+            None => None,
+            Some(value) => {
+                let policy: crate::documents::InboxPolicy = serde_path_to_error::deserialize(value).map_err(|e| {
+                    ImportError::new("inboxConfiguration", "-", &e.path().to_string(), e.inner().to_string())
+                })?;
+                policy.check().map_err(|m| ImportError::new("inboxConfiguration", "-", "-", m))?;
+                Some(policy)
+            }
+        };
 
         Ok(MirrorSnapshot {
             partners,
@@ -331,6 +343,8 @@ impl Snapshot {
             products,
             code_values,
             logins,
+            inbox,
+            version,
         })
     }
 }
@@ -439,6 +453,26 @@ pub fn typical_annual_consumption(
         ("NT", 2) => total * Decimal::new(4, 1),
         (_, n) => (total / Decimal::from(n.max(1))).round(),
     })
+}
+
+/// The rules every meter meets, in the export and from the sync: at least one register,
+/// each code once, plausible digits and decimals.
+pub fn check_meter(m: &Meter) -> Result<(), ImportError> {
+    let key = m.meter_number.to_string();
+    if m.registers.is_empty() {
+        return Err(ImportError::new("meter", key, "registers", "a meter has at least one register"));
+    }
+    unique("meter", "registers.code", m.registers.iter().map(|r| r.code.as_str()))
+        .map_err(|e| ImportError { key: key.clone(), ..e })?;
+    if let Some(r) = m.registers.iter().find(|r| !(1..=12).contains(&r.digits) || r.decimals > 6) {
+        return Err(ImportError::new(
+            "meter",
+            key,
+            "registers",
+            format!("register {} has implausible digits/decimals", r.code),
+        ));
+    }
+    Ok(())
 }
 
 /// The rules of a contract on its own.

@@ -522,6 +522,24 @@ mod tests {
     }
 
     #[test]
+    fn a_removed_meter_takes_its_removal_reading_and_nothing_later() {
+        let mut snapshot = parse_export(include_str!("../../../fixtures/crm-demo.json")).unwrap();
+        let old = snapshot.meters.iter_mut().find(|m| m.meter.meter_number.as_str() == "1EMH0012345678").unwrap();
+        old.meter.removed_on = Some(date!(2026 - 11 - 30));
+        let mut s = service();
+        s.directory = MemoryDirectory::new(snapshot);
+        let view = futures::executor::block_on(s.lookup(&erika("Mustermann"))).unwrap();
+        assert!(view.consumption_points[0].meters.is_empty(), "the removed meter leaves the lookup");
+        let refused = futures::executor::block_on(s.submit(reading("29800", "19700", None))).unwrap_err();
+        let MeterReadingError::Implausible(v) = refused else { panic!("{refused:?}") };
+        assert_eq!(v.iter().map(RuleViolation::code).collect::<Vec<_>>(), ["READING_AFTER_METER_REMOVAL"]);
+        assert_eq!(v[0].field(), crate::plausibility::Field::ReadingDate);
+        let mut removal_day = reading("29800", "19700", None);
+        removal_day.reading_date = date!(2026 - 11 - 30);
+        futures::executor::block_on(s.submit(removal_day)).unwrap();
+    }
+
+    #[test]
     fn the_accepted_reading_becomes_the_meters_last_reading_if_the_meter_did_not_change() {
         let s = service();
         futures::executor::block_on(s.submit(reading("29800", "19700", None))).unwrap();

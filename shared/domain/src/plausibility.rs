@@ -122,6 +122,10 @@ pub enum RuleViolation {
     AfterSupplyEnd {
         end: Date,
     },
+    /// After the day the meter was removed (a meter exchange): the new meter counts from then.
+    AfterMeterRemoval {
+        removed_on: Date,
+    },
     DateBeforeLastReading {
         register: RegisterCode,
         last_date: Date,
@@ -158,6 +162,7 @@ impl RuleViolation {
         match self {
             Self::DateInFuture { .. } => "READING_DATE_IN_FUTURE",
             Self::AfterSupplyEnd { .. } => "READING_AFTER_SUPPLY_END",
+            Self::AfterMeterRemoval { .. } => "READING_AFTER_METER_REMOVAL",
             Self::DateBeforeLastReading { .. } => "READING_DATE_BEFORE_LAST_READING",
             Self::RegisterSetMismatch { .. } => "REGISTER_SET_MISMATCH",
             Self::Negative { .. } => "READING_NEGATIVE",
@@ -170,9 +175,10 @@ impl RuleViolation {
 
     pub fn field(&self) -> Field {
         match self {
-            Self::DateInFuture { .. } | Self::AfterSupplyEnd { .. } | Self::DateBeforeLastReading { .. } => {
-                Field::ReadingDate
-            }
+            Self::DateInFuture { .. }
+            | Self::AfterSupplyEnd { .. }
+            | Self::AfterMeterRemoval { .. }
+            | Self::DateBeforeLastReading { .. } => Field::ReadingDate,
             Self::RegisterSetMismatch { .. } => Field::Values,
             Self::Negative { index }
             | Self::TooManyDecimals { index, .. }
@@ -192,6 +198,10 @@ impl RuleViolation {
                     format(*end)
                 )
             }
+            Self::AfterMeterRemoval { removed_on } => format!(
+                "this meter was removed on {}; a reading can be dated that day at the latest, later ones belong to the new meter",
+                format(*removed_on)
+            ),
             Self::DateBeforeLastReading { register, last_date } => {
                 format!("register {register} was last read on {}; a new reading cannot be older", format(*last_date))
             }
@@ -243,6 +253,9 @@ pub fn check_reading_confirmed(
     }
     if let Some(end) = meter.contract_end_date.filter(|end| reading_date > *end) {
         violations.push(RuleViolation::AfterSupplyEnd { end });
+    }
+    if let Some(removed_on) = meter.meter.removed_on.filter(|removed| reading_date > *removed) {
+        violations.push(RuleViolation::AfterMeterRemoval { removed_on });
     }
 
     let registers = &meter.meter.registers;
@@ -351,6 +364,7 @@ mod tests {
                         expected_annual_consumption: None,
                     })
                     .collect(),
+                removed_on: None,
             },
             last_readings: registers
                 .iter()

@@ -24,6 +24,9 @@ pub enum EntityType {
     ContractAccount,
     Contract,
     Installation,
+    /// A meter with its registers; `removedOn` ends it (a meter exchange: the new meter
+    /// comes as a meter of its own on the same installation).
+    Meter,
     InstallmentPlan,
     MeterReading,
     Document,
@@ -32,6 +35,9 @@ pub enum EntityType {
     /// One entry of a code list (Schlüsselwert): message reasons with their routing,
     /// termination reasons with their notice rules, …
     CodeListEntry,
+    /// What the documents inbox shows (categories, period, another attribute); deleted, the
+    /// deployment's template parameters apply again.
+    InboxConfiguration,
 }
 
 /// What EVI reports about a request.
@@ -94,6 +100,7 @@ pub enum Table {
     Documents,
     Products,
     CodeLists,
+    Meters,
 }
 
 /// One write that applies (part of) an inbound message.
@@ -103,6 +110,9 @@ pub enum SyncWrite {
     Put { table: Table, item: Map<String, Value> },
     /// Removes the item, unless the stored one is newer.
     Delete { table: Table, key: Vec<(&'static str, String)> },
+    /// A meter as the CRM has it now: its registers and removal date replace the mirror's,
+    /// its last readings stay; a new meter takes its installation's contract.
+    Meter { owner: CustomerNumber, meter: Box<crate::entities::Meter> },
     /// A reading: stored in the history, and the meter's last reading if it is newer.
     Reading { owner: CustomerNumber, reading: MeterReading },
     /// A reading the CRM deleted: out of the history; if it was the register's last
@@ -209,6 +219,11 @@ fn changed(t: EntityType, partner: Option<CustomerNumber>, value: Value) -> Resu
             let installation: Installation = entity(t, value)?;
             vec![put(Table::Installations, item(&Owned { partner_number: owner(partner, t)?, entity: installation })?)]
         }
+        EntityType::Meter => {
+            let meter: crate::entities::Meter = entity(t, value)?;
+            crate::export::check_meter(&meter)?;
+            vec![SyncWrite::Meter { owner: owner(partner, t)?, meter: Box::new(meter) }]
+        }
         EntityType::InstallmentPlan => {
             let plan: InstallmentPlan = entity(t, value)?;
             vec![put(Table::InstallmentPlans, item(&Owned { partner_number: owner(partner, t)?, entity: plan })?)]
@@ -218,6 +233,8 @@ fn changed(t: EntityType, partner: Option<CustomerNumber>, value: Value) -> Resu
         }
         EntityType::Document => {
             let document: Document = entity(t, value)?;
+            crate::documents::check_attributes(&document.attributes)
+                .map_err(|m| Unusable(format!("document {}: attributes: {m}", document.document_id)))?;
             let mut writes = Vec::new();
             if let Some(content) = &document.content_base64 {
                 let bytes = check_document_content(content, &document.media_type)
@@ -233,6 +250,11 @@ fn changed(t: EntityType, partner: Option<CustomerNumber>, value: Value) -> Resu
         }
         EntityType::Product => vec![put(Table::Products, item(&entity::<Product>(t, value)?)?)],
         EntityType::CodeListEntry => vec![put(Table::CodeLists, item(&code_list_entry(value)?)?)],
+        EntityType::InboxConfiguration => {
+            let policy: crate::documents::InboxPolicy = entity(t, value)?;
+            policy.check().map_err(|m| Unusable(format!("inboxConfiguration: {m}")))?;
+            vec![put(Table::CodeLists, inbox_setting(&policy)?)]
+        }
         EntityType::PortalLogin => vec![SyncWrite::Login(Box::new(entity(t, value)?))],
     })
 }
@@ -253,6 +275,7 @@ fn deleted(t: EntityType, partner: Option<CustomerNumber>, key: String) -> Resul
         }
         EntityType::Contract => vec![owned(Table::Contracts, "contractNumber")?],
         EntityType::Installation => vec![owned(Table::Installations, "installationId")?],
+        EntityType::Meter => vec![owned(Table::Meters, "meterNumber")?],
         EntityType::InstallmentPlan => vec![owned(Table::InstallmentPlans, "accountNumber")?],
         EntityType::Document => vec![owned(Table::Documents, "documentId")?],
         EntityType::Product => vec![SyncWrite::Delete { table: Table::Products, key: vec![("productId", key)] }],
@@ -279,10 +302,29 @@ fn deleted(t: EntityType, partner: Option<CustomerNumber>, key: String) -> Resul
                 date: time::Date::parse(date, crate::entities::iso_date::FORMAT).map_err(|_| refused("date"))?,
             }]
         }
+        EntityType::InboxConfiguration => {
+            if key != crate::documents::INBOX_SETTING {
+                return Err(Unusable("inboxConfiguration key is inbox".into()));
+            }
+            vec![SyncWrite::Delete { table: Table::CodeLists, key: settings_key() }]
+        }
         EntityType::PortalLogin => {
             return Err(Unusable(format!("{t:?} is never deleted (a login gets status GELÖSCHT)")));
         }
     })
+}
+
+fn settings_key() -> Vec<(&'static str, String)> {
+    vec![("listName", crate::documents::SETTINGS_LIST.to_owned()), ("key", crate::documents::INBOX_SETTING.to_owned())]
+}
+
+/// The inbox configuration as the mirror keeps it: a settings entry of the code-list table.
+pub fn inbox_setting(policy: &crate::documents::InboxPolicy) -> Result<Map<String, Value>, Unusable> {
+    let mut item = item(policy)?;
+    for (name, value) in settings_key() {
+        item.insert(name.to_owned(), Value::String(value));
+    }
+    Ok(item)
 }
 
 /// A code list entry as the export's code lists hold it, with the list it belongs to.
@@ -556,6 +598,35 @@ mod tests {
         );
         let w = one("portalLogin", None, demo("portalLogins", 0));
         assert!(matches!(&w[..], [SyncWrite::Login(l)] if l.login_id.as_str() == "L-0000001"));
+    }
+
+    #[test]
+    fn a_meter_follows_the_crm_with_its_registers_and_removal_under_the_export_rules() {
+        let mut old = demo("meters", 0);
+        old["removedOn"] = json!("2026-12-10");
+        let d = decide(&changed_message("meter", Some("1000001"), old.clone())).unwrap();
+        let [SyncWrite::Meter { owner, meter }] = &d.writes[..] else { panic!("{:?}", d.writes) };
+        assert_eq!(
+            (owner.as_str(), meter.meter_number.as_str(), meter.removed_on.map(crate::entities::iso_date::format)),
+            ("1000001", "1EMH0012345678", Some("2026-12-10".to_owned()))
+        );
+        assert!(decide(&changed_message("meter", None, old.clone())).unwrap_err().0.ends_with("needs partnerNumber"));
+        let mut twice = old.clone();
+        twice["registers"][1]["code"] = json!("HT");
+        assert_eq!(
+            decide(&changed_message("meter", Some("1000001"), twice)).unwrap_err().0,
+            "meter 1EMH0012345678: field `registers.code` refused"
+        );
+        let mut none = old;
+        none["registers"] = json!([]);
+        assert!(decide(&changed_message("meter", Some("1000001"), none)).is_err());
+        assert_eq!(
+            decide(&deleted_message("meter", Some("1000001"), "1EMH0012345678")).unwrap().writes,
+            [SyncWrite::Delete {
+                table: Table::Meters,
+                key: vec![("partnerNumber", "1000001".into()), ("meterNumber", "1EMH0012345678".into())]
+            }]
+        );
     }
 
     #[test]

@@ -229,7 +229,7 @@ impl Config {
         };
         Ok(Self {
             documents_bucket: req("DOCUMENTS_BUCKET")?,
-            inbox: portal_domain::documents::InboxPolicy { categories, max_age_days },
+            inbox: portal_domain::documents::InboxPolicy { categories, max_age_days, attribute: None },
             tables: Arc::new(tables),
             requests_queue_url: req("REQUESTS_QUEUE_URL")?,
             requests_dead_letter_url: req("REQUESTS_DLQ_URL")?,

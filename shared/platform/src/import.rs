@@ -1,8 +1,11 @@
 //! Writes a validated [`MirrorSnapshot`] into the mirror tables (initial load).
 //!
 //! Validation happens before the first write (`portal_domain::export`), so a bad export
-//! writes nothing. Mirror items are put whole: importing the same export twice leaves the
-//! same state. Portal logins are the exception: their status, customer numbers and e-mail
+//! writes nothing. Mirror items are put whole, versioned like the inbound sync's: the
+//! export's `version` (its position in EVI's change sequence) becomes every item's
+//! `syncVersion`, and an item is written only over an older one. Importing the same export
+//! twice leaves the same state, and a re-run after the sync has started applies only what
+//! is newer than the mirror (a later change or a deletion's tombstone stays). Portal logins are the exception: their status, customer numbers and e-mail
 //! come from the CRM (so setting AKTIV there reactivates a login), but a password the
 //! customer has set in the portal is never overwritten by the export's.
 
@@ -11,7 +14,6 @@ use crate::config::{Config, Tables};
 use crate::dynamo::{Item, condition_failed, s, store_error, to_item};
 use crate::identity::DynamoSessions;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use portal_domain::documents::object_key;
@@ -21,7 +23,6 @@ use portal_domain::identity::{partner_claim, username_claim};
 use portal_domain::ports::StoreError;
 use serde::Serialize;
 use std::collections::HashMap;
-use std::time::Duration;
 
 /// Sort key of a reading in its customer's partition: meter, register, date.
 pub fn reading_key(r: &portal_domain::entities::MeterReading) -> String {
@@ -74,6 +75,11 @@ pub async fn write_snapshot(
             Ok(item)
         })
         .collect::<Result<_, StoreError>>()?;
+    let mut code_list_items = items(&snapshot.code_values)?;
+    if let Some(inbox) = &snapshot.inbox {
+        let setting = portal_domain::sync::inbox_setting(inbox).map_err(|e| StoreError(e.0))?;
+        code_list_items.push(to_item(&setting)?);
+    }
     let plan: Vec<(&str, Vec<Item>)> = vec![
         (&tables.business_partners, items(&snapshot.partners)?),
         (&tables.contract_accounts, items(&snapshot.accounts)?),
@@ -85,20 +91,17 @@ pub async fn write_snapshot(
         (&tables.installment_plans, items(&snapshot.installment_plans)?),
         (&tables.documents, items(&snapshot.documents)?),
         (&tables.products, items(&snapshot.products)?),
-        (&tables.code_lists, items(&snapshot.code_values)?),
+        (&tables.code_lists, code_list_items),
     ];
 
     let mut report = Vec::new();
     for (table, items) in plan {
-        let count = items.len();
-        for chunk in items.chunks(25) {
-            batch_put(client, table, chunk.to_vec()).await?;
-        }
-        report.push((table.to_owned(), count));
+        let written = put_newer_all(client, table, items, snapshot.version).await?;
+        report.push((table.to_owned(), written));
     }
     let mut claims = 0;
     for login in &snapshot.logins {
-        claims += apply_login(client, tables, login, None).await?.map_or(0, |a| a.claims);
+        claims += apply_login(client, tables, login, Some(snapshot.version)).await?.map_or(0, |a| a.claims);
     }
     report.push((tables.login_claims.clone(), claims));
     report.push((config.documents_bucket.clone(), files));
@@ -274,27 +277,31 @@ async fn put_login(
     }
 }
 
-/// One BatchWriteItem, retrying unprocessed items with a growing pause.
-async fn batch_put(client: &Client, table: &str, items: Vec<Item>) -> Result<(), StoreError> {
-    let mut pending: Vec<WriteRequest> = items
-        .into_iter()
-        .map(|item| {
-            let put = PutRequest::builder().set_item(Some(item)).build().map_err(|e| store_error("PutRequest", e))?;
-            Ok(WriteRequest::builder().put_request(put).build())
+/// Items the export is at least as new as: each with the export's version as its
+/// `syncVersion`, put only where the mirror holds nothing newer or equal (a change or a
+/// deletion the inbound sync applied after this export was taken stays). Conditional puts,
+/// 16 in flight (BatchWriteItem takes no conditions). Returns how many were written.
+async fn put_newer_all(client: &Client, table: &str, items: Vec<Item>, version: u64) -> Result<usize, StoreError> {
+    use futures::{StreamExt, TryStreamExt};
+    let written: Vec<bool> = futures::stream::iter(items)
+        .map(|mut item| async move {
+            item.insert("syncVersion".to_owned(), crate::dynamo::n(version));
+            let result = client
+                .put_item()
+                .table_name(table)
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(syncVersion) OR syncVersion < :v")
+                .expression_attribute_values(":v", crate::dynamo::n(version))
+                .send()
+                .await;
+            match result {
+                Ok(_) => Ok(true),
+                Err(e) if condition_failed(&e) => Ok(false),
+                Err(e) => Err(store_error("PutItem", e)),
+            }
         })
-        .collect::<Result<_, StoreError>>()?;
-    for attempt in 0..8u32 {
-        let out = client
-            .batch_write_item()
-            .set_request_items(Some(HashMap::from([(table.to_owned(), pending)])))
-            .send()
-            .await
-            .map_err(|e| store_error("BatchWriteItem", e))?;
-        pending = out.unprocessed_items.and_then(|mut u| u.remove(table)).unwrap_or_default();
-        if pending.is_empty() {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
-    }
-    Err(StoreError(format!("{table}: items still unprocessed after retries")))
+        .buffer_unordered(16)
+        .try_collect()
+        .await?;
+    Ok(written.into_iter().filter(|w| *w).count())
 }

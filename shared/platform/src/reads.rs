@@ -57,6 +57,24 @@ impl DynamoReads {
         .await?;
         Ok(found.into_iter().flatten().next())
     }
+
+    /// The inbox configuration the CRM sent (`None`: the deployment's fallback applies).
+    pub async fn inbox_policy(&self) -> Result<Option<portal_domain::documents::InboxPolicy>, StoreError> {
+        use portal_domain::documents::{INBOX_SETTING, SETTINGS_LIST};
+        let key = HashMap::from([("listName".to_owned(), s(SETTINGS_LIST)), ("key".to_owned(), s(INBOX_SETTING))]);
+        let found = self
+            .client
+            .get_item()
+            .table_name(&self.tables.code_lists)
+            .set_key(Some(key))
+            .send()
+            .await
+            .map_err(|e| store_error("GetItem", e))?;
+        let Some(mut item) = found.item.filter(|i| !crate::dynamo::is_tombstone(i)) else { return Ok(None) };
+        item.remove("listName");
+        item.remove("key");
+        from_item(&self.tables.code_lists, item).map(Some)
+    }
 }
 
 impl ScopedReads for DynamoReads {

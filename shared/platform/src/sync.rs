@@ -80,12 +80,14 @@ pub fn entity_type(body: &str) -> &'static str {
         "contractAccount",
         "contract",
         "installation",
+        "meter",
         "installmentPlan",
         "meterReading",
         "document",
         "product",
         "portalLogin",
         "codeListEntry",
+        "inboxConfiguration",
     ];
     #[derive(serde::Deserialize)]
     #[serde(rename_all = "camelCase")]
@@ -128,6 +130,7 @@ impl InboundSync {
             Table::Documents => &t.documents,
             Table::Products => &t.products,
             Table::CodeLists => &t.code_lists,
+            Table::Meters => &t.meters,
         }
     }
 
@@ -198,6 +201,7 @@ impl InboundSync {
             SyncWrite::SupplyEnd { owner, installation_id, end } => {
                 self.supply_end(&owner, &installation_id, end, version).await
             }
+            SyncWrite::Meter { owner, meter } => self.meter(&owner, *meter, version).await,
             SyncWrite::File { owner, document, bytes } => {
                 // Only a newer document replaces the file (its record follows, conditionally).
                 let key = HashMap::from([
@@ -426,6 +430,108 @@ impl InboundSync {
             Ok(_) => Ok(()),
             // Another request is pending now, or the entity came again: nothing to clear.
             Err(e) if condition_failed(&e) => Ok(()),
+            Err(e) => Err(store_error("UpdateItem", e).into()),
+        }
+    }
+
+    /// A meter as the CRM has it now. Its registers, unit and removal date replace the
+    /// mirror's; its last readings and the portal's concurrency version stay (a reading being
+    /// written meanwhile is kept). A new meter, or one moved to another installation, takes
+    /// that installation's contract and the contract's end; a register without the CRM's
+    /// forecast gets the typical consumption of the contract's product.
+    async fn meter(
+        &self,
+        owner: &CustomerNumber,
+        mut meter: portal_domain::entities::Meter,
+        version: u64,
+    ) -> Result<(), Skip> {
+        use portal_domain::entities::{Contract, Installation, Product};
+        use portal_domain::export::Owned;
+        let partner = || ("partnerNumber".to_owned(), s(owner.as_str()));
+        let meter_key = HashMap::from([partner(), ("meterNumber".to_owned(), s(meter.meter_number.as_str()))]);
+        let installation_key =
+            HashMap::from([partner(), ("installationId".to_owned(), s(meter.installation_id.as_str()))]);
+        let (stored, installation) = futures::try_join!(
+            crate::dynamo::get::<MeterRecord>(&self.dynamo, &self.tables.meters, meter_key.clone()),
+            crate::dynamo::get::<Owned<Installation>>(&self.dynamo, &self.tables.installations, installation_key),
+        )?;
+        let installation = installation.ok_or_else(|| {
+            Skip::Unusable(format!("meter {} of an unknown installation {}", meter.meter_number, meter.installation_id))
+        })?;
+        let contract_key = HashMap::from([
+            partner(),
+            ("contractNumber".to_owned(), s(installation.entity.contract_number.as_str())),
+        ]);
+        let contract: Option<Owned<Contract>> =
+            crate::dynamo::get(&self.dynamo, &self.tables.contracts, contract_key).await?;
+        let contract = contract
+            .ok_or_else(|| Skip::Unusable(format!("meter {}: its installation has no contract", meter.meter_number)))?
+            .entity;
+        if meter.registers.iter().any(|r| r.expected_annual_consumption.is_none()) {
+            let key = HashMap::from([("productId".to_owned(), s(contract.product_id.as_str()))]);
+            let product: Option<Product> = crate::dynamo::get(&self.dynamo, &self.tables.products, key).await?;
+            if let Some(product) = product {
+                let count = meter.registers.len();
+                for register in meter.registers.iter_mut().filter(|r| r.expected_annual_consumption.is_none()) {
+                    register.expected_annual_consumption = portal_domain::export::typical_annual_consumption(
+                        product.commodity,
+                        &product.customer_type,
+                        register.code.as_str(),
+                        count,
+                    );
+                }
+            }
+        }
+        let registers = serde_dynamo::to_attribute_value(&meter.registers).map_err(|e| StoreError(e.to_string()))?;
+        let commodity = serde_dynamo::to_attribute_value(meter.commodity).map_err(|e| StoreError(e.to_string()))?;
+        let mut set = vec![
+            "installationId = :i",
+            "commodity = :c",
+            "unit = :u",
+            "registers = :r",
+            "contractNumber = :cn",
+            "syncVersion = :v",
+        ];
+        let mut remove = vec![crate::dynamo::TOMBSTONE];
+        let mut update = self
+            .dynamo
+            .update_item()
+            .table_name(&self.tables.meters)
+            .set_key(Some(meter_key))
+            .condition_expression(NEWER_ONLY)
+            .expression_attribute_values(":i", s(meter.installation_id.as_str()))
+            .expression_attribute_values(":c", commodity)
+            .expression_attribute_values(":u", s(&meter.unit))
+            .expression_attribute_values(":r", registers)
+            .expression_attribute_values(":cn", s(contract.contract_number.as_str()))
+            .expression_attribute_values(":v", n(version));
+        match meter.removed_on {
+            Some(day) => {
+                set.push("removedOn = :ro");
+                update =
+                    update.expression_attribute_values(":ro", s(portal_domain::entities::iso_date::format(day)));
+            }
+            None => remove.push("removedOn"),
+        }
+        // The contract's end is the contract's (`supplyEndVersion`): taken over only where
+        // the meter starts on this installation.
+        // A contract's later end still reaches it: that comes only with a newer contract
+        // version, which the contract's own conditional put has checked.
+        if stored.is_none_or(|m| m.meter.installation_id != meter.installation_id) {
+            remove.push("supplyEndVersion");
+            match contract.end_date {
+                Some(end) => {
+                    set.push("contractEndDate = :end");
+                    update =
+                        update.expression_attribute_values(":end", s(portal_domain::entities::iso_date::format(end)));
+                }
+                None => remove.push("contractEndDate"),
+            }
+        }
+        let expression = format!("SET {} REMOVE {}", set.join(", "), remove.join(", "));
+        match update.update_expression(expression).send().await {
+            Ok(_) => Ok(()),
+            Err(e) if condition_failed(&e) => Err(Skip::Stale),
             Err(e) => Err(store_error("UpdateItem", e).into()),
         }
     }

@@ -61,7 +61,7 @@ async fn every_read_is_the_session_check_plus_one_round() {
     reads.meter_readings(&caller, &MeterNumber::parse("7ELS8135012345").unwrap()).await.unwrap().unwrap();
     assert_eq!(sorted(counter.take()), ["GetItem", "Query"]);
     let directory = portal_platform::dynamo::DynamoDirectory::new(clients.dynamo.clone(), stack.config.tables.clone());
-    portal_domain::dashboard::dashboard(&directory, &caller).await.unwrap();
+    portal_domain::dashboard::dashboard(&directory, &caller, time::macros::date!(2026 - 12 - 01)).await.unwrap();
     assert_eq!(sorted(counter.take()), ["GetItem", "Query", "Query", "Query"]);
 
     // Another customer's object costs the same and finds nothing.

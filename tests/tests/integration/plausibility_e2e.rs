@@ -214,3 +214,71 @@ async fn a_contract_end_from_the_crm_reaches_its_meter() {
     let (status, _, receipt) = answer_of(api.handle(post(path, move_out)).await.unwrap());
     assert_eq!(status, 202, "{receipt}");
 }
+
+/// A meter exchange in the CRM: the old meter ends on its removal day (its removal reading is
+/// still taken, a later one is refused with READING_AFTER_METER_REMOVAL and the lookup drops
+/// it), the new meter appears on the same installation with its own registers and readings.
+#[tokio::test]
+async fn a_meter_exchange_from_the_crm_ends_the_old_meter_and_brings_the_new_one() {
+    use portal_platform::sync::Outcome;
+    let stack = isolated_stack_with_demo().await;
+    let api = api_on(&stack);
+    let post = |path: &str, body: Value| apigw_post(path, &body, FROM);
+    let change = |entity_type: &str, version: u64, entity: Value| {
+        json!({
+            "messageType": "crm.entity-changed", "messageId": format!("{entity_type}-{version}"),
+            "occurredAt": "2026-12-01T08:00:00Z", "entityType": entity_type, "version": version,
+            "partnerNumber": "1000001", "entity": entity,
+        })
+        .to_string()
+    };
+    let registers = json!([
+        {"code": "HT", "obis": "1-0:1.8.1", "digits": 6, "decimals": 0},
+        {"code": "NT", "obis": "1-0:1.8.2", "digits": 6, "decimals": 0}
+    ]);
+    let meter = |number: &str, removed: Value, registers: Value| {
+        json!({
+            "meterNumber": number, "installationId": "A-7000001", "commodity": "ELECTRICITY", "unit": "kWh",
+            "registers": registers, "removedOn": removed,
+        })
+    };
+    let sync = stack.sync();
+    let old = meter("1EMH0012345678", json!("2026-11-30"), registers.clone());
+    assert_eq!(sync.apply(&change("meter", 5, old)).await.unwrap(), Outcome::Applied);
+    // A late, older version without the removal changes nothing.
+    let late = meter("1EMH0012345678", Value::Null, registers);
+    assert_eq!(sync.apply(&change("meter", 4, late)).await.unwrap(), Outcome::Ignored);
+    let new_registers = json!([{"code": "SINGLE", "obis": "1-0:1.8.0", "digits": 7, "decimals": 1}]);
+    let new = meter("1SMG0000000001", Value::Null, new_registers);
+    assert_eq!(sync.apply(&change("meter", 6, new)).await.unwrap(), Outcome::Applied);
+    let installation = json!({"installationId": "A-7000001", "contractNumber": "5000001", "meterNumbers": ["1SMG0000000001"]});
+    assert_eq!(sync.apply(&change("installation", 6, installation)).await.unwrap(), Outcome::Applied);
+    let first = json!({"meterNumber": "1SMG0000000001", "register": "SINGLE", "date": "2026-11-30", "value": "0", "source": "UTILITY"});
+    assert_eq!(sync.apply(&change("meterReading", 7, first)).await.unwrap(), Outcome::Applied);
+
+    let lookup = json!({"customerNumber": "1000001", "lastName": "Mustermann"});
+    let (status, _, view) = answer_of(api.handle(post("/v1/anonymous/meter-readings/lookup", lookup)).await.unwrap());
+    assert_eq!(status, 200, "{view}");
+    let meters = &view["consumptionPoints"][0]["meters"];
+    assert_eq!(meters.as_array().unwrap().len(), 1, "{view}");
+    assert_eq!(meters[0]["meterNumber"], "1SMG0000000001");
+    assert_eq!(meters[0]["registers"][0]["lastReading"]["value"], "0");
+    // The product's typical consumption gives the new meter its range (HEIZSTROM-HTNT, private).
+    assert!(meters[0]["registers"][0]["plausibleRange"]["max"].is_string(), "{view}");
+
+    let path = "/v1/anonymous/meter-readings";
+    let (status, code, problem) = answer_of(api.handle(post(path, reading("29800", None))).await.unwrap());
+    assert_eq!((status, code.as_deref()), (422, Some("READING_AFTER_METER_REMOVAL")), "{problem}");
+    assert_eq!(problem["errors"][0]["pointer"], "/readingDate");
+    assert!(stack.drain_queue().await.is_empty(), "nothing written");
+    let mut removal = reading("29800", None);
+    removal["readingDate"] = json!("2026-11-30");
+    let (status, _, receipt) = answer_of(api.handle(post(path, removal)).await.unwrap());
+    assert_eq!(status, 202, "the removal reading is taken: {receipt}");
+    let new_reading = json!({
+        "customerNumber": "1000001", "lastName": "Mustermann", "meterNumber": "1SMG0000000001",
+        "readingDate": "2026-12-01", "values": [{"register": "SINGLE", "value": "5.5"}],
+    });
+    let (status, _, receipt) = answer_of(api.handle(post(path, new_reading)).await.unwrap());
+    assert_eq!(status, 202, "{receipt}");
+}

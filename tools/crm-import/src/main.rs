@@ -3,7 +3,9 @@
 //! deployed stack of that name (found through CloudFormation with the caller's AWS
 //! credentials and region); without it, those the environment names (`TABLE_*`, as the
 //! template sets them for the functions). The whole export is validated first: a bad record
-//! is reported by entity, key and field, and nothing is written.
+//! is reported by entity, key and field, and nothing is written. Every item carries the
+//! export's `version` and is written only over an older one: a re-run applies only what is
+//! newer than the mirror. The report counts the items written per table.
 
 use anyhow::{Context, bail};
 use portal_platform::config::{Config, env_key_of};
