@@ -502,3 +502,30 @@ pub async fn served_sync() -> (portal_platform::sync::InboundSync, Config, Clien
     let sync = portal_platform::sync::InboundSync::new(&Clients::from_sdk_config(&named(&sdk, "sync"), None), &config);
     (sync, config, Clients::from_sdk_config(&sdk, None))
 }
+
+/// The served stack's inbox configuration is one setting for every customer: a test that
+/// changes it (the CRM's `inboxConfiguration`) holds this for writing, the tests that read
+/// an inbox hold it for reading.
+pub static INBOX_CONFIGURATION: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
+/// One test at a time sends to the served stack's inbound queue and polls it, so that each
+/// sees the report of its own messages.
+static SERVED_INBOUND_QUEUE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Sends CRM messages through the served stack's inbound queue and applies them as the local
+/// poller does (`sync --poll`): what the whole round did.
+pub async fn through_inbound_queue(messages: &[Value]) -> portal_platform::sync::SyncReport {
+    let _queue = SERVED_INBOUND_QUEUE.lock().await;
+    let (sync, config, clients) = served_sync().await;
+    for message in messages {
+        clients
+            .sqs
+            .send_message()
+            .queue_url(&config.inbound_queue_url)
+            .message_body(message.to_string())
+            .send()
+            .await
+            .unwrap();
+    }
+    sync.poll(&config.inbound_queue_url).await.unwrap()
+}

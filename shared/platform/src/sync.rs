@@ -484,48 +484,42 @@ impl InboundSync {
         }
         let registers = serde_dynamo::to_attribute_value(&meter.registers).map_err(|e| StoreError(e.to_string()))?;
         let commodity = serde_dynamo::to_attribute_value(meter.commodity).map_err(|e| StoreError(e.to_string()))?;
-        let mut set = vec![
-            "installationId = :i",
-            "commodity = :c",
-            "unit = :u",
-            "registers = :r",
-            "contractNumber = :cn",
-            "syncVersion = :v",
+        let date = |d: Option<time::Date>| d.map(|d| s(portal_domain::entities::iso_date::format(d)));
+        let mut attributes: Vec<(&str, Option<AttributeValue>)> = vec![
+            ("installationId", Some(s(meter.installation_id.as_str()))),
+            ("commodity", Some(commodity)),
+            ("unit", Some(s(&meter.unit))),
+            ("registers", Some(registers)),
+            ("contractNumber", Some(s(contract.contract_number.as_str()))),
+            ("syncVersion", Some(n(version))),
+            ("removedOn", date(meter.removed_on)),
+            (crate::dynamo::TOMBSTONE, None),
         ];
-        let mut remove = vec![crate::dynamo::TOMBSTONE];
+        // The contract's end is the contract's (`supplyEndVersion`): taken over only where
+        // the meter starts on this installation. A contract's later end still reaches it:
+        // that comes only with a newer contract version, which the contract's own
+        // conditional put has checked.
+        if stored.is_none_or(|m| m.meter.installation_id != meter.installation_id) {
+            attributes.push(("contractEndDate", date(contract.end_date)));
+            attributes.push(("supplyEndVersion", None));
+        }
+        // Every attribute by placeholder (`unit` is a reserved word).
         let mut update = self
             .dynamo
             .update_item()
             .table_name(&self.tables.meters)
             .set_key(Some(meter_key))
             .condition_expression(NEWER_ONLY)
-            .expression_attribute_values(":i", s(meter.installation_id.as_str()))
-            .expression_attribute_values(":c", commodity)
-            .expression_attribute_values(":u", s(&meter.unit))
-            .expression_attribute_values(":r", registers)
-            .expression_attribute_values(":cn", s(contract.contract_number.as_str()))
             .expression_attribute_values(":v", n(version));
-        match meter.removed_on {
-            Some(day) => {
-                set.push("removedOn = :ro");
-                update =
-                    update.expression_attribute_values(":ro", s(portal_domain::entities::iso_date::format(day)));
-            }
-            None => remove.push("removedOn"),
-        }
-        // The contract's end is the contract's (`supplyEndVersion`): taken over only where
-        // the meter starts on this installation.
-        // A contract's later end still reaches it: that comes only with a newer contract
-        // version, which the contract's own conditional put has checked.
-        if stored.is_none_or(|m| m.meter.installation_id != meter.installation_id) {
-            remove.push("supplyEndVersion");
-            match contract.end_date {
-                Some(end) => {
-                    set.push("contractEndDate = :end");
-                    update =
-                        update.expression_attribute_values(":end", s(portal_domain::entities::iso_date::format(end)));
+        let (mut set, mut remove) = (Vec::new(), Vec::new());
+        for (i, (name, value)) in attributes.into_iter().enumerate() {
+            update = update.expression_attribute_names(format!("#a{i}"), name);
+            match value {
+                Some(value) => {
+                    update = update.expression_attribute_values(format!(":a{i}"), value);
+                    set.push(format!("#a{i} = :a{i}"));
                 }
-                None => remove.push("contractEndDate"),
+                None => remove.push(format!("#a{i}")),
             }
         }
         let expression = format!("SET {} REMOVE {}", set.join(", "), remove.join(", "));

@@ -712,6 +712,7 @@ async fn messages_land_at_the_customer_or_unassigned_routed_by_configuration() {
 
 #[tokio::test]
 async fn an_upload_is_recognised_by_content_stored_under_a_server_key_and_shown_in_the_inbox() {
+    let _inbox = integration_tests::INBOX_CONFIGURATION.read().await;
     const TABLE: &str = "TABLE_DOCUMENT_UPLOADS";
     let bakery = demo_session("L-0000003", &["1000003"], false).await;
     let upload = |bytes: Vec<u8>, content_type: &'static str, key: Option<&'static str>| {
@@ -793,6 +794,7 @@ async fn an_upload_is_recognised_by_content_stored_under_a_server_key_and_shown_
 /// refused.
 #[tokio::test]
 async fn a_large_file_goes_to_and_from_storage_by_presigned_link() {
+    let _inbox = integration_tests::INBOX_CONFIGURATION.read().await;
     const TABLE: &str = "TABLE_DOCUMENT_UPLOADS";
     let bakery = demo_session("L-0000003", &["1000003"], false).await;
     let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();

@@ -5,6 +5,7 @@
 mod budgets_e2e;
 mod changes_e2e;
 mod cost;
+mod crm_year_e2e;
 mod end_to_end;
 mod faults;
 mod identity_e2e;

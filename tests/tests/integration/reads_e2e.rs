@@ -175,6 +175,7 @@ async fn gas_consumption_keeps_its_decimals() {
 
 #[tokio::test]
 async fn the_inbox_lists_filters_and_downloads_only_the_customers_documents() {
+    let _inbox = integration_tests::INBOX_CONFIGURATION.read().await;
     let owner = demo_session("L-0000001", &["1000002"], false).await;
     let (status, _, inbox) = call(Method::GET, "/v1/me/documents", None, Some(&owner)).await;
     assert_eq!(status, 200, "{inbox}");

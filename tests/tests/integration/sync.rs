@@ -141,21 +141,13 @@ async fn the_requests_list_shows_what_the_crm_reported() {
     let (_, second) = send(Method::POST, "/v1/messages", Some(&message("Zweite Frage")), Some(&bakery), None).await;
     let (first, second) = (first["requestId"].as_str().unwrap(), second["requestId"].as_str().unwrap());
 
-    let (sync, config, clients) = served_sync().await;
+    let (sync, _, _) = served_sync().await;
     // Processed: through the inbound queue and the local poll.
     let processed = json!({
         "messageType": "crm.request-status-changed", "messageId": "s-1", "occurredAt": "2026-12-01T12:00:00Z",
         "requestId": first, "requestType": "MESSAGE", "status": "PROCESSED", "reason": null,
     });
-    clients
-        .sqs
-        .send_message()
-        .queue_url(&config.inbound_queue_url)
-        .message_body(processed.to_string())
-        .send()
-        .await
-        .unwrap();
-    let report = sync.poll(&config.inbound_queue_url).await.unwrap();
+    let report = integration_tests::through_inbound_queue(&[processed]).await;
     assert!(report.applied >= 1, "{report:?}");
     // Rejected, with a reason; a repeat changes nothing; an unknown request is refused.
     let rejected = json!({
