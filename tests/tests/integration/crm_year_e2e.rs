@@ -85,7 +85,7 @@ fn contract(end: Value) -> Value {
     json!({
         "contractNumber": "5000090", "accountNumber": "800000090", "productId": "STROM-BASIS",
         "startDate": "2026-01-01", "endDate": end, "installationId": "A-7000090",
-        "consumptionPoint": {"maloId": "59012345678", "address": address()}
+        "consumptionPoint": {"maloId": "55678901239", "address": address()}
     })
 }
 
@@ -98,7 +98,7 @@ fn meter(number: &str, removed: Value) -> Value {
 }
 
 fn reading(meter: &str, date: &str, value: &str) -> Value {
-    json!({"meterNumber": meter, "register": "SINGLE", "date": date, "value": value, "source": "UTILITY"})
+    json!({"meterNumber": meter, "register": "SINGLE", "date": date, "value": value, "source": "NETWORK_OPERATOR"})
 }
 
 fn login(status: &str) -> Value {
