@@ -29,7 +29,8 @@ impl Api {
 
     async fn dashboard(&self, req: &Request, id: &str) -> Result<Response<Body>, Problem> {
         let caller = authenticate(&self.auth, req, Access::Regular, id).await?;
-        let view = dashboard(&self.directory, &caller, SystemClock.today()).await.map_err(|e| Problem::unexpected(id, &e))?;
+        let view =
+            dashboard(&self.directory, &caller, SystemClock.today()).await.map_err(|e| Problem::unexpected(id, &e))?;
         Ok(json_response(StatusCode::OK, &view, id))
     }
 }

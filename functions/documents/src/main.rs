@@ -75,8 +75,8 @@ impl Api {
     async fn list(&self, req: &Request, id: &str) -> Result<Response<Body>, Problem> {
         let caller = authenticate(&self.auth, req, Access::Regular, id).await?;
         let filter = filter(req)?;
-        let (documents, policy) = tokio::try_join!(self.reads.documents(&caller), self.policy())
-            .map_err(|e| Problem::unexpected(id, &e))?;
+        let (documents, policy) =
+            tokio::try_join!(self.reads.documents(&caller), self.policy()).map_err(|e| Problem::unexpected(id, &e))?;
         Ok(json_response(StatusCode::OK, &inbox(documents, &policy, &filter, SystemClock.today()), id))
     }
 

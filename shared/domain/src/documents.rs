@@ -169,7 +169,11 @@ mod tests {
         assert_eq!(all.documents.len(), 5);
         assert_eq!(all.documents[0].document_id.as_str(), "D-2026-000104", "newest first");
 
-        let policy = InboxPolicy { categories: Some(vec!["INVOICE".into(), "LETTER".into()]), max_age_days: Some(730), attribute: None };
+        let policy = InboxPolicy {
+            categories: Some(vec!["INVOICE".into(), "LETTER".into()]),
+            max_age_days: Some(730),
+            attribute: None,
+        };
         let shown: Vec<String> = inbox(erikas(), &policy, &InboxFilter::default(), today)
             .documents
             .into_iter()
@@ -193,7 +197,8 @@ mod tests {
         assert!(policy.shows(&document("D-1", "INVOICE", date!(2026 - 11 - 01)), today), "exactly 30 days old");
         assert!(!policy.shows(&document("D-1", "INVOICE", date!(2026 - 10 - 31)), today));
         assert!(policy.shows(&document("D-1", "INVOICE", today), today));
-        let categories = InboxPolicy { categories: Some(vec!["LETTER".into()]), max_age_days: Some(30), attribute: None };
+        let categories =
+            InboxPolicy { categories: Some(vec!["LETTER".into()]), max_age_days: Some(30), attribute: None };
         assert!(!categories.shows(&document("D-1", "INVOICE", today), today));
         assert!(!categories.shows(&document("D-1", "LETTER", date!(2026 - 10 - 31)), today));
         assert!(categories.shows(&document("D-1", "LETTER", today), today));
@@ -253,7 +258,11 @@ mod tests {
             document("D-C", "LETTER", date!(2026 - 11 - 20)),
             document("D-D", "DUNNING", date!(2026 - 11 - 25)),
         ];
-        let policy = InboxPolicy { categories: Some(vec!["INVOICE".into(), "LETTER".into()]), max_age_days: None, attribute: None };
+        let policy = InboxPolicy {
+            categories: Some(vec!["INVOICE".into(), "LETTER".into()]),
+            max_age_days: None,
+            attribute: None,
+        };
         let filter = InboxFilter { category: None, from: None, to: Some(date!(2026 - 11 - 20)) };
         let view = inbox(docs, &policy, &filter, today);
         let ids: Vec<&str> = view.documents.iter().map(|d| d.document_id.as_str()).collect();

@@ -458,10 +458,8 @@ impl InboundSync {
         let installation = installation.ok_or_else(|| {
             Skip::Unusable(format!("meter {} of an unknown installation {}", meter.meter_number, meter.installation_id))
         })?;
-        let contract_key = HashMap::from([
-            partner(),
-            ("contractNumber".to_owned(), s(installation.entity.contract_number.as_str())),
-        ]);
+        let contract_key =
+            HashMap::from([partner(), ("contractNumber".to_owned(), s(installation.entity.contract_number.as_str()))]);
         let contract: Option<Owned<Contract>> =
             crate::dynamo::get(&self.dynamo, &self.tables.contracts, contract_key).await?;
         let contract = contract

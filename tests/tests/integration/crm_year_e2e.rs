@@ -35,7 +35,7 @@ impl Crm {
 
     async fn deliver(&mut self, message: Value) -> portal_platform::sync::SyncReport {
         self.sent += 1;
-        let report = through_inbound_queue(&[message.clone()]).await;
+        let report = through_inbound_queue(std::slice::from_ref(&message)).await;
         assert_eq!((report.dead_lettered, report.failed), (0, 0), "{message}: {report:?}");
         report
     }
@@ -177,8 +177,11 @@ async fn a_year_in_the_crm_reaches_the_customer_as_it_happens() {
     )
     .await;
     crm.change("contract", contract(Value::Null)).await;
-    crm.change("installation", json!({"installationId": "A-7000090", "contractNumber": "5000090", "meterNumbers": [OLD_METER]}))
-        .await;
+    crm.change(
+        "installation",
+        json!({"installationId": "A-7000090", "contractNumber": "5000090", "meterNumbers": [OLD_METER]}),
+    )
+    .await;
     crm.change("meter", meter(OLD_METER, Value::Null)).await;
     for (back, value) in [(60, "1000"), (30, "1300")] {
         crm.change("meterReading", reading(OLD_METER, &day(back), value)).await;
@@ -196,8 +199,7 @@ async fn a_year_in_the_crm_reaches_the_customer_as_it_happens() {
         call(Method::POST, "/v1/sessions", Some(&json!({"username": "jana.jahr", "password": initial})), None).await;
     assert_eq!((status, first["mustChangePassword"].as_bool()), (201, Some(true)), "{first}");
     let change = json!({"currentPassword": initial, "newPassword": "Ein ganzes Jahr im Portal 2026"});
-    let (status, _, changed) =
-        call(Method::PUT, "/v1/me/password", Some(&change), first["token"].as_str()).await;
+    let (status, _, changed) = call(Method::PUT, "/v1/me/password", Some(&change), first["token"].as_str()).await;
     assert_eq!(status, 200, "{changed}");
     let token = changed["token"].as_str().unwrap().to_owned();
     let token = token.as_str();
@@ -228,8 +230,11 @@ async fn a_year_in_the_crm_reaches_the_customer_as_it_happens() {
     // 5. A meter exchange: the old meter is removed 5 days back, the new one starts there.
     crm.change("meter", meter(OLD_METER, json!(day(5)))).await;
     crm.change("meter", meter(NEW_METER, Value::Null)).await;
-    crm.change("installation", json!({"installationId": "A-7000090", "contractNumber": "5000090", "meterNumbers": [NEW_METER]}))
-        .await;
+    crm.change(
+        "installation",
+        json!({"installationId": "A-7000090", "contractNumber": "5000090", "meterNumbers": [NEW_METER]}),
+    )
+    .await;
     crm.change("meterReading", reading(NEW_METER, &day(5), "0")).await;
     assert_eq!(dashboard_meters(token).await, [NEW_METER], "the old meter leaves, the new one appears");
     let (status, problem) = submit(token, OLD_METER, &day(1), "1500").await;
@@ -239,7 +244,8 @@ async fn a_year_in_the_crm_reaches_the_customer_as_it_happens() {
     assert_eq!(history(token, NEW_METER).await.1, "40");
 
     // 6. Code lists and products: added, changed, removed.
-    let reason = |label: &str| json!({"listName": "messageReasons", "key": "YEAR_SOLAR", "label": label, "routeTo": "technik"});
+    let reason =
+        |label: &str| json!({"listName": "messageReasons", "key": "YEAR_SOLAR", "label": label, "routeTo": "technik"});
     let reasons = || async {
         let (_, _, list) = call(Method::GET, "/v1/code-lists/messageReasons", None, None).await;
         list["values"].as_array().unwrap().iter().find(|v| v["key"] == "YEAR_SOLAR").map(|v| v["label"].clone())
@@ -258,7 +264,12 @@ async fn a_year_in_the_crm_reaches_the_customer_as_it_happens() {
     };
     let products = || async {
         let (_, _, list) = call(Method::GET, "/v1/products", None, None).await;
-        list["products"].as_array().unwrap().iter().find(|p| p["productId"] == "YEAR-STROM").map(|p| p["unitPrice"].clone())
+        list["products"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["productId"] == "YEAR-STROM")
+            .map(|p| p["unitPrice"].clone())
     };
     crm.change("product", product("0.3100")).await;
     assert_eq!(products().await, Some(json!("0.3100")));
@@ -276,9 +287,7 @@ async fn a_year_in_the_crm_reaches_the_customer_as_it_happens() {
     {
         let _inbox = INBOX_CONFIGURATION.write().await;
         assert_eq!(inbox(token).await, ["D-2026-900003", "D-2026-900002", "D-2026-900001"]);
-        let configuration = |categories: Value, attribute: Value| {
-            json!({"categories": categories, "maxAgeDays": 365, "attribute": attribute})
-        };
+        let configuration = |categories: Value, attribute: Value| json!({"categories": categories, "maxAgeDays": 365, "attribute": attribute});
         crm.change("inboxConfiguration", configuration(json!(["LETTER"]), Value::Null)).await;
         assert_eq!(inbox(token).await, ["D-2026-900003", "D-2026-900002"]);
         let (status, _, _) = call(Method::GET, "/v1/me/documents/D-2026-900001", None, Some(token)).await;
@@ -303,13 +312,19 @@ async fn a_year_in_the_crm_reaches_the_customer_as_it_happens() {
     // 9. A contact change the CRM rejects: the CRM's mobile number is back at once, and she
     // is told why.
     let path = format!("/v1/customers/{CUSTOMER}/contact");
-    let (status, receipt) = send(Method::PATCH, &path, Some(&json!({"mobile": "+49 170 2222222"})), Some(token), None).await;
+    let (status, receipt) =
+        send(Method::PATCH, &path, Some(&json!({"mobile": "+49 170 2222222"})), Some(token), None).await;
     assert_eq!(status, 202, "{receipt}");
     let (_, _, shown) = call(Method::GET, &format!("/v1/customers/{CUSTOMER}"), None, Some(token)).await;
     assert_eq!(shown["mobile"], "+49 170 2222222", "shown at once while the CRM checks it");
-    crm.status(&receipt["requestId"], "CONTACT_DATA_CHANGE", "REJECTED", json!("Die Nummer ist nicht erreichbar.")).await;
+    crm.status(&receipt["requestId"], "CONTACT_DATA_CHANGE", "REJECTED", json!("Die Nummer ist nicht erreichbar."))
+        .await;
     let (_, _, shown) = call(Method::GET, &format!("/v1/customers/{CUSTOMER}"), None, Some(token)).await;
-    assert_eq!((&shown["mobile"], &shown["pendingContactChange"]), (&json!("+49 170 1111111"), &Value::Null), "{shown}");
+    assert_eq!(
+        (&shown["mobile"], &shown["pendingContactChange"]),
+        (&json!("+49 170 1111111"), &Value::Null),
+        "{shown}"
+    );
     let request_id = receipt["requestId"].as_str().unwrap();
     let mails = mails_to(EMAIL).await;
     assert!(

@@ -251,7 +251,8 @@ async fn a_meter_exchange_from_the_crm_ends_the_old_meter_and_brings_the_new_one
     let new_registers = json!([{"code": "SINGLE", "obis": "1-0:1.8.0", "digits": 7, "decimals": 1}]);
     let new = meter("1SMG0000000001", Value::Null, new_registers);
     assert_eq!(sync.apply(&change("meter", 6, new)).await.unwrap(), Outcome::Applied);
-    let installation = json!({"installationId": "A-7000001", "contractNumber": "5000001", "meterNumbers": ["1SMG0000000001"]});
+    let installation =
+        json!({"installationId": "A-7000001", "contractNumber": "5000001", "meterNumbers": ["1SMG0000000001"]});
     assert_eq!(sync.apply(&change("installation", 6, installation)).await.unwrap(), Outcome::Applied);
     let first = json!({"meterNumber": "1SMG0000000001", "register": "SINGLE", "date": "2026-11-30", "value": "0", "source": "NETWORK_OPERATOR"});
     assert_eq!(sync.apply(&change("meterReading", 7, first)).await.unwrap(), Outcome::Applied);
