@@ -1,24 +1,22 @@
 //! HTTP mapping of the account.
 
-use http::{Method, StatusCode};
+use http::StatusCode;
 use jsonschema::Validator;
-use lambda_http::{Body, Request, Response};
+use lambda_http::{Body, Response};
 use portal_domain::changes::Confirmation;
 use portal_domain::clock::SystemClock;
 use portal_domain::identity::account::{AccountError, AccountService};
 use portal_domain::identity::sessions::Access;
 use portal_platform::data_export::DynamoExport;
 use portal_platform::dynamo::{DynamoDirectory, DynamoLimiter};
-use portal_platform::http::{
-    IdentificationBody, Problem, authenticate, json_response, no_content, problems, read_json, serve,
-};
+use portal_platform::http::Call;
+use portal_platform::http::{IdentificationBody, Problem, json_response, no_content, problems, read_json};
 use portal_platform::identity::{DynamoLogins, DynamoSessions, DynamoThrottle, SesMailer};
 use portal_platform::live::{Live, LiveAuthenticator};
 use portal_platform::schemas;
 use portal_platform::write_path::WritePath;
 use secrecy::SecretString;
 use serde::Deserialize;
-use std::convert::Infallible;
 
 /// The optional body of `DELETE /v1/me`: the current password, unless the login is recent.
 #[derive(Deserialize, Default)]
@@ -38,6 +36,13 @@ pub struct Api {
     add_schema: Validator,
     deletion_schema: Validator,
 }
+
+portal_platform::handle_routes!(Api, "account", {
+    GetAccount => me,
+    DeleteAccount => delete,
+    ExportMyData => data_export,
+    AddCustomerNumber => add_customer_number,
+});
 
 impl Api {
     pub async fn from_env() -> Result<Self, lambda_http::Error> {
@@ -62,25 +67,13 @@ impl Api {
         })
     }
 
-    pub async fn handle(&self, req: Request) -> Result<Response<Body>, Infallible> {
-        serve(req, |req, method, path, id| async move {
-            match (method, path.as_str()) {
-                (Method::GET, "/v1/me") => self.me(&req, &id).await,
-                (Method::DELETE, "/v1/me") => self.delete(&req, &id).await,
-                (Method::GET, "/v1/me/export") => self.data_export(&req, &id).await,
-                (Method::POST, "/v1/me/customer-numbers") => self.add_customer_number(&req, &id).await,
-                _ => Err(Problem::not_found()),
-            }
-        })
-        .await
-    }
-
     /// Everything the backend holds about the login and its customers (GDPR Art. 15/20),
     /// as a download. Like a sensitive change it needs a fresh login: a GET carries no
     /// body, and a password in a URL or header would stay in logs and caches, so the portal
     /// signs in again (`POST /v1/sessions`) after the confirmation window.
-    async fn data_export(&self, req: &Request, id: &str) -> Result<Response<Body>, Problem> {
-        let caller = authenticate(&self.auth, req, Access::Regular, id).await?;
+    async fn data_export(&self, call: &Call) -> Result<Response<Body>, Problem> {
+        let (_req, id) = (&call.req, call.id.as_str());
+        let caller = call.caller(&self.auth, Access::Regular).await?;
         self.confirmation.confirm(&caller, None).await.map_err(|e| problems::change(e, id))?;
         let unexpected = |e: portal_domain::ports::StoreError| Problem::unexpected(id, &e);
         let (login, customers) =
@@ -97,16 +90,18 @@ impl Api {
         Ok(response)
     }
 
-    async fn me(&self, req: &Request, id: &str) -> Result<Response<Body>, Problem> {
-        let caller = authenticate(&self.auth, req, Access::Regular, id).await?;
+    async fn me(&self, call: &Call) -> Result<Response<Body>, Problem> {
+        let (_req, id) = (&call.req, call.id.as_str());
+        let caller = call.caller(&self.auth, Access::Regular).await?;
         let view = self.service.me(&caller).await.map_err(|e| problem(e, id))?;
         Ok(json_response(StatusCode::OK, &view, id))
     }
 
     /// Deleting the login is confirmed like a sensitive change: the current password, or a
     /// login of the last few minutes (a session left open on a shared computer cannot).
-    async fn delete(&self, req: &Request, id: &str) -> Result<Response<Body>, Problem> {
-        let caller = authenticate(&self.auth, req, Access::Regular, id).await?;
+    async fn delete(&self, call: &Call) -> Result<Response<Body>, Problem> {
+        let (req, id) = (&call.req, call.id.as_str());
+        let caller = call.caller(&self.auth, Access::Regular).await?;
         let body = if req.body().is_empty() {
             DeletionBody::default()
         } else {
@@ -120,8 +115,9 @@ impl Api {
         Ok(no_content(id))
     }
 
-    async fn add_customer_number(&self, req: &Request, id: &str) -> Result<Response<Body>, Problem> {
-        let caller = authenticate(&self.auth, req, Access::Regular, id).await?;
+    async fn add_customer_number(&self, call: &Call) -> Result<Response<Body>, Problem> {
+        let (req, id) = (&call.req, call.id.as_str());
+        let caller = call.caller(&self.auth, Access::Regular).await?;
         let (body, _) = read_json::<IdentificationBody>(req, &self.add_schema)?;
         let who = body.identification(req);
         let view = self.service.add_customer_number(&caller, &who).await.map_err(|e| problem(e, id))?;

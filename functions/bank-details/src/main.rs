@@ -2,9 +2,9 @@
 //! of payment method, payment account and payout account; the revocation of the
 //! direct-debit mandate.
 
-use http::{Method, StatusCode};
+use http::StatusCode;
 use jsonschema::Validator;
-use lambda_http::{Body, Error, Request, Response, run, service_fn};
+use lambda_http::{Body, Error, Response, run, service_fn};
 use portal_domain::bank::{AccountInput, BankChange, BankDetailsService};
 use portal_domain::clock::SystemClock;
 use portal_domain::contact::Change;
@@ -13,9 +13,8 @@ use portal_domain::identity::sessions::Access;
 use portal_domain::ids::AccountNumber;
 use portal_domain::reads::{BankDetailsView, ScopedReads};
 use portal_domain::requests::fingerprint_unconfirmed;
-use portal_platform::http::{
-    Problem, authenticate, idempotency_key, json_response, path_param, problems, read_json, serve,
-};
+use portal_platform::http::Call;
+use portal_platform::http::{Problem, idempotency_key, problems};
 use portal_platform::identity::{DynamoLogins, DynamoThrottle, SesMailer};
 use portal_platform::live::{Live, LiveAuthenticator};
 use portal_platform::reads::DynamoReads;
@@ -24,7 +23,6 @@ use portal_platform::write_path::WritePath;
 use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::Value;
-use std::convert::Infallible;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -76,35 +74,24 @@ struct Api {
     revocation_schema: Validator,
 }
 
+portal_platform::handle_routes!(Api, "bank-details", {
+    GetBankDetails => bank_details,
+    ChangeBankDetails => change,
+    RevokeDirectDebitMandate => revoke,
+});
+
 impl Api {
-    async fn handle(&self, req: Request) -> Result<Response<Body>, Infallible> {
-        serve(req, |req, method, path, id| async move {
-            match (method, path) {
-                (Method::GET, path) if path.ends_with("/bank-details") => self.bank_details(&req, &path, &id).await,
-                (Method::PUT, path) if path.ends_with("/bank-details") => self.change(&req, &path, &id).await,
-                (Method::DELETE, path) if path.ends_with("/direct-debit-mandate") => {
-                    self.revoke(&req, &path, &id).await
-                }
-                _ => Err(Problem::not_found()),
-            }
-        })
-        .await
+    async fn bank_details(&self, call: &Call) -> Result<Response<Body>, Problem> {
+        let caller = call.caller(&self.auth, Access::Regular).await?;
+        let account = call.path("accountNumber", AccountNumber::parse)?;
+        let details = self.reads.bank_details(&caller, &account).await.map_err(call.unexpected())?;
+        call.answer(StatusCode::OK, &BankDetailsView::from(details.ok_or_else(Problem::not_found)?))
     }
 
-    async fn bank_details(&self, req: &Request, path: &str, id: &str) -> Result<Response<Body>, Problem> {
-        let caller = authenticate(&self.auth, req, Access::Regular, id).await?;
-        let account = path_param(path, "/v1/contract-accounts/", "/bank-details", AccountNumber::parse)
-            .ok_or_else(Problem::not_found)?;
-        let details = self.reads.bank_details(&caller, &account).await.map_err(|e| Problem::unexpected(id, &e))?;
-        Ok(json_response(StatusCode::OK, &BankDetailsView::from(details.ok_or_else(Problem::not_found)?), id))
-    }
-
-    async fn change(&self, req: &Request, path: &str, id: &str) -> Result<Response<Body>, Problem> {
-        let caller = authenticate(&self.auth, req, Access::Regular, id).await?;
-        let account = path_param(path, "/v1/contract-accounts/", "/bank-details", AccountNumber::parse)
-            .ok_or_else(Problem::not_found)?;
-        let key = idempotency_key(req)?;
-        let (body, raw) = read_json::<ChangeBody>(req, &self.change_schema)?;
+    async fn change(&self, call: &Call) -> Result<Response<Body>, Problem> {
+        let caller = call.caller(&self.auth, Access::Regular).await?;
+        let account = call.path("accountNumber", AccountNumber::parse)?;
+        let (body, key) = call.keyed_json_by::<ChangeBody>(&self.change_schema, fingerprint_unconfirmed)?;
         let change = BankChange {
             payment_method: body.payment_method,
             bank_account: body.bank_account.map(Into::into),
@@ -117,39 +104,28 @@ impl Api {
         };
         let answer = self
             .service
-            .change(
-                &caller,
-                &account,
-                change,
-                body.current_password.as_ref(),
-                key.map(|k| (k, fingerprint_unconfirmed(&raw))),
-            )
+            .change(&caller, &account, change, body.current_password.as_ref(), key)
             .await
-            .map_err(|e| problems::change(e, id))?;
-        Ok(json_response(StatusCode::ACCEPTED, &answer, id))
+            .map_err(|e| problems::change(e, &call.id))?;
+        call.answer(StatusCode::ACCEPTED, &answer)
     }
 
-    async fn revoke(&self, req: &Request, path: &str, id: &str) -> Result<Response<Body>, Problem> {
-        let caller = authenticate(&self.auth, req, Access::Regular, id).await?;
-        let account = path_param(path, "/v1/contract-accounts/", "/direct-debit-mandate", AccountNumber::parse)
-            .ok_or_else(Problem::not_found)?;
-        let key = idempotency_key(req)?;
-        let (body, raw) = if req.body().is_empty() {
-            (RevocationBody::default(), Value::Null)
+    async fn revoke(&self, call: &Call) -> Result<Response<Body>, Problem> {
+        let caller = call.caller(&self.auth, Access::Regular).await?;
+        let account = call.path("accountNumber", AccountNumber::parse)?;
+        // The body is optional (the password confirms the revocation where it is asked).
+        let (body, key) = if call.req.body().is_empty() {
+            let key = idempotency_key(&call.req)?;
+            (RevocationBody::default(), key.map(|k| (k, fingerprint_unconfirmed(&Value::Null))))
         } else {
-            read_json::<RevocationBody>(req, &self.revocation_schema)?
+            call.keyed_json_by::<RevocationBody>(&self.revocation_schema, fingerprint_unconfirmed)?
         };
         let answer = self
             .service
-            .revoke_mandate(
-                &caller,
-                &account,
-                body.current_password.as_ref(),
-                key.map(|k| (k, fingerprint_unconfirmed(&raw))),
-            )
+            .revoke_mandate(&caller, &account, body.current_password.as_ref(), key)
             .await
-            .map_err(|e| problems::change(e, id))?;
-        Ok(json_response(StatusCode::ACCEPTED, &answer, id))
+            .map_err(|e| problems::change(e, &call.id))?;
+        call.answer(StatusCode::ACCEPTED, &answer)
     }
 }
 

@@ -1,25 +1,21 @@
 //! Contract details (capability 5): the contracts of a contract account, one contract;
 //! the change of an account's billing address and bill recipient.
 
-use http::{Method, StatusCode};
+use http::StatusCode;
 use jsonschema::Validator;
-use lambda_http::{Body, Error, Request, Response, run, service_fn};
+use lambda_http::{Body, Error, Response, run, service_fn};
 use portal_domain::billing::BillingService;
 use portal_domain::clock::SystemClock;
 use portal_domain::entities::{Address, BillRecipient};
 use portal_domain::identity::sessions::Access;
 use portal_domain::ids::{AccountNumber, ContractNumber};
 use portal_domain::reads::{AccountContractsView, ContractView, ScopedReads};
-use portal_domain::requests::fingerprint;
-use portal_platform::http::{
-    Problem, authenticate, idempotency_key, json_response, path_param, problems, read_json, serve,
-};
+use portal_platform::http::{Call, Problem, problems};
 use portal_platform::live::{Live, LiveAuthenticator};
 use portal_platform::reads::DynamoReads;
 use portal_platform::schemas;
 use portal_platform::write_path::WritePath;
 use serde::Deserialize;
-use std::convert::Infallible;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -35,58 +31,39 @@ struct Api {
     billing_schema: Validator,
 }
 
-impl Api {
-    async fn handle(&self, req: Request) -> Result<Response<Body>, Infallible> {
-        serve(req, |req, method, path, id| async move {
-            match (method, path) {
-                (Method::GET, path) if path.starts_with("/v1/contract-accounts/") => {
-                    self.of_account(&req, &path, &id).await
-                }
-                (Method::GET, path) if path.starts_with("/v1/contracts/") => self.contract(&req, &path, &id).await,
-                (Method::PUT, path) if path.ends_with("/billing-address") => {
-                    self.change_billing(&req, &path, &id).await
-                }
-                _ => Err(Problem::not_found()),
-            }
-        })
-        .await
-    }
+portal_platform::handle_routes!(Api, "contracts", {
+    GetAccountContracts => of_account,
+    GetContract => contract,
+    ChangeBillingAddress => change_billing,
+});
 
-    async fn of_account(&self, req: &Request, path: &str, id: &str) -> Result<Response<Body>, Problem> {
-        let caller = authenticate(&self.auth, req, Access::Regular, id).await?;
-        let account = path_param(path, "/v1/contract-accounts/", "/contracts", AccountNumber::parse)
-            .ok_or_else(Problem::not_found)?;
-        let found = self.reads.account_contracts(&caller, &account).await.map_err(|e| Problem::unexpected(id, &e))?;
+impl Api {
+    async fn of_account(&self, call: &Call) -> Result<Response<Body>, Problem> {
+        let caller = call.caller(&self.auth, Access::Regular).await?;
+        let account = call.path("accountNumber", AccountNumber::parse)?;
+        let found = self.reads.account_contracts(&caller, &account).await.map_err(call.unexpected())?;
         let (record, contracts) = found.ok_or_else(Problem::not_found)?;
         let view = AccountContractsView::new(record, contracts.into_iter().map(ContractView::from).collect());
-        Ok(json_response(StatusCode::OK, &view, id))
+        call.answer(StatusCode::OK, &view)
     }
 
-    async fn contract(&self, req: &Request, path: &str, id: &str) -> Result<Response<Body>, Problem> {
-        let caller = authenticate(&self.auth, req, Access::Regular, id).await?;
-        let number = path_param(path, "/v1/contracts/", "", ContractNumber::parse).ok_or_else(Problem::not_found)?;
-        let contract = self.reads.contract(&caller, &number).await.map_err(|e| Problem::unexpected(id, &e))?;
-        Ok(json_response(StatusCode::OK, &ContractView::from(contract.ok_or_else(Problem::not_found)?), id))
+    async fn contract(&self, call: &Call) -> Result<Response<Body>, Problem> {
+        let caller = call.caller(&self.auth, Access::Regular).await?;
+        let number = call.path("contractNumber", ContractNumber::parse)?;
+        let contract = self.reads.contract(&caller, &number).await.map_err(call.unexpected())?;
+        call.answer(StatusCode::OK, &ContractView::from(contract.ok_or_else(Problem::not_found)?))
     }
 
-    async fn change_billing(&self, req: &Request, path: &str, id: &str) -> Result<Response<Body>, Problem> {
-        let caller = authenticate(&self.auth, req, Access::Regular, id).await?;
-        let account = path_param(path, "/v1/contract-accounts/", "/billing-address", AccountNumber::parse)
-            .ok_or_else(Problem::not_found)?;
-        let key = idempotency_key(req)?;
-        let (body, raw) = read_json::<BillingBody>(req, &self.billing_schema)?;
+    async fn change_billing(&self, call: &Call) -> Result<Response<Body>, Problem> {
+        let caller = call.caller(&self.auth, Access::Regular).await?;
+        let account = call.path("accountNumber", AccountNumber::parse)?;
+        let (body, key) = call.keyed_json::<BillingBody>(&self.billing_schema)?;
         let answer = self
             .billing
-            .change(
-                &caller,
-                &account,
-                &body.billing_address,
-                body.bill_recipient.as_ref(),
-                key.map(|k| (k, fingerprint(&raw))),
-            )
+            .change(&caller, &account, &body.billing_address, body.bill_recipient.as_ref(), key)
             .await
-            .map_err(|e| problems::change(e, id))?;
-        Ok(json_response(StatusCode::ACCEPTED, &answer, id))
+            .map_err(|e| problems::change(e, &call.id))?;
+        call.answer(StatusCode::ACCEPTED, &answer)
     }
 }
 

@@ -2,9 +2,9 @@
 //! change `PATCH /v1/customers/{customerNumber}/contact` and the customer-data change
 //! (names, salutation, title, postal address) `PATCH /v1/customers/{customerNumber}`.
 
-use http::{Method, StatusCode};
+use http::StatusCode;
 use jsonschema::Validator;
-use lambda_http::{Body, Error, Request, Response, run, service_fn};
+use lambda_http::{Body, Error, Response, run, service_fn};
 use portal_domain::clock::SystemClock;
 use portal_domain::contact::{Change, ContactChange, ContactService, PhoneNumber};
 use portal_domain::customer_data::{CustomerDataService, DataChange};
@@ -14,9 +14,8 @@ use portal_domain::identity::sessions::Access;
 use portal_domain::ids::CustomerNumber;
 use portal_domain::reads::{CustomerView, ScopedReads};
 use portal_domain::requests::fingerprint_unconfirmed;
-use portal_platform::http::{
-    Problem, authenticate, idempotency_key, json_response, path_param, problems, read_json, serve,
-};
+use portal_platform::http::Call;
+use portal_platform::http::{Problem, problems};
 use portal_platform::identity::{DynamoLogins, DynamoThrottle, SesMailer};
 use portal_platform::live::{Live, LiveAuthenticator};
 use portal_platform::reads::DynamoReads;
@@ -25,7 +24,6 @@ use portal_platform::write_path::WritePath;
 use secrecy::SecretString;
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
-use std::convert::Infallible;
 
 struct Api {
     reads: DynamoReads,
@@ -102,53 +100,37 @@ fn contact_change(body: &Value) -> Result<ContactChange, Problem> {
     })
 }
 
+portal_platform::handle_routes!(Api, "customer", {
+    GetCustomer => customer,
+    ChangeContactData => change_contact,
+    RequestCustomerDataChange => change_data,
+});
+
 impl Api {
-    async fn handle(&self, req: Request) -> Result<Response<Body>, Infallible> {
-        serve(req, |req, method, path, id| async move {
-            match (method, path) {
-                (Method::GET, path) if path.starts_with("/v1/customers/") => self.customer(&req, &path, &id).await,
-                (Method::PATCH, path) if path.ends_with("/contact") => self.change_contact(&req, &path, &id).await,
-                (Method::PATCH, path) if path.starts_with("/v1/customers/") => self.change_data(&req, &path, &id).await,
-                _ => Err(Problem::not_found()),
-            }
-        })
-        .await
+    async fn customer(&self, call: &Call) -> Result<Response<Body>, Problem> {
+        let caller = call.caller(&self.auth, Access::Regular).await?;
+        let customer = call.path("customerNumber", CustomerNumber::parse)?;
+        let partner = self.reads.partner(&caller, &customer).await.map_err(call.unexpected())?;
+        call.answer(StatusCode::OK, &CustomerView::from(partner.ok_or_else(Problem::not_found)?))
     }
 
-    async fn customer(&self, req: &Request, path: &str, id: &str) -> Result<Response<Body>, Problem> {
-        let caller = authenticate(&self.auth, req, Access::Regular, id).await?;
-        let customer = path_param(path, "/v1/customers/", "", CustomerNumber::parse).ok_or_else(Problem::not_found)?;
-        let partner = self.reads.partner(&caller, &customer).await.map_err(|e| Problem::unexpected(id, &e))?;
-        let view = CustomerView::from(partner.ok_or_else(Problem::not_found)?);
-        Ok(json_response(StatusCode::OK, &view, id))
-    }
-
-    async fn change_contact(&self, req: &Request, path: &str, id: &str) -> Result<Response<Body>, Problem> {
-        let caller = authenticate(&self.auth, req, Access::Regular, id).await?;
-        let customer =
-            path_param(path, "/v1/customers/", "/contact", CustomerNumber::parse).ok_or_else(Problem::not_found)?;
-        let key = idempotency_key(req)?;
-        let (body, raw) = read_json::<Value>(req, &self.contact_schema)?;
+    async fn change_contact(&self, call: &Call) -> Result<Response<Body>, Problem> {
+        let caller = call.caller(&self.auth, Access::Regular).await?;
+        let customer = call.path("customerNumber", CustomerNumber::parse)?;
+        let (body, key) = call.keyed_json_by::<Value>(&self.contact_schema, fingerprint_unconfirmed)?;
         let change = contact_change(&body)?;
-        let answer = self
-            .contact
-            .change(&caller, &customer, change, key.map(|k| (k, fingerprint_unconfirmed(&raw))))
-            .await
-            .map_err(|e| problems::change(e, id))?;
-        Ok(json_response(StatusCode::ACCEPTED, &answer, id))
+        let answer =
+            self.contact.change(&caller, &customer, change, key).await.map_err(|e| problems::change(e, &call.id))?;
+        call.answer(StatusCode::ACCEPTED, &answer)
     }
 
-    async fn change_data(&self, req: &Request, path: &str, id: &str) -> Result<Response<Body>, Problem> {
-        let caller = authenticate(&self.auth, req, Access::Regular, id).await?;
-        let customer = path_param(path, "/v1/customers/", "", CustomerNumber::parse).ok_or_else(Problem::not_found)?;
-        let key = idempotency_key(req)?;
-        let (body, raw) = read_json::<DataChangeBody>(req, &self.data_schema)?;
-        let answer = self
-            .data
-            .change(&caller, &customer, body.into(), key.map(|k| (k, fingerprint_unconfirmed(&raw))))
-            .await
-            .map_err(|e| problems::change(e, id))?;
-        Ok(json_response(StatusCode::ACCEPTED, &answer, id))
+    async fn change_data(&self, call: &Call) -> Result<Response<Body>, Problem> {
+        let caller = call.caller(&self.auth, Access::Regular).await?;
+        let customer = call.path("customerNumber", CustomerNumber::parse)?;
+        let (body, key) = call.keyed_json_by::<DataChangeBody>(&self.data_schema, fingerprint_unconfirmed)?;
+        let answer =
+            self.data.change(&caller, &customer, body.into(), key).await.map_err(|e| problems::change(e, &call.id))?;
+        call.answer(StatusCode::ACCEPTED, &answer)
     }
 }
 

@@ -1,37 +1,30 @@
 //! The dashboard (capability 3): the login's business partners, contract accounts,
 //! contracts and meters.
 
-use http::{Method, StatusCode};
-use lambda_http::{Body, Error, Request, Response, run, service_fn};
+use http::StatusCode;
+use lambda_http::{Body, Error, Response, run, service_fn};
 use portal_domain::clock::{Clock, SystemClock};
 use portal_domain::dashboard::dashboard;
 use portal_domain::identity::sessions::Access;
 use portal_platform::dynamo::DynamoDirectory;
-use portal_platform::http::{Problem, authenticate, json_response, serve};
+use portal_platform::http::Call;
+use portal_platform::http::Problem;
 use portal_platform::live::{Live, LiveAuthenticator};
-use std::convert::Infallible;
 
 struct Api {
     directory: DynamoDirectory,
     auth: LiveAuthenticator,
 }
 
-impl Api {
-    async fn handle(&self, req: Request) -> Result<Response<Body>, Infallible> {
-        serve(req, |req, method, path, id| async move {
-            match (method, path) {
-                (Method::GET, path) if path == "/v1/me/dashboard" => self.dashboard(&req, &id).await,
-                _ => Err(Problem::not_found()),
-            }
-        })
-        .await
-    }
+portal_platform::handle_routes!(Api, "dashboard", {
+    GetDashboard => dashboard,
+});
 
-    async fn dashboard(&self, req: &Request, id: &str) -> Result<Response<Body>, Problem> {
-        let caller = authenticate(&self.auth, req, Access::Regular, id).await?;
-        let view =
-            dashboard(&self.directory, &caller, SystemClock.today()).await.map_err(|e| Problem::unexpected(id, &e))?;
-        Ok(json_response(StatusCode::OK, &view, id))
+impl Api {
+    async fn dashboard(&self, call: &Call) -> Result<Response<Body>, Problem> {
+        let caller = call.caller(&self.auth, Access::Regular).await?;
+        let view = dashboard(&self.directory, &caller, SystemClock.today()).await.map_err(call.unexpected())?;
+        call.answer(StatusCode::OK, &view)
     }
 }
 

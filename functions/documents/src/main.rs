@@ -3,7 +3,7 @@
 //! `files::INLINE_MAX_BYTES` go to and from S3 by presigned URL (`303 See Other` for a
 //! download; `POST /v1/me/document-uploads`, then the upload completed by its `uploadId`).
 
-use http::{HeaderValue, Method, StatusCode, header};
+use http::{HeaderValue, StatusCode, header};
 use jsonschema::Validator;
 use lambda_http::{Body, Error, Request, RequestExt, Response, run, service_fn};
 use portal_domain::clock::{Clock, SystemClock};
@@ -15,14 +15,12 @@ use portal_domain::ids::{CustomerNumber, DocumentId, IdempotencyKey};
 use portal_domain::reads::ScopedReads;
 use portal_domain::uploads::{FileRefusal, MAX_UPLOAD_BYTES, Upload, UploadService, check_file};
 use portal_platform::files::{INLINE_MAX_BYTES, LINK_LIFETIME, S3Files, Staged, staging_key};
-use portal_platform::http::{
-    Problem, authenticate, idempotency_key, json_response, path_param, problems, read_json, serve,
-};
+use portal_platform::http::Call;
+use portal_platform::http::{Problem, idempotency_key, json_response, problems, read_json};
 use portal_platform::live::{Live, LiveAuthenticator};
 use portal_platform::reads::{Download, DynamoReads};
 use portal_platform::schemas;
 use portal_platform::write_path::WritePath;
-use std::convert::Infallible;
 use time::Date;
 
 struct Api {
@@ -58,22 +56,17 @@ fn filter(req: &Request) -> Result<InboxFilter, Problem> {
     Ok(InboxFilter { category, from: date("from")?, to: date("to")? })
 }
 
-impl Api {
-    async fn handle(&self, req: Request) -> Result<Response<Body>, Infallible> {
-        serve(req, |req, method, path, id| async move {
-            match (method, path) {
-                (Method::GET, path) if path == "/v1/me/documents" => self.list(&req, &id).await,
-                (Method::GET, path) if path.starts_with("/v1/me/documents/") => self.download(&req, &path, &id).await,
-                (Method::POST, path) if path == "/v1/me/documents" => self.upload(&req, &id).await,
-                (Method::POST, path) if path == "/v1/me/document-uploads" => self.upload_link(&req, &id).await,
-                _ => Err(Problem::not_found()),
-            }
-        })
-        .await
-    }
+portal_platform::handle_routes!(Api, "documents", {
+    GetDocuments => list,
+    DownloadDocument => download,
+    UploadDocument => upload,
+    CreateUploadLink => upload_link,
+});
 
-    async fn list(&self, req: &Request, id: &str) -> Result<Response<Body>, Problem> {
-        let caller = authenticate(&self.auth, req, Access::Regular, id).await?;
+impl Api {
+    async fn list(&self, call: &Call) -> Result<Response<Body>, Problem> {
+        let (req, id) = (&call.req, call.id.as_str());
+        let caller = call.caller(&self.auth, Access::Regular).await?;
         let filter = filter(req)?;
         let (documents, policy) =
             tokio::try_join!(self.reads.documents(&caller), self.policy()).map_err(|e| Problem::unexpected(id, &e))?;
@@ -85,9 +78,10 @@ impl Api {
         Ok(self.reads.inbox_policy().await?.unwrap_or_else(|| self.policy.clone()))
     }
 
-    async fn download(&self, req: &Request, path: &str, id: &str) -> Result<Response<Body>, Problem> {
-        let caller = authenticate(&self.auth, req, Access::Regular, id).await?;
-        let document = path_param(path, "/v1/me/documents/", "", DocumentId::parse).ok_or_else(Problem::not_found)?;
+    async fn download(&self, call: &Call) -> Result<Response<Body>, Problem> {
+        let id = call.id.as_str();
+        let caller = call.caller(&self.auth, Access::Regular).await?;
+        let document = call.path("documentId", DocumentId::parse)?;
         let (found, policy) = tokio::try_join!(self.reads.document_download(&caller, &document), self.policy())
             .map_err(|e| Problem::unexpected(id, &e))?;
         // A document the inbox does not show cannot be downloaded either.
@@ -136,8 +130,9 @@ impl Api {
     /// An upload: the file as the body, with its media type; or, for a file staged through
     /// an upload link, `uploadId` in the query and no body. `customerNumber`, `title` and
     /// `fileName` in the query. The content decides what the file is.
-    async fn upload(&self, req: &Request, id: &str) -> Result<Response<Body>, Problem> {
-        let caller = authenticate(&self.auth, req, Access::Regular, id).await?;
+    async fn upload(&self, call: &Call) -> Result<Response<Body>, Problem> {
+        let (req, id) = (&call.req, call.id.as_str());
+        let caller = call.caller(&self.auth, Access::Regular).await?;
         let key = idempotency_key(req)?;
         let query = req.query_string_parameters_ref();
         let get = |name: &str| query.and_then(|q| q.first(name)).map(str::to_owned);
@@ -189,8 +184,9 @@ impl Api {
     /// A presigned URL to `PUT` one file of the given media type (up to the upload limit),
     /// for files too large to send through the API; the upload is then completed with
     /// `POST /v1/me/documents?uploadId=…`.
-    async fn upload_link(&self, req: &Request, id: &str) -> Result<Response<Body>, Problem> {
-        let caller = authenticate(&self.auth, req, Access::Regular, id).await?;
+    async fn upload_link(&self, call: &Call) -> Result<Response<Body>, Problem> {
+        let (req, id) = (&call.req, call.id.as_str());
+        let caller = call.caller(&self.auth, Access::Regular).await?;
         let (body, _) = read_json::<UploadLinkBody>(req, &self.upload_link_schema)?;
         let upload_id = hex::encode(random_bytes::<16>());
         let url = self

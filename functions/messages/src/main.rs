@@ -1,25 +1,21 @@
 //! Messages (capability 10): the contact form, with or without a session.
 
-use http::{Method, StatusCode};
+use http::StatusCode;
 use jsonschema::Validator;
-use lambda_http::{Body, Error, Request, Response, run, service_fn};
+use lambda_http::{Body, Error, Response, run, service_fn};
 use portal_domain::clock::SystemClock;
 use portal_domain::identity::credentials::EmailAddress;
 use portal_domain::identity::sessions::Access;
 use portal_domain::ids::CustomerNumber;
 use portal_domain::messages::{MessageInput, MessageService};
-use portal_domain::requests::fingerprint;
 use portal_platform::dynamo::DynamoLimiter;
-use portal_platform::http::{
-    FieldError, Problem, authenticate, bearer_token, idempotency_key, json_response, problems, read_json, serve,
-    source_address,
-};
+use portal_platform::http::Call;
+use portal_platform::http::{FieldError, Problem, bearer_token, problems, source_address};
 use portal_platform::live::{Live, LiveAuthenticator};
 use portal_platform::reads::DynamoReads;
 use portal_platform::schemas;
 use portal_platform::write_path::WritePath;
 use serde::Deserialize;
-use std::convert::Infallible;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -38,25 +34,18 @@ struct Api {
     schema: Validator,
 }
 
-impl Api {
-    async fn handle(&self, req: Request) -> Result<Response<Body>, Infallible> {
-        serve(req, |req, method, path, id| async move {
-            match (method, path.as_str()) {
-                (Method::POST, "/v1/messages") => self.send(&req, &id).await,
-                _ => Err(Problem::not_found()),
-            }
-        })
-        .await
-    }
+portal_platform::handle_routes!(Api, "messages", {
+    SendMessage => send,
+});
 
-    async fn send(&self, req: &Request, id: &str) -> Result<Response<Body>, Problem> {
+impl Api {
+    async fn send(&self, call: &Call) -> Result<Response<Body>, Problem> {
         // The session is optional; a token that is sent must be valid.
-        let caller = match bearer_token(req) {
-            Some(_) => Some(authenticate(&self.auth, req, Access::Regular, id).await?),
+        let caller = match bearer_token(&call.req) {
+            Some(_) => Some(call.caller(&self.auth, Access::Regular).await?),
             None => None,
         };
-        let key = idempotency_key(req)?;
-        let (body, raw) = read_json::<MessageBody>(req, &self.schema)?;
+        let (body, key) = call.keyed_json::<MessageBody>(&self.schema)?;
         let sender = match (body.name, body.email) {
             (Some(name), Some(email)) => {
                 let email =
@@ -78,10 +67,10 @@ impl Api {
         };
         let answer = self
             .service
-            .send(caller.as_ref(), &source_address(req).to_string(), input, key.map(|k| (k, fingerprint(&raw))))
+            .send(caller.as_ref(), &source_address(&call.req).to_string(), input, key)
             .await
-            .map_err(|e| problems::change(e, id))?;
-        Ok(json_response(StatusCode::ACCEPTED, &answer, id))
+            .map_err(|e| problems::change(e, &call.id))?;
+        call.answer(StatusCode::ACCEPTED, &answer)
     }
 }
 

@@ -1,7 +1,7 @@
 //! HTTP mapping of the meter-reading capability: request bodies to domain commands,
 //! domain outcomes to answers.
 
-use http::{Method, StatusCode};
+use http::StatusCode;
 use jsonschema::Validator;
 use lambda_http::{Body, Request, RequestExt, Response};
 use portal_domain::clock::{Clock, SystemClock};
@@ -19,14 +19,16 @@ use portal_domain::ports::{AttemptLimiter, CustomerDirectory, RequestWriter};
 use portal_domain::reads::ScopedReads;
 use portal_domain::requests::fingerprint;
 use portal_platform::dynamo::{DynamoDirectory, DynamoLimiter};
-use portal_platform::http::{
-    Problem, authenticate, idempotency_key, json_response, path_param, problems, read_json, serve, source_address,
-};
+use portal_platform::http::{Problem, idempotency_key, json_response, problems, read_json, source_address};
 use portal_platform::identity::{DynamoLogins, DynamoSessions};
 use portal_platform::live::Live;
 use portal_platform::reads::DynamoReads;
 use portal_platform::schemas;
 use portal_platform::write_path::WritePath;
+use portal_platform::{
+    http::{Call, serve_routes},
+    routes::Operation,
+};
 use rust_decimal::Decimal;
 use serde::Deserialize;
 use std::convert::Infallible;
@@ -119,29 +121,22 @@ where
     }
 
     pub async fn handle(&self, req: Request) -> Result<Response<Body>, Infallible> {
-        serve(req, |req, method, path, id| async move {
-            match (method, path.as_str()) {
-                (Method::POST, "/v1/anonymous/meter-readings/lookup") => self.lookup(&req, &id).await,
-                (Method::POST, "/v1/anonymous/meter-readings") => self.submit(&req, &id).await,
-                (Method::GET, p) if p.starts_with("/v1/meters/") && p.ends_with("/readings") => {
-                    self.readings(&req, p, &id).await
-                }
-                (Method::POST, p) if p.starts_with("/v1/meters/") && p.ends_with("/readings") => {
-                    self.submit_logged_in(&req, p, &id).await
-                }
-                (Method::GET, p) if p.starts_with("/v1/meters/") && p.ends_with("/consumption") => {
-                    self.consumption(&req, p, &id).await
-                }
-                (Method::GET, p) if p.starts_with("/v1/meters/") && p.ends_with("/reading-range") => {
-                    self.reading_range(&req, p, &id).await
-                }
+        serve_routes(req, "meter-readings", |call| async move {
+            match call.operation() {
+                Operation::LookupAnonymousMeterReading => self.lookup(&call).await,
+                Operation::SubmitAnonymousMeterReading => self.submit(&call).await,
+                Operation::GetMeterReadings => self.readings(&call).await,
+                Operation::SubmitMeterReading => self.submit_logged_in(&call).await,
+                Operation::GetConsumption => self.consumption(&call).await,
+                Operation::GetReadingRange => self.reading_range(&call).await,
                 _ => Err(Problem::not_found()),
             }
         })
         .await
     }
 
-    async fn lookup(&self, req: &Request, id: &str) -> Result<Response<Body>, Problem> {
+    async fn lookup(&self, call: &Call) -> Result<Response<Body>, Problem> {
+        let (req, id) = (&call.req, call.id.as_str());
         let (body, _) = read_json::<LookupBody>(req, &self.lookup_schema)?;
         let who = Identification {
             customer: body.customer_number,
@@ -154,34 +149,28 @@ where
     }
 
     /// The caller's meter with its history, or 404 (unknown or another customer's).
-    async fn own_meter(
-        &self,
-        req: &Request,
-        path: &str,
-        suffix: &str,
-        id: &str,
-    ) -> Result<(MeterRecord, Vec<MeterReading>), Problem> {
-        let caller = authenticate(&self.auth, req, Access::Regular, id).await?;
-        let meter = path_param(path, "/v1/meters/", suffix, MeterNumber::parse).ok_or_else(Problem::not_found)?;
-        let found = self.reads.meter_readings(&caller, &meter).await.map_err(|e| Problem::unexpected(id, &e))?;
+    async fn own_meter(&self, call: &Call) -> Result<(MeterRecord, Vec<MeterReading>), Problem> {
+        let caller = call.caller(&self.auth, Access::Regular).await?;
+        let meter = call.path("meterNumber", MeterNumber::parse)?;
+        let found = self.reads.meter_readings(&caller, &meter).await.map_err(call.unexpected())?;
         found.ok_or_else(Problem::not_found)
     }
 
-    async fn readings(&self, req: &Request, path: &str, id: &str) -> Result<Response<Body>, Problem> {
-        let (meter, history) = self.own_meter(req, path, "/readings", id).await?;
-        Ok(json_response(StatusCode::OK, &readings_view(&meter, &history), id))
+    async fn readings(&self, call: &Call) -> Result<Response<Body>, Problem> {
+        let (meter, history) = self.own_meter(call).await?;
+        call.answer(StatusCode::OK, &readings_view(&meter, &history))
     }
 
-    async fn consumption(&self, req: &Request, path: &str, id: &str) -> Result<Response<Body>, Problem> {
-        let (meter, history) = self.own_meter(req, path, "/consumption", id).await?;
-        Ok(json_response(StatusCode::OK, &consumption_view(&meter, &history), id))
+    async fn consumption(&self, call: &Call) -> Result<Response<Body>, Problem> {
+        let (meter, history) = self.own_meter(call).await?;
+        call.answer(StatusCode::OK, &consumption_view(&meter, &history))
     }
 
     /// The plausible values of the caller's meter for a reading on `date` (default today).
-    async fn reading_range(&self, req: &Request, path: &str, id: &str) -> Result<Response<Body>, Problem> {
-        let caller = authenticate(&self.auth, req, Access::Regular, id).await?;
-        let meter =
-            path_param(path, "/v1/meters/", "/reading-range", MeterNumber::parse).ok_or_else(Problem::not_found)?;
+    async fn reading_range(&self, call: &Call) -> Result<Response<Body>, Problem> {
+        let (req, id) = (&call.req, call.id.as_str());
+        let caller = call.caller(&self.auth, Access::Regular).await?;
+        let meter = call.path("meterNumber", MeterNumber::parse)?;
         let date = match req.query_string_parameters_ref().and_then(|q| q.first("date")) {
             None => self.service.clock.today(),
             Some(v) => Date::parse(v, iso_date::FORMAT)
@@ -194,7 +183,8 @@ where
         Ok(json_response(StatusCode::OK, &view, id))
     }
 
-    async fn submit(&self, req: &Request, id: &str) -> Result<Response<Body>, Problem> {
+    async fn submit(&self, call: &Call) -> Result<Response<Body>, Problem> {
+        let (req, id) = (&call.req, call.id.as_str());
         let key = idempotency_key(req)?;
         let (body, raw) = read_json::<SubmitBody>(req, &self.submit_schema)?;
         let reading = AnonymousReading {
@@ -226,9 +216,10 @@ where
     G: LoginStore,
 {
     /// A reading of a logged-in customer's meter: the same rules and write as anonymously.
-    async fn submit_logged_in(&self, req: &Request, path: &str, id: &str) -> Result<Response<Body>, Problem> {
-        let caller = authenticate(&self.auth, req, Access::Regular, id).await?;
-        let meter = path_param(path, "/v1/meters/", "/readings", MeterNumber::parse).ok_or_else(Problem::not_found)?;
+    async fn submit_logged_in(&self, call: &Call) -> Result<Response<Body>, Problem> {
+        let (req, id) = (&call.req, call.id.as_str());
+        let caller = call.caller(&self.auth, Access::Regular).await?;
+        let meter = call.path("meterNumber", MeterNumber::parse)?;
         let key = idempotency_key(req)?;
         let (body, raw) = read_json::<ReadingBody>(req, &self.reading_schema)?;
         let values: Vec<SubmittedValue> =
@@ -510,8 +501,19 @@ mod tests {
     }
 
     #[test]
-    fn unknown_routes_are_404_problems() {
+    fn unknown_routes_are_404_problems_and_other_methods_405_with_allow() {
         let (status, body) = call(&api(), event("/v1/anonymous/nothing", &json!({}), None));
         assert_eq!((status, body["code"].as_str()), (StatusCode::NOT_FOUND, Some("NOT_FOUND")));
+        // Another function's route is not this function's.
+        let (status, _) = call(&api(), event("/v1/messages", &json!({}), None));
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let res =
+            futures::executor::block_on(api().handle(event("/v1/meters/1EMH0012345678/consumption", &json!({}), None)))
+                .unwrap();
+        assert_eq!((res.status(), res.headers()["allow"].to_str().unwrap()), (StatusCode::METHOD_NOT_ALLOWED, "GET"));
+        let Body::Text(text) = res.body() else { panic!("no text body") };
+        let problem: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(problem["code"], "METHOD_NOT_ALLOWED");
+        assert!(portal_platform::schemas::compile("problem.schema.json").unwrap().is_valid(&problem), "{problem}");
     }
 }

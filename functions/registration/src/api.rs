@@ -1,8 +1,8 @@
 //! HTTP mapping of registration.
 
-use http::{Method, StatusCode};
+use http::StatusCode;
 use jsonschema::Validator;
-use lambda_http::{Body, Request, Response};
+use lambda_http::{Body, Response};
 use portal_domain::clock::SystemClock;
 use portal_domain::contact::PhoneNumber;
 use portal_domain::entities::timestamp;
@@ -10,8 +10,9 @@ use portal_domain::identity::credentials::{EmailAddress, Username};
 use portal_domain::identity::registration::{PersonalData, Registration, RegistrationError, RegistrationService};
 use portal_domain::requests::fingerprint;
 use portal_platform::dynamo::{DynamoDirectory, DynamoLimiter};
+use portal_platform::http::Call;
 use portal_platform::http::{
-    FieldError, IdentificationBody, Problem, idempotency_key, json_response, problems, read_json, serve,
+    FieldError, IdentificationBody, Problem, idempotency_key, json_response, problems, read_json,
 };
 use portal_platform::identity::{DynamoLogins, DynamoTokens, SesMailer};
 use portal_platform::live::Live;
@@ -20,7 +21,6 @@ use portal_platform::write_path::WritePath;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::json;
-use std::convert::Infallible;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -49,6 +49,11 @@ pub struct Api {
     register_schema: Validator,
 }
 
+portal_platform::handle_routes!(Api, "registration", {
+    VerifyRegistration => verify,
+    Register => register,
+});
+
 impl Api {
     pub async fn from_env() -> Result<Self, lambda_http::Error> {
         let live = Live::from_env().await?;
@@ -73,18 +78,8 @@ impl Api {
         })
     }
 
-    pub async fn handle(&self, req: Request) -> Result<Response<Body>, Infallible> {
-        serve(req, |req, method, path, id| async move {
-            match (method, path.as_str()) {
-                (Method::POST, "/v1/registrations/verify") => self.verify(&req, &id).await,
-                (Method::POST, "/v1/registrations") => self.register(&req, &id).await,
-                _ => Err(Problem::not_found()),
-            }
-        })
-        .await
-    }
-
-    async fn verify(&self, req: &Request, id: &str) -> Result<Response<Body>, Problem> {
+    async fn verify(&self, call: &Call) -> Result<Response<Body>, Problem> {
+        let (req, id) = (&call.req, call.id.as_str());
         let (body, _) = read_json::<IdentificationBody>(req, &self.verify_schema)?;
         let who = body.identification(req);
         let verified = self.service.verify(&who).await.map_err(|e| problem(e, id))?;
@@ -95,7 +90,8 @@ impl Api {
         Ok(json_response(StatusCode::OK, &answer, id))
     }
 
-    async fn register(&self, req: &Request, id: &str) -> Result<Response<Body>, Problem> {
+    async fn register(&self, call: &Call) -> Result<Response<Body>, Problem> {
+        let (req, id) = (&call.req, call.id.as_str());
         let key = idempotency_key(req)?;
         let (body, raw) = read_json::<RegisterBody>(req, &self.register_schema)?;
         let phone = match body.phone.as_deref() {

@@ -3,14 +3,14 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use http::{Method, StatusCode};
-use lambda_http::{Body, Error, Request, RequestExt, Response, run, service_fn};
+use http::StatusCode;
+use lambda_http::{Body, Error, RequestExt, Response, run, service_fn};
 use portal_domain::identity::sessions::Access;
-use portal_platform::http::{Problem, authenticate, json_response, problems, serve};
+use portal_platform::http::Call;
+use portal_platform::http::{Problem, problems};
 use portal_platform::live::{Live, LiveAuthenticator};
 use portal_platform::request_log::RequestLog;
 use serde_json::json;
-use std::convert::Infallible;
 
 const DEFAULT_LIMIT: usize = 20;
 const MAX_LIMIT: usize = 100;
@@ -31,20 +31,14 @@ fn decode_cursor(raw: &str) -> Option<(String, String)> {
     (at.len() <= 40 && id.len() <= 40).then(|| (at.to_owned(), id.to_owned()))
 }
 
-impl Api {
-    async fn handle(&self, req: Request) -> Result<Response<Body>, Infallible> {
-        serve(req, |req, method, path, id| async move {
-            match (method, path.as_str()) {
-                (Method::GET, "/v1/me/requests") => self.list(&req, &id).await,
-                _ => Err(Problem::not_found()),
-            }
-        })
-        .await
-    }
+portal_platform::handle_routes!(Api, "requests", {
+    ListRequests => list,
+});
 
-    async fn list(&self, req: &Request, id: &str) -> Result<Response<Body>, Problem> {
-        let caller = authenticate(&self.auth, req, Access::Regular, id).await?;
-        let query = req.query_string_parameters_ref();
+impl Api {
+    async fn list(&self, call: &Call) -> Result<Response<Body>, Problem> {
+        let caller = call.caller(&self.auth, Access::Regular).await?;
+        let query = call.req.query_string_parameters_ref();
         let get = |name: &str| query.and_then(|q| q.first(name)).map(str::to_owned);
         let limit = match get("limit") {
             None => DEFAULT_LIMIT,
@@ -57,9 +51,9 @@ impl Api {
         let before = get("cursor")
             .map(|c| decode_cursor(&c).ok_or_else(|| problems::invalid_query("cursor", "not a cursor of this list")))
             .transpose()?;
-        let (requests, more) = self.log.page(&caller, before, limit).await.map_err(|e| Problem::unexpected(id, &e))?;
+        let (requests, more) = self.log.page(&caller, before, limit).await.map_err(call.unexpected())?;
         let next = more.then(|| requests.last().map(|r| encode_cursor(&r.position()))).flatten();
-        Ok(json_response(StatusCode::OK, &json!({ "requests": requests, "nextCursor": next }), id))
+        call.answer(StatusCode::OK, &json!({ "requests": requests, "nextCursor": next }))
     }
 }
 

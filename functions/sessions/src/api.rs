@@ -1,20 +1,18 @@
 //! HTTP mapping of sessions and passwords.
 
-use http::{Method, StatusCode};
+use http::StatusCode;
 use jsonschema::Validator;
-use lambda_http::{Body, Request, Response};
+use lambda_http::{Body, Response};
 use portal_domain::entities::timestamp;
 use portal_domain::identity::access::{AccessError, SessionGrant};
 use portal_domain::identity::sessions::Access;
-use portal_platform::http::{
-    FieldError, Problem, authenticate, json_response, no_content, read_json, serve, source_address,
-};
+use portal_platform::http::Call;
+use portal_platform::http::{FieldError, Problem, json_response, no_content, read_json, source_address};
 use portal_platform::live::{Live, LiveAccess, LiveAuthenticator, LiveResetDesk};
 use portal_platform::schemas;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::json;
-use std::convert::Infallible;
 
 #[derive(Deserialize)]
 struct LoginBody {
@@ -61,6 +59,14 @@ fn grant_body(grant: &SessionGrant) -> serde_json::Value {
     })
 }
 
+portal_platform::handle_routes!(Api, "sessions", {
+    Login => login,
+    Logout => logout,
+    ChangePassword => change_password,
+    RequestPasswordReset => request_reset,
+    ConfirmPasswordReset => confirm_reset,
+});
+
 impl Api {
     pub async fn from_env() -> Result<Self, lambda_http::Error> {
         let live = Live::from_env().await?;
@@ -75,35 +81,24 @@ impl Api {
         })
     }
 
-    pub async fn handle(&self, req: Request) -> Result<Response<Body>, Infallible> {
-        serve(req, |req, method, path, id| async move {
-            match (method, path.as_str()) {
-                (Method::POST, "/v1/sessions") => self.login(&req, &id).await,
-                (Method::DELETE, "/v1/sessions/current") => self.logout(&req, &id).await,
-                (Method::PUT, "/v1/me/password") => self.change_password(&req, &id).await,
-                (Method::POST, "/v1/password-resets") => self.request_reset(&req, &id).await,
-                (Method::POST, "/v1/password-resets/confirm") => self.confirm_reset(&req, &id).await,
-                _ => Err(Problem::not_found()),
-            }
-        })
-        .await
-    }
-
-    async fn login(&self, req: &Request, id: &str) -> Result<Response<Body>, Problem> {
+    async fn login(&self, call: &Call) -> Result<Response<Body>, Problem> {
+        let (req, id) = (&call.req, call.id.as_str());
         let (body, _) = read_json::<LoginBody>(req, &self.login_schema)?;
         let grant = self.service.login(&body.username, &body.password, &source_address(req)).await;
         let grant = grant.map_err(|e| problem(e, id))?;
         Ok(json_response(StatusCode::CREATED, &grant_body(&grant), id))
     }
 
-    async fn logout(&self, req: &Request, id: &str) -> Result<Response<Body>, Problem> {
-        let caller = authenticate(&self.auth, req, Access::DuringPasswordChange, id).await?;
+    async fn logout(&self, call: &Call) -> Result<Response<Body>, Problem> {
+        let (_req, id) = (&call.req, call.id.as_str());
+        let caller = call.caller(&self.auth, Access::DuringPasswordChange).await?;
         self.service.logout(&caller).await.map_err(|e| problem(e, id))?;
         Ok(no_content(id))
     }
 
-    async fn change_password(&self, req: &Request, id: &str) -> Result<Response<Body>, Problem> {
-        let caller = authenticate(&self.auth, req, Access::DuringPasswordChange, id).await?;
+    async fn change_password(&self, call: &Call) -> Result<Response<Body>, Problem> {
+        let (req, id) = (&call.req, call.id.as_str());
+        let caller = call.caller(&self.auth, Access::DuringPasswordChange).await?;
         let (body, _) = read_json::<PasswordChangeBody>(req, &self.change_schema)?;
         let grant = self
             .service
@@ -113,7 +108,8 @@ impl Api {
         Ok(json_response(StatusCode::OK, &grant_body(&grant), id))
     }
 
-    async fn request_reset(&self, req: &Request, id: &str) -> Result<Response<Body>, Problem> {
+    async fn request_reset(&self, call: &Call) -> Result<Response<Body>, Problem> {
+        let (req, id) = (&call.req, call.id.as_str());
         let (body, _) = read_json::<ResetBody>(req, &self.reset_schema)?;
         let answer = self.resets.request(&body.username_or_email, &source_address(req)).await;
         answer.map_err(|e| problem(e, id))?;
@@ -121,7 +117,8 @@ impl Api {
         Ok(json_response(StatusCode::ACCEPTED, &answer, id))
     }
 
-    async fn confirm_reset(&self, req: &Request, id: &str) -> Result<Response<Body>, Problem> {
+    async fn confirm_reset(&self, call: &Call) -> Result<Response<Body>, Problem> {
+        let (req, id) = (&call.req, call.id.as_str());
         let (body, _) = read_json::<ResetConfirmBody>(req, &self.confirm_schema)?;
         self.service.confirm_reset(&body.token, &body.new_password).await.map_err(|e| problem(e, id))?;
         Ok(no_content(id))

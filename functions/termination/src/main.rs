@@ -1,9 +1,9 @@
 //! Contract termination (capability 13): reason, date, final-bill address, final reading
 //! and final-bill payment, confirmed like a bank-details change.
 
-use http::{Method, StatusCode};
+use http::StatusCode;
 use jsonschema::Validator;
-use lambda_http::{Body, Error, Request, Response, run, service_fn};
+use lambda_http::{Body, Error, Response, run, service_fn};
 use portal_domain::bank::AccountInput;
 use portal_domain::clock::SystemClock;
 use portal_domain::entities::{Address, PaymentMethod, iso_date};
@@ -14,9 +14,8 @@ use portal_domain::requests::fingerprint_unconfirmed;
 use portal_domain::termination::{
     FinalBillAddress, FinalBillPayment, FinalReading, Termination, TerminationPolicy, TerminationService,
 };
-use portal_platform::http::{
-    Problem, authenticate, idempotency_key, json_response, path_param, problems, read_json, serve,
-};
+use portal_platform::http::Call;
+use portal_platform::http::{Problem, problems};
 use portal_platform::identity::{DynamoLogins, DynamoThrottle, SesMailer};
 use portal_platform::live::{Live, LiveAuthenticator};
 use portal_platform::reads::DynamoReads;
@@ -25,7 +24,6 @@ use portal_platform::write_path::WritePath;
 use rust_decimal::Decimal;
 use secrecy::SecretString;
 use serde::Deserialize;
-use std::convert::Infallible;
 use time::Date;
 
 #[derive(Deserialize)]
@@ -127,45 +125,30 @@ struct Api {
     schema: Validator,
 }
 
-impl Api {
-    async fn handle(&self, req: Request) -> Result<Response<Body>, Infallible> {
-        serve(req, |req, method, path, id| async move {
-            match (method, path) {
-                (Method::POST, path) if path.ends_with("/terminations") => self.terminate(&req, &path, &id).await,
-                (Method::GET, path) if path.ends_with("/termination-options") => self.options(&req, &path, &id).await,
-                _ => Err(Problem::not_found()),
-            }
-        })
-        .await
-    }
+portal_platform::handle_routes!(Api, "termination", {
+    TerminateContract => terminate,
+    GetTerminationOptions => options,
+});
 
-    async fn terminate(&self, req: &Request, path: &str, id: &str) -> Result<Response<Body>, Problem> {
-        let caller = authenticate(&self.auth, req, Access::Regular, id).await?;
-        let contract = path_param(path, "/v1/contracts/", "/terminations", ContractNumber::parse)
-            .ok_or_else(Problem::not_found)?;
-        let key = idempotency_key(req)?;
-        let (mut body, raw) = read_json::<TerminationBody>(req, &self.schema)?;
+impl Api {
+    async fn terminate(&self, call: &Call) -> Result<Response<Body>, Problem> {
+        let caller = call.caller(&self.auth, Access::Regular).await?;
+        let contract = call.path("contractNumber", ContractNumber::parse)?;
+        let (mut body, key) = call.keyed_json_by::<TerminationBody>(&self.schema, fingerprint_unconfirmed)?;
         let password = body.current_password.take();
         let answer = self
             .service
-            .terminate(
-                &caller,
-                &contract,
-                body.into(),
-                password.as_ref(),
-                key.map(|k| (k, fingerprint_unconfirmed(&raw))),
-            )
+            .terminate(&caller, &contract, body.into(), password.as_ref(), key)
             .await
-            .map_err(|e| problems::change(e, id))?;
-        Ok(json_response(StatusCode::ACCEPTED, &answer, id))
+            .map_err(|e| problems::change(e, &call.id))?;
+        call.answer(StatusCode::ACCEPTED, &answer)
     }
 
-    async fn options(&self, req: &Request, path: &str, id: &str) -> Result<Response<Body>, Problem> {
-        let caller = authenticate(&self.auth, req, Access::Regular, id).await?;
-        let contract = path_param(path, "/v1/contracts/", "/termination-options", ContractNumber::parse)
-            .ok_or_else(Problem::not_found)?;
-        let answer = self.service.options(&caller, &contract).await.map_err(|e| problems::change(e, id))?;
-        Ok(json_response(StatusCode::OK, &answer, id))
+    async fn options(&self, call: &Call) -> Result<Response<Body>, Problem> {
+        let caller = call.caller(&self.auth, Access::Regular).await?;
+        let contract = call.path("contractNumber", ContractNumber::parse)?;
+        let answer = self.service.options(&caller, &contract).await.map_err(|e| problems::change(e, &call.id))?;
+        call.answer(StatusCode::OK, &answer)
     }
 }
 

@@ -33,9 +33,11 @@ pub struct Problem {
     pub detail: String,
     pub errors: Vec<FieldError>,
     /// Seconds for a `Retry-After` header.
-    pub retry_after: Option<i64>,
+    pub retry_after: Option<u32>,
     /// Further members of the problem (RFC 9457 extensions), e.g. a reading's allowed ranges.
     pub extensions: serde_json::Map<String, Value>,
+    /// The methods for an `Allow` header (405).
+    pub allow: Option<Box<str>>,
 }
 
 impl Problem {
@@ -47,11 +49,12 @@ impl Problem {
             errors: Vec::new(),
             retry_after: None,
             extensions: serde_json::Map::new(),
+            allow: None,
         }
     }
 
     pub fn with_retry_after(mut self, seconds: i64) -> Self {
-        self.retry_after = Some(seconds.max(1));
+        self.retry_after = Some(u32::try_from(seconds.max(1)).unwrap_or(u32::MAX));
         self
     }
 
@@ -119,6 +122,11 @@ impl Problem {
             && let Ok(value) = HeaderValue::from_str(&seconds.to_string())
         {
             response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        if let Some(allow) = &self.allow
+            && let Ok(value) = HeaderValue::from_str(allow)
+        {
+            response.headers_mut().insert(header::ALLOW, value);
         }
         response
     }
@@ -324,6 +332,99 @@ where
     crate::metrics::with_request(ids, handle.instrument(span)).await
 }
 
+/// One request as a handler sees it: the route it matched (its operation), its path
+/// parameters, and the extractors every handler uses (the caller, a path id, the checked
+/// body, the idempotency key), each answering its own refusal.
+pub struct Call {
+    pub req: Request,
+    /// The invocation's request id, for answers and logs.
+    pub id: String,
+    pub route: &'static crate::routes::Route,
+    params: crate::routes::PathParams,
+}
+
+impl Call {
+    pub fn operation(&self) -> crate::routes::Operation {
+        self.route.operation
+    }
+
+    /// The authenticated caller at this access level (401, 403 otherwise).
+    pub async fn caller<S: SessionStore, G: LoginStore, C: Clock>(
+        &self,
+        auth: &Authenticator<S, G, C>,
+        access: Access,
+    ) -> Result<Caller, Problem> {
+        authenticate(auth, &self.req, access, &self.id).await
+    }
+
+    /// The path parameter `name` parsed into its domain type (404 if it does not parse).
+    pub fn path<T, E>(&self, name: &str, parse: impl Fn(&str) -> Result<T, E>) -> Result<T, Problem> {
+        self.params.get(name, parse)
+    }
+
+    /// The body, schema-validated and typed, with the parsed JSON ([`read_json`]).
+    pub fn json<T: DeserializeOwned>(&self, schema: &Validator) -> Result<(T, Value), Problem> {
+        read_json(&self.req, schema)
+    }
+
+    /// The `Idempotency-Key` (checked first, 400 if malformed), then the body: the typed
+    /// body and the key with the body's fingerprint, as a write takes them.
+    pub fn keyed_json<T: DeserializeOwned>(
+        &self,
+        schema: &Validator,
+    ) -> Result<(T, Option<(IdempotencyKey, String)>), Problem> {
+        self.keyed_json_by(schema, portal_domain::requests::fingerprint)
+    }
+
+    /// [`Call::keyed_json`] with another fingerprint (one that leaves out the password a
+    /// change is confirmed with).
+    pub fn keyed_json_by<T: DeserializeOwned>(
+        &self,
+        schema: &Validator,
+        fingerprint: fn(&Value) -> String,
+    ) -> Result<(T, Option<(IdempotencyKey, String)>), Problem> {
+        let key = idempotency_key(&self.req)?;
+        let (body, raw) = read_json(&self.req, schema)?;
+        Ok((body, key.map(|k| (k, fingerprint(&raw)))))
+    }
+
+    /// A JSON answer with this status.
+    pub fn answer(&self, status: StatusCode, body: &impl Serialize) -> Result<Response<Body>, Problem> {
+        Ok(json_response(status, body, &self.id))
+    }
+
+    /// Maps an unexpected error (logged with the request id) to 500, or 503 when a service
+    /// did not answer in time.
+    pub fn unexpected<E: std::fmt::Display>(&self) -> impl Fn(E) -> Problem + '_ {
+        move |e| Problem::unexpected(&self.id, &e)
+    }
+}
+
+/// [`serve`] for a function of the API: the request's route from the one route table
+/// ([`crate::routes`]), 404 or 405 for none, and the handler with the [`Call`].
+pub async fn serve_routes<F, Fut>(
+    req: Request,
+    function: &'static str,
+    handler: F,
+) -> Result<Response<Body>, std::convert::Infallible>
+where
+    F: FnOnce(Call) -> Fut,
+    Fut: std::future::Future<Output = Result<Response<Body>, Problem>> + Send,
+{
+    serve(req, |req, method, path, id| async move {
+        let (route, params) = crate::routes::find(&method, &path)?;
+        if route.function != function {
+            return Err(Problem::not_found());
+        }
+        // Boxed: one allocation per request keeps the nested future types of every
+        // function's handlers within the compiler's layout depth.
+        let handled: std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response<Body>, Problem>> + Send + '_>> =
+            Box::pin(handler(Call { req, id, route, params }));
+        handled.await
+    })
+    .await
+}
+
 /// API Gateway's request id of the request (`requestContext.requestId`), which its access
 /// log holds too.
 pub fn api_request_id(req: &Request) -> Option<String> {
@@ -358,7 +459,7 @@ fn mask_path(path: &str) -> String {
 }
 
 /// Seconds a client should wait before retrying a 503.
-const UNAVAILABLE_RETRY_AFTER_SECONDS: i64 = 1;
+const UNAVAILABLE_RETRY_AFTER_SECONDS: u32 = 1;
 /// Kept back from the function's timeout to answer a request that ran out of time with a
 /// problem (503 with the request id) instead of the gateway's bare 5xx.
 const ANSWER_MARGIN: std::time::Duration = std::time::Duration::from_millis(750);
@@ -471,16 +572,6 @@ pub async fn authenticate<S: SessionStore, G: LoginStore, C: Clock>(
         ),
         AuthError::Store(e) => Problem::unexpected(request_id, &e),
     })
-}
-
-/// The path parameter between `prefix` and `suffix` (`/v1/meters/{x}/readings`), parsed;
-/// `None` for another path or a value that does not parse (answered 404 like an unknown id).
-pub fn path_param<T, E>(path: &str, prefix: &str, suffix: &str, parse: impl Fn(&str) -> Result<T, E>) -> Option<T> {
-    let rest = path.strip_prefix(prefix)?.strip_suffix(suffix)?;
-    if rest.is_empty() || rest.contains('/') {
-        return None;
-    }
-    parse(rest).ok()
 }
 
 /// The optional `Idempotency-Key` header.

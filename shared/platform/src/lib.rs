@@ -2,6 +2,9 @@
 //! the DynamoDB and SQS adapters of the domain's ports (the one write path and its relay
 //! among them), the CRM import, and the HTTP glue (schemas, problem details, bodies).
 
+/// For [`handle_routes!`].
+pub use lambda_http;
+
 pub mod aws;
 pub mod config;
 pub mod data_export;
@@ -16,6 +19,7 @@ pub mod queue;
 pub mod reads;
 pub mod redrive;
 pub mod request_log;
+pub mod routes;
 pub mod schemas;
 pub mod sync;
 pub mod telemetry;
