@@ -22,6 +22,7 @@ pub mod identification;
 pub mod identity;
 pub mod ids;
 pub mod installments;
+pub mod logins;
 pub mod messages;
 pub mod meter_reading;
 pub mod names;

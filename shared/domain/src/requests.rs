@@ -3,10 +3,10 @@
 //! answer given to the client, all decided by the rules before anything is written.
 
 use crate::entities::{LastReading, LoginStatus};
-use crate::identity::{LoginRecord, TokenPurpose};
 use crate::ids::{
     AccountNumber, ContractNumber, CustomerNumber, IdempotencyKey, InstallationId, LoginId, MeterNumber, RequestId,
 };
+use crate::logins::{LoginRecord, TokenPurpose};
 use crate::ports::StoreError;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
