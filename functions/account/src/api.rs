@@ -10,7 +10,7 @@ use portal_domain::identity::sessions::Access;
 use portal_platform::data_export::DynamoExport;
 use portal_platform::dynamo::{DynamoDirectory, DynamoLimiter};
 use portal_platform::http::Call;
-use portal_platform::http::{IdentificationBody, Problem, json_response, no_content, problems, read_json};
+use portal_platform::http::{IdentificationBody, Problem, json_response, no_content, problems};
 use portal_platform::identity::{DynamoLogins, DynamoSessions, DynamoThrottle, SesMailer};
 use portal_platform::live::{Live, LiveAuthenticator};
 use portal_platform::schemas;
@@ -105,7 +105,7 @@ impl Api {
         let body = if req.body().is_empty() {
             DeletionBody::default()
         } else {
-            read_json::<DeletionBody>(req, &self.deletion_schema)?.0
+            call.json::<DeletionBody>(&self.deletion_schema)?.0
         };
         self.confirmation
             .confirm(&caller, body.current_password.as_ref())
@@ -118,7 +118,7 @@ impl Api {
     async fn add_customer_number(&self, call: &Call) -> Result<Response<Body>, Problem> {
         let (req, id) = (&call.req, call.id.as_str());
         let caller = call.caller(&self.auth, Access::Regular).await?;
-        let (body, _) = read_json::<IdentificationBody>(req, &self.add_schema)?;
+        let (body, _) = call.json::<IdentificationBody>(&self.add_schema)?;
         let who = body.identification(req);
         let view = self.service.add_customer_number(&caller, &who).await.map_err(|e| problem(e, id))?;
         Ok(json_response(StatusCode::OK, &view, id))

@@ -17,9 +17,8 @@ use portal_domain::meter_reading::{
 use portal_domain::plausibility::SubmittedValue;
 use portal_domain::ports::{AttemptLimiter, CustomerDirectory, RequestWriter};
 use portal_domain::reads::ScopedReads;
-use portal_domain::requests::fingerprint;
 use portal_platform::dynamo::{DynamoDirectory, DynamoLimiter};
-use portal_platform::http::{Problem, idempotency_key, json_response, problems, read_json, source_address};
+use portal_platform::http::{Problem, json_response, problems, source_address};
 use portal_platform::identity::{DynamoLogins, DynamoSessions};
 use portal_platform::live::Live;
 use portal_platform::reads::DynamoReads;
@@ -137,7 +136,7 @@ where
 
     async fn lookup(&self, call: &Call) -> Result<Response<Body>, Problem> {
         let (req, id) = (&call.req, call.id.as_str());
-        let (body, _) = read_json::<LookupBody>(req, &self.lookup_schema)?;
+        let (body, _) = call.json::<LookupBody>(&self.lookup_schema)?;
         let who = Identification {
             customer: body.customer_number,
             name: body.last_name,
@@ -185,8 +184,7 @@ where
 
     async fn submit(&self, call: &Call) -> Result<Response<Body>, Problem> {
         let (req, id) = (&call.req, call.id.as_str());
-        let key = idempotency_key(req)?;
-        let (body, raw) = read_json::<SubmitBody>(req, &self.submit_schema)?;
+        let (body, key) = call.keyed_json::<SubmitBody>(&self.submit_schema)?;
         let reading = AnonymousReading {
             identification: Identification {
                 customer: body.customer_number,
@@ -198,7 +196,7 @@ where
             reading_date: body.reading_date,
             values: body.values.into_iter().map(|v| SubmittedValue { register: v.register, value: v.value }).collect(),
             confirmed_implausible: body.confirmed_implausible,
-            idempotency: key.map(|k| (k, fingerprint(&raw))),
+            idempotency: key,
         };
         let answer = self.service.submit(reading).await.map_err(|e| problem(e, id))?;
         Ok(json_response(StatusCode::ACCEPTED, &answer, id))
@@ -217,23 +215,15 @@ where
 {
     /// A reading of a logged-in customer's meter: the same rules and write as anonymously.
     async fn submit_logged_in(&self, call: &Call) -> Result<Response<Body>, Problem> {
-        let (req, id) = (&call.req, call.id.as_str());
+        let id = call.id.as_str();
         let caller = call.caller(&self.auth, Access::Regular).await?;
         let meter = call.path("meterNumber", MeterNumber::parse)?;
-        let key = idempotency_key(req)?;
-        let (body, raw) = read_json::<ReadingBody>(req, &self.reading_schema)?;
+        let (body, key) = call.keyed_json::<ReadingBody>(&self.reading_schema)?;
         let values: Vec<SubmittedValue> =
             body.values.into_iter().map(|v| SubmittedValue { register: v.register, value: v.value }).collect();
         let answer = self
             .service
-            .submit_as(
-                &caller,
-                &meter,
-                body.reading_date,
-                &values,
-                body.confirmed_implausible,
-                key.map(|k| (k, fingerprint(&raw))),
-            )
+            .submit_as(&caller, &meter, body.reading_date, &values, body.confirmed_implausible, key)
             .await
             .map_err(|e| match e {
                 MeterReadingError::MeterNotFound => Problem::not_found(),

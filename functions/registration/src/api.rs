@@ -8,12 +8,9 @@ use portal_domain::contact::PhoneNumber;
 use portal_domain::entities::timestamp;
 use portal_domain::identity::credentials::{EmailAddress, Username};
 use portal_domain::identity::registration::{PersonalData, Registration, RegistrationError, RegistrationService};
-use portal_domain::requests::fingerprint;
 use portal_platform::dynamo::{DynamoDirectory, DynamoLimiter};
 use portal_platform::http::Call;
-use portal_platform::http::{
-    FieldError, IdentificationBody, Problem, idempotency_key, json_response, problems, read_json,
-};
+use portal_platform::http::{FieldError, IdentificationBody, Problem, json_response, problems};
 use portal_platform::identity::{DynamoLogins, DynamoTokens, SesMailer};
 use portal_platform::live::Live;
 use portal_platform::schemas;
@@ -80,7 +77,7 @@ impl Api {
 
     async fn verify(&self, call: &Call) -> Result<Response<Body>, Problem> {
         let (req, id) = (&call.req, call.id.as_str());
-        let (body, _) = read_json::<IdentificationBody>(req, &self.verify_schema)?;
+        let (body, _) = call.json::<IdentificationBody>(&self.verify_schema)?;
         let who = body.identification(req);
         let verified = self.service.verify(&who).await.map_err(|e| problem(e, id))?;
         let answer = json!({
@@ -91,9 +88,8 @@ impl Api {
     }
 
     async fn register(&self, call: &Call) -> Result<Response<Body>, Problem> {
-        let (req, id) = (&call.req, call.id.as_str());
-        let key = idempotency_key(req)?;
-        let (body, raw) = read_json::<RegisterBody>(req, &self.register_schema)?;
+        let id = call.id.as_str();
+        let (body, key) = call.keyed_json::<RegisterBody>(&self.register_schema)?;
         let phone = match body.phone.as_deref() {
             None => None,
             Some(p) => Some(PhoneNumber::parse(p).map_err(|m| {
@@ -114,7 +110,7 @@ impl Api {
                 terms_of_use_version: body.accepted_terms.terms_of_use,
                 privacy_notice_version: body.accepted_terms.privacy_notice,
             },
-            idempotency: key.map(|k| (k, fingerprint(&raw))),
+            idempotency: key,
         };
         let answer = self.service.register(registration).await.map_err(|e| problem(e, id))?;
         Ok(json_response(StatusCode::CREATED, &answer, id))

@@ -7,7 +7,7 @@ use portal_domain::entities::timestamp;
 use portal_domain::identity::access::{AccessError, SessionGrant};
 use portal_domain::identity::sessions::Access;
 use portal_platform::http::Call;
-use portal_platform::http::{FieldError, Problem, json_response, no_content, read_json, source_address};
+use portal_platform::http::{FieldError, Problem, json_response, no_content, source_address};
 use portal_platform::live::{Live, LiveAccess, LiveAuthenticator, LiveResetDesk};
 use portal_platform::schemas;
 use secrecy::{ExposeSecret, SecretString};
@@ -83,7 +83,7 @@ impl Api {
 
     async fn login(&self, call: &Call) -> Result<Response<Body>, Problem> {
         let (req, id) = (&call.req, call.id.as_str());
-        let (body, _) = read_json::<LoginBody>(req, &self.login_schema)?;
+        let (body, _) = call.json::<LoginBody>(&self.login_schema)?;
         let grant = self.service.login(&body.username, &body.password, &source_address(req)).await;
         let grant = grant.map_err(|e| problem(e, id))?;
         Ok(json_response(StatusCode::CREATED, &grant_body(&grant), id))
@@ -97,9 +97,9 @@ impl Api {
     }
 
     async fn change_password(&self, call: &Call) -> Result<Response<Body>, Problem> {
-        let (req, id) = (&call.req, call.id.as_str());
+        let id = call.id.as_str();
         let caller = call.caller(&self.auth, Access::DuringPasswordChange).await?;
-        let (body, _) = read_json::<PasswordChangeBody>(req, &self.change_schema)?;
+        let (body, _) = call.json::<PasswordChangeBody>(&self.change_schema)?;
         let grant = self
             .service
             .change_password(&caller, &body.current_password, &body.new_password)
@@ -110,7 +110,7 @@ impl Api {
 
     async fn request_reset(&self, call: &Call) -> Result<Response<Body>, Problem> {
         let (req, id) = (&call.req, call.id.as_str());
-        let (body, _) = read_json::<ResetBody>(req, &self.reset_schema)?;
+        let (body, _) = call.json::<ResetBody>(&self.reset_schema)?;
         let answer = self.resets.request(&body.username_or_email, &source_address(req)).await;
         answer.map_err(|e| problem(e, id))?;
         let answer = json!({ "status": "ACCEPTED", "detail": "If a login exists for this name or address, an e-mail is on its way." });
@@ -118,8 +118,8 @@ impl Api {
     }
 
     async fn confirm_reset(&self, call: &Call) -> Result<Response<Body>, Problem> {
-        let (req, id) = (&call.req, call.id.as_str());
-        let (body, _) = read_json::<ResetConfirmBody>(req, &self.confirm_schema)?;
+        let id = call.id.as_str();
+        let (body, _) = call.json::<ResetConfirmBody>(&self.confirm_schema)?;
         self.service.confirm_reset(&body.token, &body.new_password).await.map_err(|e| problem(e, id))?;
         Ok(no_content(id))
     }
